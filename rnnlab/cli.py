@@ -1,0 +1,96 @@
+"""The `rnnlab` command line: run one trial, search, replay, sync and report.
+
+Bad input (unknown fields, wrong types, invalid values, missing files) exits with code 2 and a message naming the
+field, before any work starts. Anything else is a bug or a real failure and shows its full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rnnlab.config import ConfigError, parse_set_args
+
+EXIT_BAD_INPUT = 2
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", help="experiment file (path or name in ./experiments)")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override a config field by its dotted path, e.g. model.hidden_size=64")  # fmt: skip
+    parser.add_argument("--device", help="force a device (cpu, cuda, cuda:N); default: CUDA when present")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, str]:
+    overrides = parse_set_args(args.overrides)
+    if getattr(args, "device", None):
+        overrides["train.device"] = args.device
+    return overrides
+
+
+def check_output_dir(out: Path, resume: bool) -> None:
+    """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not (out / "checkpoints").exists():
+        raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    import os
+
+    if not os.access(probe, os.W_OK):
+        raise ConfigError("--out", f"{probe} is not writable; choose another --out")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rnnlab.experiment import load_experiment
+    from rnnlab.trial import run_trial
+
+    experiment = load_experiment(args.experiment, overrides_from(args))
+    cfg = experiment.config
+    out = Path(args.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_dir(out, args.resume)
+    from rnnlab.progress import EpochProgress
+    from rnnlab.tracking import open_tracker
+
+    with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
+
+        def report(metrics, checkpoint=None):  # noqa: E306
+            tracker.log(metrics, checkpoint)
+            progress.update(metrics)
+
+        result = run_trial(cfg, report, out, resume_from=out / "checkpoints" if args.resume else None)
+        tracker.finish(result)
+    print(f"run folder: {out}")
+    if result["status"] == "diverged":
+        print(f"trial diverged: {result['reason']}", file=sys.stderr)
+        return 1
+    shown = {k: v for k, v in result.items() if k.startswith(("test/", "best/"))}
+    print("result: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one trial in-process (no Ray)")
+    add_common(run)
+    run.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"rnnlab: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Typed configs for a trial, dotted overrides (`--set a.b=v`), and validation.
+
+One name per hyperparameter: the dotted field path (`model.hidden_size`, `optim.learning_rate`) is the `--set`
+flag, the Optuna parameter, the W&B config key and the Ray result column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """A bad config value. `field` is the dotted path; the message says what would be valid."""
+
+    def __init__(self, field_path: str, message: str):
+        self.field = field_path
+        super().__init__(f"{field_path}: {message}")
+
+
+# --- model -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ESNConfig:
+    """Echo state network: leaky reservoir x[t] = (1-a) x[t-1] + a tanh(W_in u[t] + W x[t-1] + b)."""
+
+    units: int = 500
+    spectral_radius: float = 0.9
+    leak_rate: float = 0.3
+    input_scaling: float = 1.0
+    density: float = 0.1  # fraction of non-zero recurrent weights
+    input_density: float = 1.0  # fraction of non-zero input weights
+    bias_scaling: float = 0.0
+    washout: int = 0  # leading time steps left out of the ridge fit
+    ridge: float = 1e-6
+    readout: Literal["ridge", "gradient"] = "ridge"
+    pooling: Literal["last", "mean"] = "last"  # state summary for sequence-level tasks
+
+
+@dataclass
+class IndRNNConfig:
+    """IndRNN (Li et al., 2018): h_t = relu(W x_t + u * h_{t-1} + b), |u| <= gamma^(1/T)."""
+
+    recurrent_gamma: float = 2.0  # largest gradient growth allowed over the sequence
+    time_steps: int = 0  # T in the bound; 0 takes the data's sequence length
+    batch_norm: bool = False
+    residual: bool = False
+
+
+@dataclass
+class HopfieldConfig:
+    """Classical binary Hopfield memory and modern continuous Hopfield layers (Ramsauer et al., 2021)."""
+
+    rule: Literal["hebbian", "storkey"] = "hebbian"
+    update: Literal["sync", "async"] = "async"
+    max_iterations: int = 20
+    beta: float = 1.0  # inverse temperature of the modern update softmax(beta X^T xi)
+    num_queries: int = 1  # learned query patterns of Hopfield pooling
+    encoder: Literal["none", "lstm", "gru"] = "none"  # recurrent encoder under the pooling layer
+
+
+@dataclass
+class ModelConfig:
+    family: str = "lstm"  # a key of rnnlab.models.MODELS
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked layers
+    nonlinearity: Literal["tanh", "relu"] = "tanh"  # Elman RNN only
+    embedding_size: int = 64  # for token inputs
+    esn: ESNConfig = field(default_factory=ESNConfig)
+    indrnn: IndRNNConfig = field(default_factory=IndRNNConfig)
+    hopfield: HopfieldConfig = field(default_factory=HopfieldConfig)
+
+
+# --- data ------------------------------------------------------------------------------------------------------
+
+TASKS = ("classification", "tagging", "lm", "regression", "forecast", "recall")
+
+
+@dataclass
+class DataConfig:
+    source: Literal["builtin", "hub", "local"] = "builtin"
+    name: str = "digits"  # built-in task, hub path, or local file path / glob
+    task: Literal["classification", "tagging", "lm", "regression", "forecast", "recall"] = "classification"
+    config_name: str | None = None  # hub dataset configuration
+    revision: str | None = None  # hub git revision (branch, tag or commit)
+    format: Literal["csv", "json", "parquet", "text"] | None = None  # local builder; None: from the extension
+    train_split: str = "train"
+    val_split: str | None = None  # None: carved out of train
+    test_split: str | None = None  # None: carved out of train
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    text_column: str = "text"
+    tokens_column: str = "tokens"
+    label_column: str = "label"
+    target_column: str = "target"
+    tokenizer: Literal["char", "word"] = "char"
+    max_vocab: int = 20000
+    min_freq: int = 1
+    max_length: int = 0  # truncate token sequences; 0 keeps all
+    seq_len: int = 100  # built-in tasks: sequence length
+    num_samples: int = 10000  # built-in tasks: sequences generated
+    window: int = 0  # forecast: window length; 0 keeps one sequence per split
+    horizon: int = 1  # forecast: steps ahead
+    normalize: bool = True  # forecast/regression: standardise with train statistics
+    noise: float = 0.1  # recall: fraction of flipped bits in a cue
+    cache_dir: str | None = None  # None: ~/.cache/rnnlab
+
+
+# --- optimisation and training ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    step_size: int = 10  # step schedule: epochs between decays
+    gamma: float = 0.1  # step schedule: decay factor
+    grad_clip: float = 0.0  # 0 disables clipping
+    clip_mode: Literal["norm", "value"] = "norm"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    patience: int = 0  # epochs without improvement of `metric` before stopping; 0 disables
+    bptt: int = 100  # language modelling: truncated back-propagation length
+    max_batches: int = 0  # cap on batches per epoch (smoke runs); 0 uses all
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    diagnostics_every: int = 0  # epochs between RNN diagnostics; 0 disables
+
+
+@dataclass
+class TrackingConfig:
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "rnnlab"
+    entity: str | None = None
+    group: str | None = None  # None: the experiment or search name
+    tags: list[str] = field(default_factory=list)
+    log_checkpoints: bool = False  # upload the best checkpoint as an artifact
+
+
+@dataclass
+class SearchConfig:
+    samples: int = 8
+    concurrency: int = 2
+    sampler: Literal["tpe", "random", "cmaes", "gp", "grid"] = "tpe"
+    scheduler: Literal["asha", "hyperband", "pbt", "none"] = "asha"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_failures: int = 2  # retries of a failed trial from its last checkpoint
+    grace_period: int = 1  # epochs before a scheduler may stop a trial
+    objectives: list[str] = field(default_factory=list)  # extra objectives "metric:mode" (multi-objective)
+
+
+@dataclass
+class Config:
+    name: str = "experiment"
+    seed: int = 0
+    metric: str = "val/loss"  # monitored for early stopping, best checkpoint and search
+    mode: Literal["min", "max"] = "min"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+# --- flattening and overrides ----------------------------------------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def to_flat_dict(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model.hidden_size": 128, ...}: the names used by --set, Optuna, W&B and Ray."""
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            flat.update(to_flat_dict(value, key + "."))
+        else:
+            flat[key] = list(value) if isinstance(value, list) else value
+    return flat
+
+
+def from_flat_dict(flat: dict[str, Any]) -> Config:
+    """Inverse of `to_flat_dict`: a Config from a (possibly partial) flat dict, validated."""
+    return apply_overrides(Config(), flat)
+
+
+def field_paths(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every dotted path of `cls` and its type annotation."""
+    paths: dict[str, Any] = {}
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            paths.update(field_paths(tp, f"{prefix}{name}."))
+        else:
+            paths[f"{prefix}{name}"] = tp
+    return paths
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if _is_optional(tp):
+        return _type_name(_strip_optional(tp)) + " or None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _strip_optional(tp: Any) -> Any:
+    rest = [a for a in get_args(tp) if a is not type(None)]
+    return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]
+
+
+def coerce(path: str, tp: Any, value: Any) -> Any:
+    """`value` (a CLI string or a Python value) as type `tp`, or a ConfigError naming `path`."""
+    if _is_optional(tp):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(path, _strip_optional(tp), value)
+    if get_origin(tp) is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(path, f"got {value!r}; valid choices: {', '.join(map(str, choices))}")
+        return value
+    if get_origin(tp) is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected a list, got {value!r}")
+        return [coerce(path, get_args(tp)[0], v) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(path, f"expected a bool (true/false), got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(path, f"expected an int, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value))
+        except ValueError:
+            raise ConfigError(path, f"expected a float, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(path, f"cannot set a field of type {_type_name(tp)}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted-path overrides applied, type-checked and validated."""
+    cfg = copy_config(cfg)
+    paths = field_paths(type(cfg))
+    for path, value in overrides.items():
+        if path not in paths:
+            raise ConfigError(path, f"unknown field; {_closest(path, paths)}")
+        *parents, leaf = path.split(".")
+        target = cfg
+        for p in parents:
+            target = getattr(target, p)
+        setattr(target, leaf, coerce(path, paths[path], value))
+    validate(cfg)
+    return cfg
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """["a.b=1", ...] from `--set` into {"a.b": "1"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "--set expects key=value, e.g. --set model.hidden_size=64")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def copy_config(cfg: Config) -> Config:
+    return from_plain(type(cfg), dataclasses.asdict(cfg))
+
+
+def from_plain(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass tree from nested plain dicts (as json.load gives back from `dataclasses.asdict`)."""
+    kwargs = {}
+    types_ = _field_types(cls)
+    for name, value in data.items():
+        tp = types_.get(name)
+        if tp is None:
+            raise ConfigError(name, f"unknown field of {cls.__name__}")
+        kwargs[name] = from_plain(tp, value) if dataclasses.is_dataclass(tp) else value
+    return cls(**kwargs)
+
+
+def _closest(path: str, paths: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(path, list(paths), n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    section = path.split(".")[0]
+    same = [p for p in paths if p.startswith(section + ".")]
+    return "valid fields: " + ", ".join(same or sorted({p.split(".")[0] for p in paths}))
+
+
+# --- validation ------------------------------------------------------------------------------------------------
+
+
+def _check(ok: bool, path: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(path, message)
+
+
+def _check_types(obj: Any, prefix: str = "") -> None:
+    for name, tp in _field_types(type(obj)).items():
+        value = getattr(obj, name)
+        if dataclasses.is_dataclass(tp):
+            _check_types(value, f"{prefix}{name}.")
+        else:
+            coerced = coerce(f"{prefix}{name}", tp, value)
+            _check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
+
+
+def validate(cfg: Config) -> Config:
+    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise."""
+    from rnnlab.data import DATASETS  # late: the registries import this module
+    from rnnlab.models import MODELS
+
+    _check_types(cfg)
+    m, d, o, t, s = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.search
+    _check(m.family in MODELS, "model.family", f"unknown model {m.family!r}; valid choices: {', '.join(MODELS)}")
+    _check(m.hidden_size > 0, "model.hidden_size", f"must be > 0, got {m.hidden_size}")
+    _check(m.num_layers >= 1, "model.num_layers", f"must be >= 1, got {m.num_layers}")
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    _check(m.embedding_size > 0, "model.embedding_size", f"must be > 0, got {m.embedding_size}")
+    e = m.esn
+    _check(e.units > 0, "model.esn.units", f"must be > 0, got {e.units}")
+    _check(e.spectral_radius > 0, "model.esn.spectral_radius", f"must be > 0, got {e.spectral_radius}")
+    _check(0 < e.leak_rate <= 1, "model.esn.leak_rate", f"must be in (0, 1], got {e.leak_rate}")
+    _check(0 < e.density <= 1, "model.esn.density", f"must be in (0, 1], got {e.density}")
+    _check(0 < e.input_density <= 1, "model.esn.input_density", f"must be in (0, 1], got {e.input_density}")
+    _check(e.input_scaling > 0, "model.esn.input_scaling", f"must be > 0, got {e.input_scaling}")
+    _check(e.bias_scaling >= 0, "model.esn.bias_scaling", f"must be >= 0, got {e.bias_scaling}")
+    _check(e.washout >= 0, "model.esn.washout", f"must be >= 0, got {e.washout}")
+    _check(e.ridge >= 0, "model.esn.ridge", f"must be >= 0, got {e.ridge}")
+    _check(m.indrnn.recurrent_gamma > 0, "model.indrnn.recurrent_gamma", "must be > 0")
+    _check(m.indrnn.time_steps >= 0, "model.indrnn.time_steps", "must be >= 0 (0: the data's length)")
+    _check(m.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {m.hopfield.beta}")
+    _check(m.hopfield.max_iterations >= 1, "model.hopfield.max_iterations", "must be >= 1")
+    _check(m.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
+    if d.source == "builtin":
+        _check(d.name in DATASETS, "data.name", f"unknown built-in task {d.name!r}; valid: {', '.join(DATASETS)}")
+    _check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
+    _check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
+    _check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
+    for name in ("max_vocab", "min_freq", "seq_len", "num_samples", "horizon"):
+        _check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
+    _check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
+    _check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
+    _check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
+    _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    _check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
+    _check(o.step_size >= 1, "optim.step_size", "must be >= 1")
+    _check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
+    _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
+    _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    _check(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)")
+    _check(t.bptt >= 1, "train.bptt", "must be >= 1")
+    _check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
+    _check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
+    _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
+           f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N")  # fmt: skip
+    _check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
+    _check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
+    _check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
+    _check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+    _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
+    _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
+    for obj in s.objectives:
+        name, _, mode = obj.partition(":")
+        _check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
+    return cfg

@@ -1,0 +1,74 @@
+"""Experiment files: a Python file in `experiments/` with a base `config` and, for searches, `search_space(trial)`.
+
+config = Config(name="digits_lstm", model=ModelConfig(family="lstm"), ...)
+
+def search_space(trial) -> dict:           # define-by-run, keys are dotted config paths
+    family = trial.suggest_categorical("model.family", ["lstm", "gru"])
+    ...
+    return {"model.family": family, ...}
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config import Config, ConfigError, apply_overrides
+
+EXPERIMENTS_DIR = Path("experiments")
+
+
+@dataclass
+class Experiment:
+    name: str
+    path: Path
+    config: Config
+    search_space: Callable[[Any], dict[str, Any]] | None = None
+
+
+def available(directory: Path = EXPERIMENTS_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(directory).glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_path(spec: str) -> Path:
+    """A path to an experiment file, or a name in ./experiments/; a ConfigError lists the valid names."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    candidate = EXPERIMENTS_DIR / f"{spec}.py"
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(available()) or f"none in {EXPERIMENTS_DIR.resolve()}"
+    raise ConfigError("experiment", f"no experiment file {spec!r}; valid: a .py path or one of {names}")
+
+
+def load_experiment(spec: str, overrides: dict[str, Any] | None = None) -> Experiment:
+    """Import the experiment file, check it defines a Config, and apply `--set` overrides."""
+    path = resolve_path(spec)
+    module_name = f"rnnlab_experiment_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+        module_spec.loader.exec_module(module)
+    except Exception as err:
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        line = getattr(err, "lineno", None) or where.lineno
+        raise ConfigError("experiment", f"{path} line {line} failed to load: {type(err).__name__}: {err}") from err
+    config = getattr(module, "config", None)
+    if callable(config) and not isinstance(config, Config):
+        config = config()
+    if not isinstance(config, Config):
+        raise ConfigError("experiment", f"{path} must define `config = Config(...)`, found {type(config).__name__}")
+    if config.name == Config.name:
+        config.name = path.stem
+    search_space = getattr(module, "search_space", None)
+    if search_space is not None and not callable(search_space):
+        raise ConfigError("search_space", f"{path}: search_space must be a function of an Optuna trial")
+    config = apply_overrides(config, overrides or {})
+    return Experiment(name=config.name, path=path, config=config, search_space=search_space)

@@ -1,0 +1,99 @@
+"""A task model: (token embedding) -> recurrent encoder from the registry -> a head for the task.
+
+Heads: classification and regression read the encoder's sequence summary; tagging, language modelling and
+forecasting read every step; associative recall passes the encoder's recalled pattern through.
+Encoders marked `closed_form` (reservoirs with a ridge readout, Hopfield memories) are fit in one pass over the
+train split by `fit_closed_form`, called by the same training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+PER_STEP_TASKS = ("tagging", "lm", "forecast")
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, encoder: nn.Module, task: str, output_size: int, vocab_size: int = 0, embedding_size: int = 0):
+        super().__init__()
+        self.task = task
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=0) if vocab_size else None
+        self.encoder = encoder
+        if task == "recall":
+            self.head = nn.Identity()
+        else:
+            self.head = nn.Linear(encoder.output_size, output_size)
+
+    @property
+    def closed_form(self) -> bool:
+        return bool(getattr(self.encoder, "closed_form", False))
+
+    @property
+    def warmup_steps(self) -> int:
+        """Leading steps of per-step tasks left out of losses and metrics (a reservoir's washout)."""
+        return int(getattr(self.encoder, "warmup_steps", 0))
+
+    def features(self, inputs: torch.Tensor, lengths_B: torch.Tensor, state=None):
+        x = self.embedding(inputs) if self.embedding is not None else inputs
+        return self.encoder(x, lengths_B, state)
+
+    def forward(self, inputs: torch.Tensor, lengths_B: torch.Tensor, state=None):
+        """(outputs, state): outputs (B, C) for sequence-level tasks, (B, T, C) for per-step tasks."""
+        out_BTH, last_BH, state = self.features(inputs, lengths_B, state)
+        return self.head(out_BTH if self.task in PER_STEP_TASKS else last_BH), state
+
+    @torch.no_grad()
+    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], ridge: float):
+        """Fit without gradients: the encoder's own fit if it has one, else a ridge readout over its features."""
+        if hasattr(self.encoder, "fit_closed_form"):
+            self.encoder.fit_closed_form(((self._embed(x), n, y) for x, n, y in batches))
+            return
+        features, targets = [], []
+        for inputs, lengths, y in batches:
+            out_BTH, last_BH, _ = self.features(inputs, lengths)
+            if self.task in PER_STEP_TASKS:
+                steps = self._valid_steps(out_BTH, lengths)
+                features.append(out_BTH[steps])
+                targets.append(self._readout_targets(y[steps]))
+            else:
+                features.append(last_BH)
+                targets.append(self._readout_targets(y))
+        weight, bias = ridge_regression(torch.cat(features), torch.cat(targets), ridge)
+        self.head.weight.copy_(weight)
+        self.head.bias.copy_(bias)
+
+    def _embed(self, inputs):
+        return self.embedding(inputs) if self.embedding is not None else inputs
+
+    def _valid_steps(self, out_BTH: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
+        t = torch.arange(out_BTH.shape[1], device=out_BTH.device)
+        return (t[None, :] < lengths_B[:, None].to(t.device)) & (t[None, :] >= self.warmup_steps)
+
+    def _readout_targets(self, y: torch.Tensor) -> torch.Tensor:
+        if y.dtype.is_floating_point:
+            return y.reshape(y.shape[0], -1)
+        keep = y >= 0  # class ids; -100 marks ignored steps
+        onehot = torch.zeros(y.shape[0], self.head.out_features, device=y.device)
+        onehot[keep, y[keep]] = 1.0
+        return onehot
+
+
+def ridge_regression(X_NF: torch.Tensor, Y_NO: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """argmin_W ||[X 1] W - Y||^2 + ridge ||W||^2 by a Cholesky solve of the normal equations (bias unpenalised)."""
+    dtype = torch.float64
+    X = torch.cat([X_NF.to(dtype), torch.ones(X_NF.shape[0], 1, dtype=dtype, device=X_NF.device)], dim=1)
+    Y = Y_NO.to(dtype)
+    gram = X.T @ X
+    penalty = torch.full((X.shape[1],), ridge, dtype=dtype, device=X.device)
+    penalty[-1] = 0.0
+    gram += torch.diag(penalty)
+    try:
+        chol = torch.linalg.cholesky(gram)
+        W = torch.cholesky_solve(X.T @ Y, chol)
+    except torch.linalg.LinAlgError:  # singular without ridge: least squares instead
+        W = torch.linalg.lstsq(gram, X.T @ Y).solution
+    weight, bias = W[:-1].T, W[-1]
+    return weight.to(X_NF.dtype), bias.to(X_NF.dtype)

@@ -1,0 +1,220 @@
+"""The training loop: epochs, evaluation, early stopping, atomic checkpoints and exact resume.
+
+It knows nothing of Ray or W&B: each epoch's metrics leave through `report(metrics, checkpoint_folder)`.
+Models solved in closed form (`model.closed_form`) take the same loop through one fit step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnlab.checkpoint import save_checkpoint
+from rnnlab.config import Config
+from rnnlab.data import Split, TaskData
+from rnnlab.tasks import Metrics, compute_loss
+
+Report = Callable[[dict[str, Any], "str | None"], None]
+
+
+class TrialDiverged(RuntimeError):
+    """The loss or a metric became NaN/inf; the trial ends with this reason."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum, weight_decay=o.weight_decay)
+    if o.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=o.learning_rate, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=o.learning_rate, weight_decay=o.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
+    o = cfg.optim
+    if o.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    if o.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=o.step_size, gamma=o.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+# --- batches -----------------------------------------------------------------------------------------------------
+
+
+def iterate_batches(split: Split, batch_size: int, device, generator: torch.Generator | None = None,
+                    max_batches: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """(inputs, lengths, targets) batches, shuffled when a generator is given, trimmed to their longest sequence."""
+    n = split.lengths.shape[0]
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for i, start in enumerate(range(0, n, batch_size)):
+        if max_batches and i >= max_batches:
+            return
+        idx = order[start : start + batch_size]
+        lengths = split.lengths[idx]
+        T = int(lengths.max())
+        inputs, targets = split.inputs[idx, :T], split.targets[idx]
+        if targets.dim() >= 2 and targets.shape[1] == split.inputs.shape[1] and split.inputs.dim() >= 2:
+            targets = targets[:, :T]  # per-step targets follow the trimmed inputs
+        yield inputs.to(device, non_blocking=True), lengths, targets.to(device, non_blocking=True)
+
+
+def lm_streams(stream_L: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A token stream cut into `batch_size` parallel streams (B, L // B), as in truncated BPTT."""
+    batch_size = max(1, min(batch_size, (stream_L.numel() - 1) // 2))
+    per_stream = stream_L.numel() // batch_size
+    return stream_L[: per_stream * batch_size].view(batch_size, per_stream)
+
+
+def lm_chunks(streams_BL: torch.Tensor, bptt: int, device, max_batches: int = 0):
+    """(inputs, lengths, next-token targets) chunks of length <= bptt along the streams."""
+    L = streams_BL.shape[1]
+    for i, start in enumerate(range(0, L - 1, bptt)):
+        if max_batches and i >= max_batches:
+            return
+        x = streams_BL[:, start : min(start + bptt, L - 1)]
+        y = streams_BL[:, start + 1 : start + 1 + x.shape[1]]
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        yield x.to(device), lengths, y.to(device)
+
+
+def _detach(state):
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+# --- one epoch ---------------------------------------------------------------------------------------------------
+
+
+def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optimizer=None,
+              generator: torch.Generator | None = None) -> dict[str, float]:  # fmt: skip
+    """Train (when an optimizer is given) or evaluate over one split; return its `split/name` metrics."""
+    split: Split = getattr(data, split_name)
+    training = optimizer is not None
+    model.train(training)
+    metrics = Metrics(data.task, split_name, char_level=cfg.data.tokenizer == "char")
+    warmup = model.warmup_steps
+    if data.task == "lm":
+        batches = lm_chunks(lm_streams(split.inputs, cfg.train.batch_size), cfg.train.bptt, device,
+                            cfg.train.max_batches)  # fmt: skip
+    else:
+        batches = iterate_batches(split, cfg.train.batch_size, device, generator if training else None,
+                                  cfg.train.max_batches)  # fmt: skip
+    state = None
+    with torch.set_grad_enabled(training):
+        for inputs, lengths, targets in batches:
+            outputs, state = model(inputs, lengths, _detach(state) if data.task == "lm" else None)
+            loss = compute_loss(data.task, outputs, targets, lengths, warmup)
+            if training:
+                if not torch.isfinite(loss):
+                    raise TrialDiverged(f"train/loss became {float(loss)}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip_gradients(model, cfg)
+                optimizer.step()
+                if hasattr(model.encoder, "after_step"):
+                    model.encoder.after_step()  # e.g. IndRNN keeps |u| within its bound
+            metrics.update(outputs.detach(), targets, lengths, loss.detach(), warmup)
+    return metrics.compute()
+
+
+def clip_gradients(model: nn.Module, cfg: Config) -> None:
+    if cfg.optim.grad_clip <= 0:
+        return
+    params = [p for p in model.parameters() if p.grad is not None]
+    if cfg.optim.clip_mode == "value":
+        torch.nn.utils.clip_grad_value_(params, cfg.optim.grad_clip)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+
+
+# --- fit ---------------------------------------------------------------------------------------------------------
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def _check_finite(metrics: dict[str, float], epoch: int) -> None:
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise TrialDiverged(f"{', '.join(bad)} = {metrics[bad[0]]} at epoch {epoch}")
+
+
+def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoint_root: Path,
+        resume_state: dict[str, Any] | None = None, device=None) -> dict[str, Any]:  # fmt: skip
+    """Train for `cfg.train.epochs` (or until early stopping), then test the best model. Returns the result."""
+    device = device or select_device(cfg.train.device)
+    model.to(device)
+    optimizer = make_optimizer(model, cfg) if not model.closed_form else None
+    scheduler = make_scheduler(optimizer, cfg) if optimizer else None
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start, best, best_epoch, bad_epochs, best_state = 1, None, 0, 0, None
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        if optimizer:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            scheduler.load_state_dict(resume_state["scheduler"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        generator.set_state(resume_state["generator"])
+        start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]
+        best, best_epoch, best_state = resume_state["best"], resume_state["best_epoch"], resume_state["best_model"]
+    status = "completed"
+    for epoch in range(start, cfg.train.epochs + 1):
+        t0 = time.perf_counter()
+        if model.closed_form:
+            batches = iterate_batches(data.train, cfg.train.batch_size, device, None, cfg.train.max_batches)
+            model.fit_closed_form(batches, ridge=cfg.model.esn.ridge)
+            metrics = run_epoch(model, data, "train", cfg, device)
+        else:
+            metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator)
+            scheduler.step()
+        metrics.update(run_epoch(model, data, "val", cfg, device))
+        metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
+                        "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
+        _check_finite(metrics, epoch)
+        value = metrics[cfg.metric]
+        if _better(value, best, cfg.mode):
+            best, best_epoch, bad_epochs = value, epoch, 0
+            best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        done = model.closed_form or (cfg.train.patience and bad_epochs >= cfg.train.patience)
+        state = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else {},
+            "scheduler": scheduler.state_dict() if scheduler else {}, "torch_rng": torch.get_rng_state(),
+            "generator": generator.get_state(), "epoch": epoch if not done else cfg.train.epochs,
+            "bad_epochs": bad_epochs, "best": best, "best_epoch": best_epoch, "best_model": best_state,
+            "metrics": metrics,
+        }  # fmt: skip
+        metrics[f"best/{cfg.metric}"] = best
+        folder = save_checkpoint(checkpoint_root, epoch, state)
+        report(metrics, str(folder))
+        if done:
+            status = "completed" if model.closed_form else "early_stopped"
+            break
+    return finish(model, data, cfg, device, best_state, best_epoch, best, status)
+
+
+def finish(model, data, cfg, device, best_state, best_epoch, best, status) -> dict[str, Any]:
+    """Test the best model: the result holds its val and test metrics, the best epoch and the status."""
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result: dict[str, Any] = {"status": status, "best_epoch": best_epoch, f"best/{cfg.metric}": best}
+    result.update(run_epoch(model, data, "val", cfg, device))
+    result.update(run_epoch(model, data, "test", cfg, device))
+    return result

@@ -1,0 +1,117 @@
+"""`run_trial(config, report)`: the one seam between an experiment and whoever runs it.
+
+`rnnlab run` calls it in-process; the Ray Tune trainable calls it inside a worker. It seeds, loads data, builds
+the model, trains, and leaves a local record that never depends on W&B: `config.json`, `metrics.jsonl` (one row
+per epoch), `checkpoints/`, `vocab.json` when tokens are used, and `result.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnlab.checkpoint import atomic_write_bytes, load_latest
+from rnnlab.config import Config, ConfigError, to_flat_dict, validate
+from rnnlab.data import TaskData, load_task_data, save_vocab
+from rnnlab.models import build_model, count_parameters
+from rnnlab.tasks import Metrics
+from rnnlab.train import TrialDiverged, fit, select_device
+
+Report = Callable[..., None]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def metric_names(task: str, char_level: bool) -> list[str]:
+    """Every `split/name` a trial of this task reports for val and test."""
+    names = [k.split("/", 1)[1] for k in Metrics(task, "x", char_level).compute()]
+    return [f"{split}/{n}" for split in ("train", "val") for n in names]
+
+
+def check_metric(cfg: Config, task: str) -> None:
+    valid = metric_names(task, cfg.data.tokenizer == "char")
+    if cfg.metric not in valid:
+        raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task!r}; valid: {', '.join(valid)}")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricsLog:
+    """Appends one JSON row per epoch to `metrics.jsonl`, flushed and fsynced: the local record."""
+
+    def __init__(self, path: Path, resume_state: dict[str, Any] | None):
+        self.path = Path(path)
+        rows = read_metrics(self.path)
+        if resume_state is None:
+            rows = []
+        else:  # keep rows up to the checkpoint's epoch; restore its row if a kill came before it was written
+            last = resume_state["metrics"]["epoch"]
+            rows = [r for r in rows if r["epoch"] < last] + [resume_state["metrics"]]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def append(self, metrics: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+            f.flush()
+
+
+def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
+              resume_from: str | Path | None = None, data: TaskData | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`).
+
+    `report(metrics, checkpoint)` is called once per epoch with the epoch's metrics and the checkpoint folder.
+    `resume_from` is a checkpoint folder or a folder of checkpoints; training continues from its newest valid one.
+    A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception.
+    """
+    validate(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.seed)
+    t0 = time.time()
+    data = data if data is not None else load_task_data(cfg.data, cfg.seed)
+    check_metric(cfg, data.task)
+    device = select_device(cfg.train.device)
+    model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
+    resume_state = load_latest(Path(resume_from), map_location="cpu") if resume_from else None
+    write_json(out / "config.json", {"flat": to_flat_dict(cfg), "nested": dataclasses.asdict(cfg)})
+    if data.vocab is not None:
+        save_vocab(data.vocab, out / "vocab.json")
+    log = MetricsLog(out / "metrics.jsonl", resume_state)
+
+    def report_epoch(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+        log.append(metrics)
+        if report is not None:
+            report(metrics, checkpoint)
+
+    summary = {"seed": cfg.seed, "parameters": count_parameters(model), "device": str(device),
+               "data/fingerprint": data.fingerprint}  # fmt: skip
+    try:
+        result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device)
+    except TrialDiverged as err:
+        result = {"status": "diverged", "reason": str(err)}
+    result.update(summary, **{"time/total_s": time.time() - t0})
+    write_json(out / "result.json", result)
+    return result
