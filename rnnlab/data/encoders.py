@@ -1,0 +1,173 @@
+"""Encoders fitted on the train split: token vocabularies, label maps, padding, and series standardisation.
+
+Token ids: 0 is padding, 1 is unknown, real tokens start at 2. Integer tokens (e.g. the copy task's symbols) are
+kept as given and shifted by one, so 0 stays padding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnlab.data.taskdata import DataError
+
+FEATURES_COLUMN = "inputs"  # float feature sequences (T, D) or (T,) are read from this column when present
+PAD, UNK = "<pad>", "<unk>"
+IGNORE_INDEX = -100  # targets the loss skips (torch's cross-entropy default)
+
+
+# --- vocabularies ----------------------------------------------------------------------------------------------
+
+
+def tokenize(text: str, tokenizer: str) -> list[str]:
+    """Characters, or whitespace-separated words (kept as written: casing is the data's business)."""
+    return list(text) if tokenizer == "char" else text.split()
+
+
+def build_vocab(sequences: Sequence[Sequence[str]], max_vocab: int, min_freq: int) -> list[str]:
+    """id -> token: pad, unk, then up to `max_vocab` tokens seen >= `min_freq` times, most frequent first."""
+    counts = Counter(token for seq in sequences for token in seq)
+    # Ties broken by the token itself, so the vocabulary does not depend on the order rows were read.
+    ranked = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
+    return [PAD, UNK, *ranked[:max_vocab]]
+
+
+def encode_tokens(sequences: Sequence[Sequence[str]], vocab: list[str]) -> list[list[int]]:
+    index = {token: i for i, token in enumerate(vocab)}
+    unk = index[UNK]
+    return [[index.get(token, unk) for token in seq] for seq in sequences]
+
+
+def save_vocab(vocab: list[str], path: str | Path) -> None:
+    """Write id -> token as JSON (the trainer stores it in the run folder)."""
+    Path(path).write_text(json.dumps({"tokens": list(vocab)}, ensure_ascii=False, indent=0), encoding="utf-8")
+
+
+def load_vocab(path: str | Path) -> list[str]:
+    return list(json.loads(Path(path).read_text(encoding="utf-8"))["tokens"])
+
+
+def is_integer_sequences(sequences: Sequence[Sequence]) -> bool:
+    first = next((seq for seq in sequences if len(seq)), [])
+    return bool(first) and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in first)
+
+
+def encode_integer_tokens(splits: dict[str, list], column: str) -> tuple[dict[str, list[list[int]]], list[str]]:
+    """Integer tokens as ids + 1 (0 stays padding); the vocabulary is their string form."""
+    top = max((max(seq) for seq in splits["train"] if len(seq)), default=0)
+    for name, seqs in splits.items():
+        low = min((min(seq) for seq in seqs if len(seq)), default=0)
+        high = max((max(seq) for seq in seqs if len(seq)), default=0)
+        if low < 0 or high > top:
+            raise DataError(
+                f"data.{column}", f"integer tokens of split {name!r} span {low}..{high}; train spans 0..{top}"
+            )
+    vocab = [PAD, *[str(i) for i in range(top + 1)]]
+    return {name: [[t + 1 for t in seq] for seq in seqs] for name, seqs in splits.items()}, vocab
+
+
+# --- labels ----------------------------------------------------------------------------------------------------
+
+
+def fit_label_map(labels: Sequence, column: str) -> dict:
+    """Original label -> 0..C-1, sorted (numbers numerically, strings alphabetically), from train labels."""
+    unique = set(labels)
+    if not unique:
+        raise DataError(f"data.{column}", "the train split has no labels")
+    try:
+        ordered = sorted(unique)
+    except TypeError:  # mixed ints and strings
+        ordered = sorted(unique, key=str)
+    return {label: i for i, label in enumerate(ordered)}
+
+
+def apply_label_map(labels: Sequence, label_map: dict, column: str, split: str) -> list[int]:
+    unseen = sorted({str(x) for x in labels if x not in label_map and x != IGNORE_INDEX})
+    if unseen:
+        raise DataError(
+            f"data.{column}",
+            f"split {split!r} has labels never seen in train: {', '.join(unseen[:10])}; "
+            f"train labels: {', '.join(map(str, list(label_map)[:20]))}",
+        )
+    return [IGNORE_INDEX if x == IGNORE_INDEX and x not in label_map else label_map[x] for x in labels]
+
+
+# --- padding ---------------------------------------------------------------------------------------------------
+
+
+def truncate(sequences: list, max_length: int) -> list:
+    return [seq[:max_length] for seq in sequences] if max_length > 0 else sequences
+
+
+def pad_ids(sequences: Sequence[Sequence[int]], fill: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """int64 (N, T) right-padded with `fill`, and int64 (N,) true lengths."""
+    lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.int64)
+    width = int(lengths.max()) if len(sequences) else 0
+    out = torch.full((len(sequences), width), fill, dtype=torch.int64)
+    for i, seq in enumerate(sequences):
+        out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.int64)
+    return out, lengths
+
+
+def pad_features(sequences: Sequence, column: str, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (N, T, D) right-padded with zeros, and true lengths; a (T,) sequence counts as D=1.
+
+    `dim` gives D when there are no sequences (an empty split still has the train split's width)."""
+    arrays = [np.asarray(seq, dtype=np.float32) for seq in sequences]
+    arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    dims = {a.shape[1] for a in arrays if a.ndim == 2}
+    if any(a.ndim != 2 for a in arrays) or len(dims) > 1:
+        raise DataError(f"data.{column}", f"expected sequences of equal-width feature vectors, got widths {dims}")
+    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.int64)
+    width = int(lengths.max()) if arrays else 0
+    out = torch.zeros((len(arrays), width, dims.pop() if dims else dim), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = torch.from_numpy(a)
+    return out, lengths
+
+
+# --- series ----------------------------------------------------------------------------------------------------
+
+
+def fit_standardizer(values: np.ndarray) -> dict[str, list[float]]:
+    """Per-dimension train mean and std of (N, D) values; a constant dimension keeps std 1."""
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def standardize(values: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
+    return (values - np.asarray(stats["mean"])) / np.asarray(stats["std"])
+
+
+def cut_windows(series: np.ndarray, window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs x[s:s+W] and per-step targets x[s+h:s+h+W]; window 0 keeps one sequence.
+
+    Stride is W // 2 (at least 1): half-overlapping windows double the samples without near-duplicates.
+    """
+    length = len(series) - horizon
+    if window == 0:
+        length = max(length, 0)
+        return series[None, :length], series[None, horizon : horizon + length]
+    starts = list(range(0, length - window + 1, max(1, window // 2)))
+    if not starts:  # too short for one window
+        empty = np.zeros((0, window, series.shape[1]))
+        return empty, empty
+    inputs = np.stack([series[s : s + window] for s in starts])
+    targets = np.stack([series[s + horizon : s + horizon + window] for s in starts])
+    return inputs, targets
+
+
+def as_series(values: Sequence, column: str) -> np.ndarray:
+    """One row per time step, scalar or vector -> float64 (L, D)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"data.{column}", "a series column must hold numbers or equal-length lists") from None
+    return array[:, None] if array.ndim == 1 else array.reshape(len(array), -1)

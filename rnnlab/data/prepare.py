@@ -1,0 +1,246 @@
+"""`load_task_data`: raw data -> splits -> encoders fitted on train -> tensors, through the cache.
+
+One preparer per task in `PREPARERS`; each takes {"train", "val", "test"} `datasets.Dataset`s and returns a
+`TaskData` whose shapes follow the contract in `rnnlab.data.__init__`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from rnnlab.config import DataConfig
+from rnnlab.data import cache, encoders, sources
+from rnnlab.data.encoders import FEATURES_COLUMN, IGNORE_INDEX
+from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
+
+log = logging.getLogger(__name__)
+LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines; keep their boundaries as a token
+
+
+# --- shared encoders -------------------------------------------------------------------------------------------
+
+
+def token_sequences(split: Dataset, column: str, tokenizer: str) -> list:
+    """Strings are tokenized; lists (of words or integer ids) are taken as already tokenized."""
+    return [tokenize_value(v, tokenizer) for v in split[column]]
+
+
+def tokenize_value(value, tokenizer: str) -> list:
+    return encoders.tokenize(value, tokenizer) if isinstance(value, str) else list(value)
+
+
+def encode_token_splits(by_split: dict[str, list], cfg: DataConfig, column: str) -> tuple[dict, list[str]]:
+    """Token ids per split and the vocabulary (fitted on train)."""
+    by_split = {name: encoders.truncate(seqs, cfg.max_length) for name, seqs in by_split.items()}
+    if encoders.is_integer_sequences(by_split["train"]):
+        return encoders.encode_integer_tokens(by_split, column)
+    vocab = encoders.build_vocab(by_split["train"], cfg.max_vocab, cfg.min_freq)
+    return {name: encoders.encode_tokens(seqs, vocab) for name, seqs in by_split.items()}, vocab
+
+
+def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, int, list[str] | None]:
+    """(inputs, lengths) per split from the `inputs` feature column if present, else from `text_column`."""
+    train = splits["train"]
+    if FEATURES_COLUMN in train.column_names:
+        padded = {name: encoders.pad_features(encoders.truncate(s[FEATURES_COLUMN], cfg.max_length), FEATURES_COLUMN)
+                  for name, s in splits.items() if len(s)}  # fmt: skip
+        dim = padded["train"][0].shape[-1]
+        for name in splits:
+            padded.setdefault(name, encoders.pad_features([], FEATURES_COLUMN, dim))
+        return padded, dim, None
+    sources.require_column(train, cfg.text_column, "data.text_column")
+    ids, vocab = encode_token_splits(
+        {name: token_sequences(s, cfg.text_column, cfg.tokenizer) for name, s in splits.items()}, cfg, "text_column"
+    )
+    return {name: encoders.pad_ids(seqs) for name, seqs in ids.items()}, 0, vocab
+
+
+def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str, list[int]], dict]:
+    sources.require_column(splits["train"], cfg.label_column, "data.label_column")
+    label_map = encoders.fit_label_map(splits["train"][cfg.label_column], "label_column")
+    return {
+        name: encoders.apply_label_map(s[cfg.label_column], label_map, "label_column", name)
+        for name, s in splits.items()
+    }, label_map
+
+
+def float_targets(split: Dataset, column: str) -> np.ndarray:
+    values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
+    return values.reshape(len(values), -1)
+
+
+def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> None:
+    for split in splits.values():
+        if len(split):
+            sources.require_column(split, column, field_path)
+
+
+# --- one preparer per task -------------------------------------------------------------------------------------
+
+
+def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """One label per sequence."""
+    inputs, input_size, vocab = encode_inputs(splits, cfg)
+    labels, label_map = encode_labels(splits, cfg)
+    parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
+    return TaskData("classification", **parts, input_size=input_size, vocab_size=len(vocab or []),
+                    output_size=len(label_map), vocab=vocab, meta={"labels": list(label_map)})  # fmt: skip
+
+
+def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """A float vector per sequence; targets standardised with train statistics when `normalize`.
+
+    Inputs are left as they are: features such as the adding problem's 0/1 markers carry meaning in their scale.
+    """
+    inputs, input_size, vocab = encode_inputs(splits, cfg)
+    check_columns(splits, cfg.target_column, "data.target_column")
+    targets = {n: float_targets(s, cfg.target_column) for n, s in splits.items()}
+    meta: dict = {}
+    if cfg.normalize:
+        stats = encoders.fit_standardizer(targets["train"])
+        targets = {n: encoders.standardize(t, stats) for n, t in targets.items()}
+        meta = {"normalization": {"target": stats}, "target_mean": stats["mean"], "target_std": stats["std"]}
+    output_size = targets["train"].shape[1]
+    parts = {n: Split(*inputs[n], torch.tensor(targets[n].reshape(-1, output_size), dtype=torch.float32))
+             for n in SPLITS}  # fmt: skip
+    return TaskData("regression", **parts, input_size=input_size, vocab_size=len(vocab or []),
+                    output_size=output_size, vocab=vocab, meta=meta)  # fmt: skip
+
+
+def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """A tag per token: `tokens_column` lists of tokens, `label_column` lists of tags (-100: no tag)."""
+    check_columns(splits, cfg.tokens_column, "data.tokens_column")
+    check_columns(splits, cfg.label_column, "data.label_column")
+    tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer) for n, s in splits.items()}
+    ids, vocab = encode_token_splits(tokens, cfg, "tokens_column")
+    tags = {n: encoders.truncate(list(s[cfg.label_column]), cfg.max_length) for n, s in splits.items()}
+    for n in SPLITS:
+        if any(len(a) != len(b) for a, b in zip(ids[n], tags[n])):
+            raise DataError("data.label_column", f"split {n!r}: a row has a different number of tags and tokens")
+    label_map = encoders.fit_label_map([t for row in tags["train"] for t in row if t != IGNORE_INDEX], "label_column")
+    parts = {}
+    for n in SPLITS:
+        mapped = [encoders.apply_label_map(row, label_map, "label_column", n) for row in tags[n]]
+        inputs, lengths = encoders.pad_ids(ids[n])
+        parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
+    return TaskData("tagging", **parts, input_size=0, vocab_size=len(vocab), output_size=len(label_map),
+                    vocab=vocab, meta={"labels": list(label_map)})  # fmt: skip
+
+
+def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """Each split one token stream (L,); rows end with a line-end token. Targets are the stream itself."""
+    check_columns(splits, cfg.text_column, "data.text_column")
+    end = LINE_END[cfg.tokenizer]
+    streams = {
+        n: [[tok for row in s[cfg.text_column] for tok in [*tokenize_value(row, cfg.tokenizer), end]]]
+        for n, s in splits.items()
+    }
+    vocab = encoders.build_vocab(streams["train"], cfg.max_vocab, cfg.min_freq)
+    parts = {}
+    for n in SPLITS:
+        stream = torch.tensor(encoders.encode_tokens(streams[n], vocab)[0], dtype=torch.int64)
+        parts[n] = Split(stream, torch.tensor([len(stream)]), stream)
+    return TaskData("lm", **parts, input_size=0, vocab_size=len(vocab), output_size=len(vocab), vocab=vocab)
+
+
+def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """Per-step targets `horizon` steps ahead; series standardised with train mean/std when `normalize`."""
+    check_columns(splits, cfg.target_column, "data.target_column")
+    series = {n: encoders.as_series(s[cfg.target_column] if len(s) else [], cfg.target_column)
+              for n, s in splits.items()}  # fmt: skip
+    dim = series["train"].shape[1]
+    meta: dict = {}
+    if cfg.normalize:
+        stats = encoders.fit_standardizer(series["train"])
+        series = {n: encoders.standardize(x.reshape(-1, dim), stats) for n, x in series.items()}
+        meta = {"normalization": {"series": stats}, "target_mean": stats["mean"], "target_std": stats["std"]}
+    parts = {}
+    for n in SPLITS:
+        inputs, targets = encoders.cut_windows(series[n].reshape(-1, dim), cfg.window, cfg.horizon)
+        lengths = torch.full((len(inputs),), inputs.shape[1], dtype=torch.int64)
+        parts[n] = Split(torch.tensor(inputs, dtype=torch.float32), lengths, torch.tensor(targets, dtype=torch.float32))
+    meta["stride"] = max(1, cfg.window // 2) if cfg.window else 0
+    return TaskData("forecast", **parts, input_size=dim, vocab_size=0, output_size=dim, meta=meta)
+
+
+def flip_bits(patterns: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy with exactly round(fraction * D) signs flipped per pattern."""
+    noisy = patterns.copy()
+    flips = round(fraction * patterns.shape[1])
+    for row in noisy:
+        row[rng.choice(patterns.shape[1], size=flips, replace=False)] *= -1
+    return noisy
+
+
+def prepare_recall(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """Associative recall: train cues are the stored ±1 patterns; val/test cues flip a fraction `noise` of bits."""
+    check_columns(splits, FEATURES_COLUMN, "data.name")
+    stored = np.where(np.asarray(splits["train"][FEATURES_COLUMN], dtype=np.float32) > 0, 1.0, -1.0)
+    stored = stored.reshape(len(stored), -1).astype(np.float32)
+    cues = {
+        "train": stored,
+        "val": flip_bits(stored, cfg.noise, np.random.default_rng([seed, 1])),
+        "test": flip_bits(stored, cfg.noise, np.random.default_rng([seed, 2])),
+    }
+    lengths = torch.ones(len(stored), dtype=torch.int64)
+    targets = torch.from_numpy(stored)
+    parts = {n: Split(torch.from_numpy(cues[n])[:, None, :], lengths.clone(), targets.clone()) for n in SPLITS}
+    dim = stored.shape[1]
+    return TaskData("recall", **parts, input_size=dim, vocab_size=0, output_size=dim, meta={"noise": cfg.noise})
+
+
+PREPARERS = {
+    "classification": prepare_classification,
+    "regression": prepare_regression,
+    "tagging": prepare_tagging,
+    "lm": prepare_lm,
+    "forecast": prepare_forecast,
+    "recall": prepare_recall,
+}
+
+
+# --- the entry point -------------------------------------------------------------------------------------------
+
+
+def builtin_generator(cfg: DataConfig):
+    from rnnlab.data import BUILTIN_TASKS, DATASETS  # late: the registry's package imports this module
+
+    if cfg.name not in DATASETS:
+        raise DataError("data.name", f"unknown built-in task {cfg.name!r}; valid: {', '.join(DATASETS)}")
+    if cfg.task not in BUILTIN_TASKS[cfg.name]:
+        raise DataError("data.task", f"built-in {cfg.name!r} is a {' or '.join(BUILTIN_TASKS[cfg.name])} task, got "
+                        f"{cfg.task!r}; set data.task={BUILTIN_TASKS[cfg.name][0]}")  # fmt: skip
+    return DATASETS[cfg.name]
+
+
+def load_task_data(cfg: DataConfig, seed: int) -> TaskData:
+    """Prepared, encoded data for `cfg`: from the cache when the fingerprint matches, else built and cached."""
+    if cfg.source == "builtin":
+        generate = builtin_generator(cfg)
+        raw, identity = None, {"builtin": cfg.name}  # (cfg, seed) are keyed too; no need to generate to key
+    else:
+        raw = sources.load_hub(cfg) if cfg.source == "hub" else sources.load_local(cfg)
+        identity = {name: split._fingerprint for name, split in raw.items()}
+        if cfg.source == "local":
+            identity["files"] = sources.local_identity(cfg)
+    key = cache.fingerprint(cfg, seed, identity)
+    path = cache.cache_path(cfg, key)
+    data = cache.read_cached(path)
+    if data is not None:
+        log.info("data cache hit: %s", path)
+        data.meta["cache"] = "hit"
+        return data
+    if raw is None:
+        raw = generate(cfg, seed)
+    splits = sources.split_raw(raw, cfg, seed)
+    data = PREPARERS[cfg.task](splits, cfg, seed)
+    data.fingerprint = key
+    data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)
+    cache.write_cached(path, data)
+    log.info("data prepared and cached: %s", path)
+    data.meta["cache"] = "miss"
+    return data

@@ -1,0 +1,73 @@
+"""The prepared-data contract: `Split` and `TaskData` (what the trainer consumes) and `DataError`.
+
+Everything here converts to plain dicts of tensors and strings, so the cache can use `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+from rnnlab.config import ConfigError
+
+
+class DataError(ConfigError):
+    """Data that does not fit the config. `field` is the dotted path (e.g. "data.label_column")."""
+
+
+@dataclass
+class Split:
+    """One split, padded to the right. Shapes per task are listed in `rnnlab.data.__init__`."""
+
+    inputs: torch.Tensor  # float32 (N, T, D) features or int64 (N, T) token ids; lm: int64 (L,)
+    lengths: torch.Tensor  # int64 (N,) true lengths; lm: tensor([L])
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+
+@dataclass
+class TaskData:
+    """Encoded train/val/test splits plus what a model needs to size itself."""
+
+    task: str
+    train: Split
+    val: Split
+    test: Split
+    input_size: int  # feature dim D for float inputs; 0 for token inputs
+    vocab_size: int  # token ids incl. padding/unk for token inputs; 0 otherwise
+    output_size: int  # classes / tags / vocab (lm) / target dim
+    fingerprint: str = ""  # hash of raw data + preprocessing config + preprocessing code
+    vocab: list[str] | None = None  # id -> token
+    meta: dict = field(default_factory=dict)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def to_plain(data: TaskData) -> dict:
+    """A dict of tensors, strings and numbers (loadable with `weights_only=True`)."""
+    plain = {f.name: getattr(data, f.name) for f in fields(TaskData) if f.name not in SPLITS}
+    for name in SPLITS:
+        split = getattr(data, name)
+        plain[name] = {"inputs": split.inputs, "lengths": split.lengths, "targets": split.targets}
+    return plain
+
+
+def from_plain(plain: dict) -> TaskData:
+    """Inverse of `to_plain`."""
+    kwargs = dict(plain)
+    for name in SPLITS:
+        kwargs[name] = Split(**plain[name])
+    return TaskData(**kwargs)
+
+
+def empty_split(like: Split) -> Split:
+    """A zero-row split with the dtypes and trailing shape of `like` (e.g. no validation data asked for)."""
+    return Split(
+        inputs=like.inputs[:0],
+        lengths=like.lengths[:0],
+        targets=like.targets[:0],
+    )
