@@ -1,0 +1,90 @@
+"""Typed configs: dotted overrides, and bad input refused before any work with the field named (exit code 2)."""
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.config import Config, ConfigError, apply_overrides, from_flat_dict, parse_set_args, to_flat_dict
+
+
+def test_flat_names_round_trip():
+    cfg = apply_overrides(Config(), {"model.hidden_size": "64", "optim.learning_rate": "3e-4", "model.esn.ridge": 1e-5})
+    flat = to_flat_dict(cfg)
+    assert flat["model.hidden_size"] == 64 and flat["optim.learning_rate"] == 3e-4 and flat["model.esn.ridge"] == 1e-5
+    assert from_flat_dict(flat) == cfg
+
+
+def test_cli_strings_are_typed():
+    cfg = apply_overrides(Config(), parse_set_args(["model.bidirectional=true", "data.val_split=none",
+                                                    "tracking.tags=a,b", "train.epochs=3"]))  # fmt: skip
+    assert cfg.model.bidirectional is True and cfg.data.val_split is None
+    assert cfg.tracking.tags == ["a", "b"] and cfg.train.epochs == 3
+
+
+BAD = [
+    ({"model.hiden_size": "8"}, "model.hiden_size", "did you mean model.hidden_size"),
+    ({"model.hidden_size": "eight"}, "model.hidden_size", "expected an int"),
+    ({"model.hidden_size": "0"}, "model.hidden_size", "must be > 0"),
+    ({"model.hidden_size": "1.5"}, "model.hidden_size", "expected an int"),
+    ({"optim.learning_rate": "0"}, "optim.learning_rate", "must be > 0"),
+    ({"optim.learning_rate": "-1e-3"}, "optim.learning_rate", "must be > 0"),
+    ({"model.dropout": "1.0"}, "model.dropout", r"\[0, 1\)"),
+    ({"model.dropout": "-0.1"}, "model.dropout", r"\[0, 1\)"),
+    ({"model.family": "transformer"}, "model.family", "valid choices: .*lstm"),
+    ({"data.name": "mnist"}, "data.name", "valid: .*digits"),
+    ({"data.task": "translation"}, "data.task", "valid choices: .*classification"),
+    ({"optim.optimizer": "lion"}, "optim.optimizer", "valid choices: sgd, adam, adamw"),
+    ({"model.bidirectional": "maybe"}, "model.bidirectional", "expected a bool"),
+    ({"train.epochs": "0"}, "train.epochs", "must be >= 1"),
+    ({"train.batch_size": "-4"}, "train.batch_size", "must be >= 1"),
+    ({"data.val_fraction": "0.6", "data.test_fraction": "0.5"}, "data.test_fraction", "must be < 1"),
+    ({"model.esn.spectral_radius": "-1"}, "model.esn.spectral_radius", "must be > 0"),
+    ({"model.esn.leak_rate": "1.5"}, "model.esn.leak_rate", r"\(0, 1\]"),
+    ({"train.device": "tpu"}, "train.device", "valid: auto, cpu, cuda"),
+    ({"metric": "accuracy"}, "metric", "split/name"),
+    ({"mode": "maximize"}, "mode", "valid choices: min, max"),
+    ({"search.sampler": "bayes"}, "search.sampler", "valid choices: tpe"),
+    ({"search.objectives": "val/acc:up"}, "search.objectives", "split/name:min|max"),
+]
+
+
+@pytest.mark.parametrize("overrides,field,message", BAD)
+def test_bad_values_name_the_field(overrides, field, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        apply_overrides(Config(), overrides)
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize("overrides,field,message", BAD[:8])
+def test_cli_exit_code_2_before_any_work(overrides, field, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "experiments/digits_lstm.py", "--out", str(out), "--set"]
+    code = main(args + [f"{k}={v}" for k, v in overrides.items()])
+    assert code == 2
+    assert field in capsys.readouterr().err
+    assert not out.exists(), "nothing may be created before the input is valid"
+
+
+def test_set_without_equals_sign():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_set_args(["model.hidden_size"])
+
+
+def test_unknown_experiment_lists_the_valid_ones(capsys):
+    assert main(["run", "no_such_experiment"]) == 2
+    assert "digits_lstm" in capsys.readouterr().err
+
+
+def test_corrupted_experiment_file(tmp_path, capsys):
+    bad = tmp_path / "broken.py"
+    bad.write_text("from rnnlab.config import Config\nconfig = Config(\n")
+    assert main(["run", str(bad)]) == 2
+    assert "broken.py line" in capsys.readouterr().err
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.json").write_text("{}")
+    assert main(["run", "experiments/digits_lstm.py", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "result.json").read_text() == "{}"
