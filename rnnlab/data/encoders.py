@@ -153,8 +153,10 @@ def cut_windows(series: np.ndarray, window: int, horizon: int) -> tuple[np.ndarr
     """
     length = len(series) - horizon
     if window == 0:
-        length = max(length, 0)
-        return series[None, :length], series[None, horizon : horizon + length]
+        if length <= 0:  # an empty split (e.g. val_fraction=0): no sequence at all
+            empty = np.zeros((0, 0, series.shape[1]))
+            return empty, empty
+        return series[None, :length], series[None, horizon:]
     starts = list(range(0, length - window + 1, max(1, window // 2)))
     if not starts:  # too short for one window
         empty = np.zeros((0, window, series.shape[1]))

@@ -129,7 +129,12 @@ def load_local(cfg: DataConfig) -> DatasetDict:
     files = local_files(cfg)
     builder = local_format(cfg, files)
     kwargs = {"delimiter": "\t"} if builder == "csv" and all(f.lower().endswith(".tsv") for f in files) else {}
-    return load_dataset(builder, data_files={cfg.train_split: files}, **kwargs)
+    try:
+        return load_dataset(builder, data_files={cfg.train_split: files}, **kwargs)
+    except Exception as err:  # datasets reports an empty or malformed file in its own words
+        raise DataError(
+            "data.name", f"could not read {files} with the {builder} builder (empty or malformed?): {err}"
+        ) from err
 
 
 def local_identity(cfg: DataConfig) -> list:
