@@ -263,10 +263,11 @@ def test_vocab_round_trip(tmp_path):
 
 
 def test_hub_without_network_fails_fast_with_instructions(tmp_path, monkeypatch):
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr("rnnlab.data.sources.hub_reachable", lambda timeout=2.5: False)  # no network, by design
+    # A real unreachable hub on any machine: a closed loopback port (the discard port) as the endpoint.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     start = time.monotonic()
     with pytest.raises(DataError) as err:
         load_task_data(DataConfig(source="hub", name="rnnlab-tests/surely-not-a-dataset-8f3a"), 0)

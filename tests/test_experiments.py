@@ -1,0 +1,30 @@
+"""Every experiment file runs, shrunk by overrides of its real config (no second copy of any experiment)."""
+
+import optuna
+import pytest
+
+from rnnlab.config import apply_overrides
+from rnnlab.experiment import available, load_experiment
+from rnnlab.trial import run_trial
+
+SHRINK = {"train.epochs": 1, "train.max_batches": 2, "train.batch_size": 16}
+
+
+def shrink(config):
+    overrides = dict(SHRINK)
+    if config.data.source == "builtin":
+        overrides["data.num_samples"] = min(config.data.num_samples, 300)
+    return overrides
+
+
+@pytest.mark.parametrize("name", available())
+def test_experiment_runs_shrunk(name, tmp_path):
+    experiment = load_experiment(name)
+    config = apply_overrides(experiment.config, shrink(experiment.config))
+    if experiment.search_space is not None:  # one sample of the search space, as a search trial would get it
+        trial = optuna.create_study(direction="maximize" if config.mode == "max" else "minimize").ask()
+        config = apply_overrides(config, experiment.search_space(trial))
+        config = apply_overrides(config, shrink(config))
+    result = run_trial(config, None, tmp_path / name)
+    assert result["status"] in ("completed", "early_stopped"), result
+    assert any(key.startswith("test/") for key in result)

@@ -1,0 +1,92 @@
+"""The training loop: exact resume, divergence with a reason, early stopping, checkpoints that never tear."""
+
+import json
+
+import pytest
+import torch
+
+from rnnlab.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.data import load_task_data
+from rnnlab.trial import read_metrics, run_trial
+
+
+def small_config(**train) -> Config:
+    return Config(
+        metric="val/acc",
+        mode="max",
+        model=ModelConfig(family="gru", hidden_size=16),
+        data=DataConfig(source="builtin", name="digits", task="classification"),
+        optim=OptimConfig(learning_rate=1e-2, schedule="cosine"),
+        train=TrainConfig(**{"epochs": 4, "batch_size": 32, "max_batches": 8, **train}),
+    )
+
+
+def test_resume_ends_with_the_same_metrics_as_an_uninterrupted_run(tmp_path):
+    cfg = small_config()
+    straight = run_trial(cfg, None, tmp_path / "straight")
+
+    def killed_after_epoch_2(metrics, checkpoint=None):
+        if metrics["epoch"] == 2:
+            raise KeyboardInterrupt  # as if the process died right after the second checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, killed_after_epoch_2, tmp_path / "resumed")
+    resumed = run_trial(cfg, None, tmp_path / "resumed", resume_from=tmp_path / "resumed" / "checkpoints")
+    for key in ("val/acc", "val/loss", "test/acc", "test/loss", "best_epoch"):
+        assert resumed[key] == straight[key], key
+    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4], "epochs continue, never repeat or go backwards"
+
+
+def test_a_diverging_trial_ends_with_its_reason(tmp_path):
+    cfg = small_config()
+    data = load_task_data(cfg.data, cfg.seed)
+    data.train.inputs[:, 3] = float("nan")  # every sequence: the first step's loss is NaN
+    result = run_trial(cfg, None, tmp_path / "nan", data=data)
+    assert result["status"] == "diverged"
+    assert "nan" in result["reason"].lower() or "inf" in result["reason"].lower()
+    assert json.loads((tmp_path / "nan" / "result.json").read_text())["status"] == "diverged"
+
+
+def test_early_stopping_on_patience(tmp_path):
+    cfg = small_config(epochs=30, patience=1)
+    cfg.optim.learning_rate = 1e-6  # nothing improves much: stops after a few epochs
+    result = run_trial(cfg, None, tmp_path / "early")
+    rows = read_metrics(tmp_path / "early" / "metrics.jsonl")
+    assert result["status"] == "early_stopped" and len(rows) < 30
+
+
+def test_report_gets_every_epoch_with_a_checkpoint(tmp_path):
+    seen = []
+    run_trial(small_config(epochs=2), lambda m, c=None: seen.append((m["epoch"], c)), tmp_path / "r")
+    assert [e for e, _ in seen] == [1, 2]
+    assert all(c and (tmp_path / "r" / "checkpoints").as_posix() in c for _, c in seen)
+
+
+def test_corrupted_newest_checkpoint_falls_back_to_the_previous(tmp_path):
+    for epoch in (1, 2):
+        save_checkpoint(tmp_path, epoch, {"epoch": epoch, "w": torch.ones(3) * epoch})
+    newest = list_checkpoints(tmp_path)[-1] / "state.pt"
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="corrupted"):
+        state = load_latest(tmp_path)
+    assert state["epoch"] == 1
+
+
+def test_truncated_checkpoint_never_loads(tmp_path):
+    save_checkpoint(tmp_path, 1, {"epoch": 1})
+    folder = save_checkpoint(tmp_path, 2, {"epoch": 2})
+    (folder / "state.pt").write_bytes((folder / "state.pt").read_bytes()[:10])
+    with pytest.warns(UserWarning):
+        assert load_latest(tmp_path)["epoch"] == 1
+
+
+def test_local_record_is_complete(tmp_path):
+    run_trial(small_config(epochs=2), None, tmp_path / "r")
+    for name in ("config.json", "metrics.jsonl", "result.json"):
+        assert (tmp_path / "r" / name).exists(), name
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["flat"]["model.hidden_size"] == 16
