@@ -46,6 +46,16 @@ def check_metric(cfg: Config, task: str) -> None:
         raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task!r}; valid: {', '.join(valid)}")
 
 
+def prepare_data(cfg: Config) -> TaskData:
+    """Validate the config and load its data; every bad-input error surfaces here, before any work."""
+    validate(cfg)
+    data = load_task_data(cfg.data, cfg.seed)
+    check_metric(cfg, data.task)
+    if data.task == "lm" and cfg.model.bidirectional:
+        raise ConfigError("model.bidirectional", "a language model must be unidirectional (it would see the future)")
+    return data
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
@@ -84,18 +94,18 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     `resume_from` is a checkpoint folder or a folder of checkpoints; training continues from its newest valid one.
     A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception.
     """
+    t0 = time.time()
+    data = prepare_data(cfg) if data is None else data  # bad input fails here, before anything is written
     validate(cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_metric(cfg, data.task)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
-    t0 = time.time()
-    data = data if data is not None else load_task_data(cfg.data, cfg.seed)
-    check_metric(cfg, data.task)
     device = select_device(cfg.train.device)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
     resume_state = load_latest(Path(resume_from), map_location="cpu") if resume_from else None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {"flat": to_flat_dict(cfg), "nested": dataclasses.asdict(cfg)})
     if data.vocab is not None:
         save_vocab(data.vocab, out / "vocab.json")
