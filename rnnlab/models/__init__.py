@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from rnnlab.config import Config, ConfigError
+from rnnlab.models.esn import ESN
 from rnnlab.models.rnn import GRU, LSTM, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
 
@@ -16,6 +17,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "elman": ElmanRNN,
     "lstm": LSTM,
     "gru": GRU,
+    "esn": ESN,
 }
 
 

@@ -97,3 +97,17 @@ def ridge_regression(X_NF: torch.Tensor, Y_NO: torch.Tensor, ridge: float) -> tu
         W = torch.linalg.lstsq(gram, X.T @ Y).solution
     weight, bias = W[:-1].T, W[-1]
     return weight.to(X_NF.dtype), bias.to(X_NF.dtype)
+
+
+def reverse_padded(x_BT_: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
+    """Each sequence reversed within its own length, padding left in place; applying it twice is the identity.
+
+    The backward direction of a hand-written bidirectional encoder runs on this, so padding never leaks into
+    (or delays) the valid steps.
+    """
+    T = x_BT_.shape[1]
+    t = torch.arange(T, device=x_BT_.device)
+    lengths = lengths_B.to(x_BT_.device)[:, None]
+    index_BT = torch.where(t[None, :] < lengths, lengths - 1 - t[None, :], t[None, :])
+    index = index_BT.view(*index_BT.shape, *([1] * (x_BT_.dim() - 2))).expand_as(x_BT_)
+    return x_BT_.gather(1, index)

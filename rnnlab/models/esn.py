@@ -1,0 +1,168 @@
+"""Echo state network (Jaeger, 2001; Lukosevicius, 2012, "A practical guide to applying echo state networks").
+
+    x[t] = (1 - a) x[t-1] + a tanh(W_in u[t] + W x[t-1] + b),    a = leak_rate, rho(W) = spectral_radius
+
+The reservoir (W_in, W, b) is random and frozen; only the task head (the readout) learns, in closed form by ridge
+regression (`readout="ridge"`) or by gradient. Also here: closed-loop generation and Jaeger's memory capacity.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnlab.config import ModelConfig
+from rnnlab.models.sequence import reverse_padded, ridge_regression
+
+SPARSE_MIN_UNITS = 1000  # below this a dense matmul beats torch's CSR kernel on CPU, whatever the density
+SPARSE_MAX_DENSITY = 0.1
+
+
+def draw_reservoir(units: int, input_size: int, cfg, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """W_in, W, b of one reservoir in float64, W rescaled so its largest |eigenvalue| is exactly spectral_radius."""
+    e = cfg.esn
+
+    def sparse_uniform(rows: int, cols: int, density: float) -> torch.Tensor:
+        values = 2 * torch.rand(rows, cols, generator=generator, dtype=torch.float64) - 1
+        return values * (torch.rand(rows, cols, generator=generator, dtype=torch.float64) < density)
+
+    input_weight = e.input_scaling * sparse_uniform(units, input_size, e.input_density)
+    bias = e.bias_scaling * (2 * torch.rand(units, generator=generator, dtype=torch.float64) - 1)
+    for _ in range(10):  # a very sparse small matrix can be nilpotent (radius 0) and cannot be rescaled: redraw
+        weight = torch.randn(units, units, generator=generator, dtype=torch.float64)
+        weight = weight * (torch.rand(units, units, generator=generator, dtype=torch.float64) < e.density)
+        radius = torch.linalg.eigvals(weight).abs().max()
+        if radius > 1e-8:
+            return {"input_weight": input_weight, "weight": weight * (e.spectral_radius / radius), "bias": bias}
+    raise ValueError(f"model.esn.density={e.density} leaves a {units}-unit reservoir without a spectral radius")
+
+
+class Reservoir(nn.Module):
+    """One leaky reservoir layer in one direction; its weights are buffers (saved, moved, never optimised)."""
+
+    def __init__(self, units: int, input_size: int, cfg: ModelConfig, generator: torch.Generator):
+        super().__init__()
+        for name, tensor in draw_reservoir(units, input_size, cfg, generator).items():
+            self.register_buffer(name, tensor)
+        self.leak_rate = cfg.esn.leak_rate
+        self.sparse = units >= SPARSE_MIN_UNITS and cfg.esn.density <= SPARSE_MAX_DENSITY
+
+    def forward(self, u_BTD: torch.Tensor, state_BU: torch.Tensor | None = None) -> torch.Tensor:
+        """States (B, T, U) for every step; padding must be at the end (it only follows the valid steps)."""
+        dtype = u_BTD.dtype
+        B, T, _ = u_BTD.shape
+        # One input projection for all steps: the loop below is only the recurrent product and the tanh.
+        drive_TBU = torch.addmm(self.bias.to(dtype), u_BTD.transpose(0, 1).reshape(T * B, -1),
+                                self.input_weight.to(dtype).T).view(T, B, -1)  # fmt: skip
+        weight = self.weight.to(dtype)
+        weight_T = weight.to_sparse_csr() if self.sparse else weight.T
+        x = state_BU.to(dtype) if state_BU is not None else drive_TBU.new_zeros(B, drive_TBU.shape[-1])
+        states = []
+        for t in range(T):
+            if self.sparse:
+                pre = drive_TBU[t] + torch.sparse.mm(weight_T, x.T).T
+            else:
+                pre = torch.addmm(drive_TBU[t], x, weight_T)
+            x = (1 - self.leak_rate) * x + self.leak_rate * torch.tanh(pre)
+            states.append(x)
+        return torch.stack(states, dim=1)
+
+
+class ESN(nn.Module):
+    """Echo state network encoder (see the module docstring), stacked (deep ESN) and optionally bidirectional.
+
+    Layer l > 0 reads layer l-1's states (both directions concatenated). The features, per step and summary,
+    are the concatenation of every layer's and direction's states (Gallicchio et al., 2017, "Deep reservoir
+    computing"), so `output_size = units * num_layers * directions`; `model.hidden_size` is not used.
+    The weights come from a generator seeded with `torch.initial_seed()` at build time: `run_trial` seeds torch
+    with the trial seed first, so the reservoir is a function of the trial seed.
+    """
+
+    def __init__(self, cfg: ModelConfig, input_size: int):
+        super().__init__()
+        e = cfg.esn
+        generator = torch.Generator().manual_seed(torch.initial_seed())
+        self.directions = 2 if cfg.bidirectional else 1
+        self.layers = nn.ModuleList()
+        for layer in range(cfg.num_layers):
+            size = input_size if layer == 0 else e.units * self.directions
+            self.layers.append(nn.ModuleList(Reservoir(e.units, size, cfg, generator) for _ in range(self.directions)))
+        self.output_size = e.units * cfg.num_layers * self.directions
+        self.units = e.units
+        self.pooling = e.pooling
+        self.closed_form = e.readout == "ridge"
+        self.warmup_steps = e.washout
+
+    def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
+        """state: (layers * directions, B, units) last valid states, as torch RNNs; only forward passes resume."""
+        B, T, _ = x_BTD.shape
+        dtype = torch.float64 if x_BTD.dtype == torch.float64 else torch.float32
+        x_BTD = x_BTD.to(dtype)
+        valid_BT1 = (torch.arange(T, device=x_BTD.device)[None, :] < lengths_B.to(x_BTD.device)[:, None])[..., None]
+        last_index = (lengths_B.to(x_BTD.device) - 1).clamp(min=0)
+        rows = torch.arange(B, device=x_BTD.device)
+        features, finals = [], []
+        layer_input = x_BTD
+        for layer, directions in enumerate(self.layers):
+            outputs = []
+            for direction, reservoir in enumerate(directions):
+                index = layer * self.directions + direction
+                if direction == 0:
+                    states = reservoir(layer_input, state[index] if state is not None else None)
+                    finals.append(states[rows, last_index])
+                else:  # reversed within each length, so the backward pass starts at the last valid step
+                    states = reverse_padded(reservoir(reverse_padded(layer_input, lengths_B)), lengths_B)
+                    finals.append(states[:, 0])
+                outputs.append(states * valid_BT1)
+            layer_input = torch.cat(outputs, dim=-1)
+            features.append(layer_input)
+        out_BTH = torch.cat(features, dim=-1)
+        if self.pooling == "mean":
+            last_BH = out_BTH.sum(dim=1) / lengths_B.to(out_BTH.device, dtype)[:, None].clamp(min=1)
+        else:
+            last_BH = torch.cat(finals, dim=-1)
+        return out_BTH, last_BH, torch.stack(finals)
+
+
+@torch.no_grad()
+def generate(encoder: ESN, warmup_BTD: torch.Tensor, steps: int, readout: nn.Module) -> torch.Tensor:
+    """Closed-loop forecast: teacher-force `warmup_BTD`, then feed each prediction back as the next input.
+
+    `readout` is the trained task head (maps the encoder's features to the next input). Returns (B, steps, D).
+    """
+    lengths = torch.full((warmup_BTD.shape[0],), warmup_BTD.shape[1])
+    out, _, state = encoder(warmup_BTD, lengths)
+    prediction = readout(out[:, -1:])
+    predictions = [prediction]
+    for _ in range(steps - 1):
+        out, _, state = encoder(prediction, torch.ones_like(lengths), state)
+        prediction = readout(out)
+        predictions.append(prediction)
+    return torch.cat(predictions, dim=1)
+
+
+@torch.no_grad()
+def memory_capacity(model: nn.Module, max_delay: int, length: int = 4000, seed: int = 0, ridge: float = 1e-8) -> float:
+    """Jaeger's (2002) short-term memory capacity: sum over delays k of the squared correlation between u[t-k]
+    and its best linear reconstruction from the states x[t], for i.i.d. u ~ U(-1, 1).
+
+    Readouts are fit on the first half after a washout of `max_delay` steps and scored on the second half.
+    Inputs wider than one feature get the signal on the first feature and zeros elsewhere.
+    """
+    encoder = getattr(model, "encoder", model)
+    input_size = encoder.layers[0][0].input_weight.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    u_T = 2 * torch.rand(length, generator=generator, dtype=torch.float64) - 1
+    x = torch.zeros(1, length, input_size, dtype=torch.float64)
+    x[0, :, 0] = u_T
+    states_TH = encoder(x, torch.tensor([length]))[0][0]
+    middle = max_delay + (length - max_delay) // 2
+    capacity = 0.0
+    for delay in range(1, max_delay + 1):
+        train, test = slice(max_delay, middle), slice(middle, length)
+        target_T = torch.roll(u_T, delay)  # target[t] = u[t - delay]; t >= max_delay never wraps around
+        weight, bias = ridge_regression(states_TH[train], target_T[train, None], ridge)
+        estimate = states_TH[test] @ weight.T + bias
+        stacked = torch.stack([estimate[:, 0], target_T[test]])
+        capacity += float(torch.corrcoef(stacked)[0, 1] ** 2)
+    return capacity
