@@ -71,6 +71,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Upload the offline W&B runs under PATH; exit 1 when any of them could not be synced."""
+    from rnnlab.tracking import find_offline_runs, sync_offline_runs
+
+    if not Path(args.path).exists():
+        raise ConfigError("path", f"{args.path} does not exist")
+    if not find_offline_runs(args.path):
+        print(f"no offline W&B runs under {args.path}")
+        return 0
+    results = sync_offline_runs(args.path, timeout=args.timeout)
+    for run_dir, (ok, message) in results.items():
+        print(f"{'synced' if ok else 'FAILED'}  {run_dir}  ({message})")
+    failed = sum(not ok for ok, _ in results.values())
+    print(f"{len(results) - failed} of {len(results)} runs synced")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.set_defaults(func=cmd_run)
+    sync = sub.add_parser("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
+    sync.add_argument("path", help="a run folder, or any folder holding run folders")
+    sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
+    sync.set_defaults(func=cmd_sync)
     return parser
 
 

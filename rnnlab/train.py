@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlab import diagnostics
 from rnnlab.checkpoint import save_checkpoint
 from rnnlab.config import Config
 from rnnlab.data import Split, TaskData
@@ -89,6 +90,13 @@ def lm_chunks(streams_BL: torch.Tensor, bptt: int, device, max_batches: int = 0)
         y = streams_BL[:, start + 1 : start + 1 + x.shape[1]]
         lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
         yield x.to(device), lengths, y.to(device)
+
+
+def diagnostics_batch(data: TaskData, cfg: Config, device):
+    """The first training batch in a fixed order: diagnostics draw nothing from the training RNG streams."""
+    if data.task == "lm":
+        return next(lm_chunks(lm_streams(data.train.inputs, cfg.train.batch_size), cfg.train.bptt, device))
+    return next(iterate_batches(data.train, cfg.train.batch_size, device))
 
 
 def _detach(state):
@@ -187,6 +195,8 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
                         "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
         _check_finite(metrics, epoch)
+        if cfg.train.diagnostics_every and epoch % cfg.train.diagnostics_every == 0:
+            metrics.update(diagnostics.collect(model, diagnostics_batch(data, cfg, device), cfg))
         value = metrics[cfg.metric]
         if _better(value, best, cfg.mode):
             best, best_epoch, bad_epochs = value, epoch, 0

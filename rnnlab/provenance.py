@@ -1,0 +1,91 @@
+"""Provenance of a trial: the code, packages, data, seed and machine a result came from.
+
+`collect_provenance` gathers it as a flat dict (`git.commit`, `packages.torch`, `data.fingerprint`, ...) that is
+written to `out_dir/provenance.json` whether or not W&B runs, and into the W&B config under `provenance.*`.
+No environment variable is ever read into it: a record that travels must not carry secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rnnlab.checkpoint import atomic_write_bytes
+from rnnlab.config import Config
+
+PACKAGES = ("torch", "numpy", "datasets", "optuna", "ray", "wandb", "rnnlab")
+GIT_TIMEOUT_S = 5.0  # a hung network filesystem must not hold up a trial
+
+
+def run_git(args: list[str], cwd: Path) -> str | None:
+    """`git <args>` in `cwd`, stripped stdout, or None when git or the repository is absent."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def describe_git(cwd: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the repository holding `cwd` (the experiment's), or {} outside one."""
+    commit = run_git(["rev-parse", "HEAD"], cwd)
+    if commit is None:
+        return {}
+    status = run_git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return {"git.commit": commit, "git.dirty": bool(status), "git.root": run_git(["rev-parse", "--show-toplevel"], cwd)}
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions from package metadata: nothing is imported, so this stays cheap."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[f"packages.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[f"packages.{name}"] = "not installed"
+    return versions
+
+
+def describe_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and torch.cuda.is_available():
+        return f"{name} ({torch.cuda.get_device_name(torch.device(name))})"
+    return name
+
+
+def collect_provenance(cfg: Config, cwd: str | Path = ".") -> dict[str, Any]:
+    """Everything known before the data is loaded; `data.fingerprint` joins later (see `add_data_provenance`)."""
+    record: dict[str, Any] = {
+        "seed": cfg.seed,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "device": describe_device(cfg.train.device),
+        "data.source": cfg.data.source,
+        "data.name": cfg.data.name,
+        "data.revision": cfg.data.revision,
+    }
+    record.update(describe_git(Path(cwd).resolve()))
+    record.update(package_versions())
+    return record
+
+
+def add_data_provenance(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The data identity `run_trial` reports as `data/<key>` (its fingerprint) as `data.<key>` entries."""
+    record.update({"data." + k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("data/")})
+    return record
+
+
+def write_provenance(path: str | Path, record: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode())

@@ -1,0 +1,302 @@
+"""W&B tracking of one trial: one run per trial, offline by default, never in the way of the local record.
+
+`open_tracker` opens the trial's run (its files in `out_dir/wandb/`), logs each epoch with `epoch` as the step and
+closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run. Any W&B
+failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
+`sync_offline_runs` uploads offline runs later (`rnnlab sync`). wandb is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rnnlab.checkpoint import atomic_write_bytes
+from rnnlab.config import Config, ConfigError, to_flat_dict
+from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
+
+MODES = ("offline", "online", "disabled")
+WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
+STATE_FILE = "tracking.json"  # run id and last logged step: what a resumed trial needs to continue its run
+LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
+SYNC_TIMEOUT_S = 300.0  # per run: no network must end in a failure, not a hang
+
+
+def resolve_mode(cfg: Config) -> str:
+    """`cfg.tracking.mode`, unless the environment says otherwise through WANDB_MODE."""
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    mode = WANDB_MODE_ALIASES.get(env, env) or cfg.tracking.mode
+    if mode not in MODES:
+        raise ConfigError("WANDB_MODE", f"got {env!r}; valid: {', '.join(MODES)}")
+    return mode
+
+
+def read_state(out_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def derive_run_id(out_dir: Path, run_id: str | None = None) -> str:
+    """An explicit id (a search's trial id), else the one this folder already used, else a hash of its path."""
+    if run_id:
+        return re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:64]
+    return read_state(out_dir).get("run_id") or hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def run_tags(cfg: Config) -> list[str]:
+    tags = [cfg.model.family, cfg.data.name.split("/")[-1], cfg.data.task, *cfg.tracking.tags]
+    return list(dict.fromkeys(t[:64] for t in tags if t))  # unique, in order; W&B caps tag length
+
+
+def summary_ops(key: str) -> str | None:
+    """The summary of a val metric: its best (and last) value; None leaves W&B's default, the last value."""
+    split, _, name = key.partition("/")
+    if split != "val":
+        return None
+    if name in LOWER_IS_BETTER:
+        return "min,last"
+    if "acc" in name or name == "exact":
+        return "max,last"
+    return None
+
+
+def warn(message: str) -> None:
+    print(f"rnnlab: warning: {message}", file=sys.stderr, flush=True)
+
+
+# --- the tracker -------------------------------------------------------------------------------------------------
+
+
+class Tracker:
+    """Logs a trial's epochs to its W&B run; a no-op once tracking is disabled or W&B has failed."""
+
+    def __init__(self, cfg: Config, out_dir: Path, provenance: dict[str, Any], run=None, last_step: int = 0):
+        self.cfg, self.out, self.provenance, self.run = cfg, out_dir, provenance, run
+        self.last_step = last_step  # steps at or below it are already in the run (a resumed trial replays none)
+        self.checkpoints: dict[int, str] = {}
+        self.defined: set[str] = set()
+        self.exit_code = 0
+
+    def log(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+        """Log one epoch's metrics at step `epoch`; epochs the run missed (a crash before reporting) go first."""
+        epoch = int(metrics["epoch"])
+        if checkpoint:
+            self.checkpoints[epoch] = checkpoint
+        if self.run is None or epoch <= self.last_step:
+            return
+        try:
+            for row in self.missing_rows(epoch):
+                self.log_row(row)
+            self.log_row(metrics)
+            atomic_write_bytes(self.out / STATE_FILE, json.dumps({"run_id": self.run.id, "last_step": epoch}).encode())
+        except Exception as err:
+            self.fail("logging to W&B", err)
+
+    def missing_rows(self, epoch: int) -> list[dict[str, Any]]:
+        """Rows of the local record between the last logged step and `epoch` (run_trial writes it first)."""
+        if epoch == self.last_step + 1:
+            return []
+        from rnnlab.trial import read_metrics
+
+        return [r for r in read_metrics(self.out / "metrics.jsonl") if self.last_step < r["epoch"] < epoch]
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        for key in row.keys() - self.defined:
+            ops = summary_ops(key)
+            if ops:
+                self.run.define_metric(key, step_metric="epoch", summary=ops)
+            self.defined.add(key)
+        self.run.log(row, step=int(row["epoch"]))
+        self.last_step = int(row["epoch"])
+
+    def finish(self, result: dict[str, Any]) -> None:
+        """Record the trial's result: provenance with its data identity, test metrics in the summary, artifacts."""
+        add_data_provenance(self.provenance, result)
+        write_provenance(self.out / "provenance.json", self.provenance)
+        if result.get("status") == "diverged":
+            self.exit_code = 1
+        if self.run is None:
+            return
+        try:
+            data = {f"provenance.{k}": v for k, v in self.provenance.items() if k.startswith("data.")}
+            self.run.config.update(data, allow_val_change=True)
+            # val/* keep their per-epoch best/last summaries; the result's are the best model's, already logged
+            self.run.summary.update({k: v for k, v in result.items() if not k.startswith("val/")})
+            if self.cfg.tracking.log_checkpoints:
+                self.log_checkpoint(result)
+            self.log_dataset(result)
+        except Exception as err:
+            self.fail("recording the result in W&B", err)
+
+    def log_checkpoint(self, result: dict[str, Any]) -> None:
+        """The best epoch's checkpoint folder, or the newest (it carries the best weights as `best_model`)."""
+        import wandb
+
+        folder = self.checkpoints.get(int(result.get("best_epoch", 0)))
+        if folder is None or not Path(folder).is_dir():
+            folder = self.checkpoints[max(self.checkpoints)] if self.checkpoints else None
+        if folder is None or not Path(folder).is_dir():
+            return
+        metadata = {"best_epoch": result.get("best_epoch"), "folder": Path(folder).name}
+        artifact = wandb.Artifact(f"checkpoint-{self.run.id}", type="model", metadata=metadata)
+        artifact.add_dir(str(folder), policy="immutable")  # checkpoints are never rewritten: no staging copy
+        self.run.log_artifact(artifact, aliases=["best", "latest"])
+
+    def log_dataset(self, result: dict[str, Any]) -> None:
+        """The data as a reference (never an upload): the hub dataset's URL or the local cache file."""
+        import wandb
+
+        d, fingerprint = self.cfg.data, result.get("data/fingerprint")
+        if not fingerprint:
+            return
+        if d.source == "hub":
+            uri = f"https://huggingface.co/datasets/{d.name}" + (f"/tree/{d.revision}" if d.revision else "")
+        else:
+            from rnnlab.data.cache import cache_path
+
+            path = cache_path(d, fingerprint)
+            if not path.exists():
+                return
+            uri = path.resolve().as_uri()
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"data-{d.name}-{d.task}")[:128]
+        artifact = wandb.Artifact(name, type="dataset", metadata={"fingerprint": fingerprint, "revision": d.revision})
+        artifact.add_reference(uri, checksum=False)  # a checksum would read the whole file: not cheap
+        if self.run.offline:  # wandb refuses to mark inputs offline; an output still names the data used
+            self.run.log_artifact(artifact, aliases=[fingerprint[:16]])
+        else:
+            self.run.use_artifact(artifact)
+
+    def fail(self, what: str, err: BaseException) -> None:
+        """One warning, then tracking off for the rest of the trial; training goes on."""
+        warn(f"{what} failed ({type(err).__name__}: {err}); W&B tracking is off for the rest of this trial. "
+             f"The local record ({self.out}/metrics.jsonl, result.json) is unaffected.")  # fmt: skip
+        run, self.run = self.run, None
+        with contextlib.suppress(Exception):
+            run.finish(exit_code=1)
+
+    def close(self, exit_code: int = 0) -> None:
+        if self.run is None:
+            return
+        run, self.run = self.run, None
+        try:
+            run.finish(exit_code=exit_code or self.exit_code)
+        except Exception as err:
+            warn(f"closing the W&B run failed ({type(err).__name__}: {err}); the local record is unaffected.")
+            return
+        if run.offline:
+            print(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
+
+
+# --- opening a run -----------------------------------------------------------------------------------------------
+
+
+def wandb_settings(mode: str):
+    """Settings that keep the run's files free of secrets and its overhead low."""
+    import wandb
+
+    return wandb.Settings(
+        mode=mode,
+        console="off",  # stdout is not copied into the run: nothing printed can leak into its files
+        x_disable_meta=True,  # no command line, environment or program capture; provenance.* replaces it
+        disable_git=True,  # git state is in provenance.*
+        save_code=False,
+        quiet=True,
+        reinit="create_new",  # trials sharing a process each get their own run
+    )
+
+
+def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str, group: str, name: str,
+              provenance: dict[str, Any]):  # fmt: skip
+    import wandb
+
+    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+        raise RuntimeError("online mode needs WANDB_API_KEY in the environment (or use offline and `rnnlab sync`)")
+    config = to_flat_dict(cfg)
+    config.update({f"provenance.{k}": v for k, v in provenance.items()})
+    (out_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, dir=str(out_dir), id=run_id,
+                     resume="allow", group=group, job_type=job_type, name=name, tags=run_tags(cfg), config=config,
+                     settings=wandb_settings(mode))  # fmt: skip
+    run.define_metric("epoch", hidden=True)
+    run.define_metric("*", step_metric="epoch")
+    return run
+
+
+@contextlib.contextmanager
+def open_tracker(cfg: Config, out_dir: str | Path, job_type: str = "run", run_id: str | None = None,
+                 group: str | None = None, name: str | None = None) -> Iterator[Tracker]:  # fmt: skip
+    """The trial's tracker: its W&B run (one per trial, continued on resume) is closed on exit.
+
+    Group: `cfg.tracking.group`, else `group`, else `cfg.name`. The mode is `cfg.tracking.mode` unless WANDB_MODE is
+    set. `provenance.json` is written in every mode.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mode = resolve_mode(cfg)
+    provenance = collect_provenance(cfg)
+    write_provenance(out / "provenance.json", provenance)
+    run_id = derive_run_id(out, run_id)
+    state = read_state(out)
+    last_step = int(state.get("last_step", 0)) if state.get("run_id") == run_id else 0
+    run = None
+    if mode != "disabled":
+        try:
+            run = start_run(cfg, out, mode, job_type, run_id, cfg.tracking.group or group or cfg.name,
+                            name or f"{cfg.name}-{out.name}", provenance)  # fmt: skip
+        except Exception as err:
+            warn(f"starting W&B ({mode}) failed ({type(err).__name__}: {err}); training goes on without tracking. "
+                 f"The local record in {out} is unaffected.")  # fmt: skip
+    tracker = Tracker(cfg, out, provenance, run, last_step)
+    try:
+        yield tracker
+    except BaseException:
+        tracker.close(exit_code=1)
+        raise
+    tracker.close()
+
+
+# --- sync --------------------------------------------------------------------------------------------------------
+
+
+def find_offline_runs(path: str | Path) -> list[Path]:
+    """Offline run folders (`offline-run-*` holding a `.wandb` log) under `path`, oldest first per trial."""
+    root = Path(path)
+    if root.name.startswith("offline-run-") and any(root.glob("*.wandb")):
+        return [root]
+    return sorted((p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb"))),
+                  key=lambda p: (p.parent, p.name))  # fmt: skip
+
+
+def is_synced(run_dir: Path) -> bool:
+    return any(run_dir.glob("*.wandb.synced"))
+
+
+def sync_run(run_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> tuple[bool, str]:
+    """Upload one offline run with `wandb sync`; (ok, message). wandb marks success with a `.wandb.synced` file."""
+    cmd = [sys.executable, "-m", "wandb", "sync", str(run_dir)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, f"no answer from the W&B server within {timeout:.0f}s (network?)"
+    if is_synced(run_dir):
+        return True, "synced"
+    lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+    return False, lines[-1] if lines else f"wandb sync exited with code {done.returncode}"
+
+
+def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
+    """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order."""
+    results = {}
+    for run_dir in find_offline_runs(path):
+        results[run_dir] = (True, "already synced") if is_synced(run_dir) else sync_run(run_dir, timeout)
+    return results
