@@ -88,6 +88,45 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Launch a search, or resume (and extend) the one in <storage>/<name> or in the folder given."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.search_report import SEARCH_FILE, SearchSpec
+    from rnnlab.tune import run_search
+
+    overrides = overrides_from(args)
+    if args.samples is not None:
+        overrides["search.samples"] = str(args.samples)
+    if args.concurrency is not None:
+        overrides["search.concurrency"] = str(args.concurrency)
+    given = Path(args.experiment)
+    folder = given if (given / SEARCH_FILE).is_file() else Path(args.storage) / (args.name or "")
+    if args.resume:
+        if not (folder / SEARCH_FILE).is_file():
+            raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
+        spec = SearchSpec.load(folder)
+        spec.overrides.update({k: v for k, v in overrides.items() if k.startswith("search.samples")})
+        experiment = load_experiment(spec.experiment, spec.overrides)
+        return run_search(experiment, spec, resume=True, address=args.address)
+    experiment = load_experiment(args.experiment, overrides)
+    cfg = experiment.config
+    name = args.name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    local = Path("searches") if "://" in args.storage else Path(args.storage)
+    folder = (local / name).resolve()
+    if (folder / SEARCH_FILE).is_file():
+        raise ConfigError("--name", f"{folder} already holds a search; pass --resume to continue it or another --name")
+    spec = SearchSpec(experiment=str(experiment.path.resolve()), name=name, storage=args.storage,
+                      folder=str(folder), overrides=overrides, metric=cfg.metric, mode=cfg.mode,
+                      objectives=cfg.search.objectives)  # fmt: skip
+    return run_search(experiment, spec, address=args.address)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rnnlab.search_report import replay_trial
+
+    return replay_trial(args.search_dir, args.trial_id, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.set_defaults(func=cmd_run)
+    tune = sub.add_parser("tune", help="search the experiment's search_space with Ray Tune + Optuna")
+    add_common(tune)
+    tune.add_argument("--samples", type=int, help="trials in total (shorthand for --set search.samples=N)")
+    tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
+    tune.add_argument("--address", help="join a running Ray cluster: auto, ray://host:10001 or host:6379")
+    tune.add_argument("--storage", default="searches", help="folder, shared folder or s3:// gs:// URI of searches")
+    tune.add_argument("--name", help="search name, its folder under --storage (default: NAME-TIMESTAMP)")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples "
+                      "extend a finished one")  # fmt: skip
+    tune.set_defaults(func=cmd_tune)
+    replay = sub.add_parser("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
+    replay.add_argument("search_dir", help="the search folder (holds search.json)")
+    replay.add_argument("trial_id", help="the trial's id (its folder under trials/)")
+    replay.add_argument("--out", help="folder of the replay (default: SEARCH_DIR/replays/TRIAL_ID-TIMESTAMP)")
+    replay.set_defaults(func=cmd_replay)
     sync = sub.add_parser("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
     sync.add_argument("path", help="a run folder, or any folder holding run folders")
     sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
