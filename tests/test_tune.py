@@ -1,0 +1,128 @@
+"""The search end to end on a real local Ray and a real Optuna journal: trials, identity, report, replay, resume."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.search_report import SearchSpec, load_study
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
+SHRINK = ["train.epochs=2", "train.max_batches=5", "search.grace_period=1"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module: starting it takes a while on a shared 2-core machine."""
+    import ray
+
+    from rnnlab.tune import connect
+
+    connect(None)
+    yield
+    ray.shutdown()
+
+
+def ray_trial_ids(folder: Path) -> list[str]:
+    from ray.tune import ExperimentAnalysis
+
+    spec = SearchSpec.load(folder)
+    return [t.trial_id for run in spec.ray_runs for t in ExperimentAnalysis(str(folder / run)).trials]
+
+
+def test_search_runs_conditional_space_and_replays_best(tmp_path, local_ray, capsys):
+    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "s", "--samples", "6",
+                 "--concurrency", "2", "--set", *SHRINK])  # fmt: skip
+    assert code == 0
+    folder = tmp_path / "s"
+    study = load_study(folder)
+    ray_ids = ray_trial_ids(folder)
+    assert len(study.trials) == len(ray_ids) == 6
+    assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == sorted(ray_ids)
+    assert {t.params["model.family"] for t in study.trials} <= {"lstm", "gru"}
+    for t in study.trials:  # conditional: only GRU trials ask for hidden_size, only LSTM ones for num_layers
+        assert ("model.hidden_size" in t.params) == (t.params["model.family"] == "gru")
+        assert t.state.name in ("COMPLETE", "PRUNED")
+        if t.state.name == "COMPLETE":
+            result = json.loads((folder / "trials" / t.user_attrs["ray_trial_id"] / "result.json").read_text())
+            assert math.isclose(result["val/acc"], t.value)
+    for trial_id in ray_ids:
+        assert (folder / "trials" / trial_id / "metrics.jsonl").is_file()
+        config = json.loads((folder / "trials" / trial_id / "config.json").read_text())["flat"]
+        assert config["train.threads"] == 1 and config["train.epochs"] == 2
+    out = capsys.readouterr().out
+    assert "best trial" in out and (folder / "best_overrides.txt").read_text().startswith("--set ")
+    assert (folder / "optimization_history.png").is_file()
+
+    best = study.best_trial.user_attrs["ray_trial_id"]
+    assert main(["replay", str(folder), best, "--out", str(tmp_path / "replay")]) == 0
+    assert "replay reproduces the recorded metrics" in capsys.readouterr().out
+
+
+def test_diverged_and_stopped_trials_are_pruned_with_reason(tmp_path):
+    """The searcher alone (no Ray run): how it tells Optuna a trial ended, into a real journal."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.tune import FINAL_KEY, make_searcher
+
+    experiment = load_experiment(SEARCH_DIGITS)
+    searcher = make_searcher(experiment.search_space, experiment.config, tmp_path)
+    for trial_id in ("aaa", "bbb", "ccc"):
+        assert "model.family" in searcher.suggest(trial_id)
+    searcher.on_trial_complete("aaa", {FINAL_KEY: True, "status": "diverged", "reason": "train/loss became nan",
+                                       "val/acc": math.nan})  # fmt: skip
+    searcher.on_trial_complete("bbb", {"epoch": 1, "val/acc": 0.2})
+    searcher.on_trial_complete("ccc", {FINAL_KEY: True, "status": "completed", "val/acc": 0.5})
+    trials = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path).trials}
+    assert trials["aaa"].state.name == "PRUNED" and "train/loss became nan" in trials["aaa"].user_attrs["reason"]
+    assert trials["bbb"].state.name == "PRUNED" and "scheduler" in trials["bbb"].user_attrs["reason"]
+    assert trials["ccc"].state.name == "COMPLETE" and trials["ccc"].value == 0.5
+
+
+def test_bad_storage_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["tune", SEARCH_DIGITS, "--storage", str(blocker / "sub"), "--name", "x"]) == 2
+    assert main(["tune", SEARCH_DIGITS, "--storage", "nosuchscheme://bucket/path", "--name", "x"]) == 2
+
+
+@pytest.mark.slow
+def test_resume_after_driver_kill(tmp_path):
+    """SIGKILL the driver mid-search; --resume ends with exactly N trials, none run twice, the study intact."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    samples = 6
+    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "k",
+           "--samples", str(samples), "--set", "train.epochs=4", "train.max_batches=10",
+           "search.scheduler=none"]  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    driver = subprocess.Popen(cmd, env=env, start_new_session=True, **quiet)
+    folder = tmp_path / "k"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(folder.glob("trials/*/result.json"))) < 2:
+        time.sleep(1)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait()
+    finished_before = {p.parent.name for p in folder.glob("trials/*/result.json")}
+    assert 2 <= len(finished_before) < samples
+
+    resumed = subprocess.run([sys.executable, "-m", "rnnlab.cli", "tune", str(folder), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ray_ids = ray_trial_ids(folder)
+    assert len(ray_ids) == len(set(ray_ids)) == samples
+    study = load_study(folder)
+    ran = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert sorted(t.user_attrs["ray_trial_id"] for t in ran) == sorted(ray_ids)
+    assert all(t.user_attrs["reason"].startswith("orphaned") for t in study.trials if t.state.name == "FAIL")
+    configs = [json.dumps(t.params, sort_keys=True) for t in ran]
+    assert len(set(configs)) == len(configs)
+    for trial_id in finished_before:  # finished trials were not trained again
+        rows = (folder / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
