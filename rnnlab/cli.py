@@ -121,6 +121,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_search(experiment, spec, address=args.address)
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Check a search can start where it is headed; print each failure with the field to change, exit 2 if any."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.preflight import run_preflight
+
+    cfg = load_experiment(args.experiment, overrides_from(args)).config
+    log = lambda message: print(f"preflight: {message}")  # noqa: E731
+    failures = run_preflight(cfg, args.address, args.storage, args.cluster_config, log=log)
+    for failure in failures:
+        print(f"preflight: FAIL {failure}", file=sys.stderr)
+    print(f"preflight: {len(failures)} failure(s)" if failures else "preflight: ok")
+    return EXIT_BAD_INPUT if failures else 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from rnnlab.search_report import replay_trial
 
@@ -155,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("path", help="a run folder, or any folder holding run folders")
     sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
     sync.set_defaults(func=cmd_sync)
+    preflight = sub.add_parser("preflight", help="check trials fit the cluster and reach storage, data and W&B")
+    add_common(preflight)
+    preflight.add_argument("--address", help="Ray cluster to check: auto or host:6379 (default: this machine)")
+    preflight.add_argument("--storage", default="searches", help="the --storage of the search (folder or URI)")
+    preflight.add_argument("--cluster-config", help="a `ray up` YAML: trials must also fit one of its node types")
+    preflight.set_defaults(func=cmd_preflight)
     return parser
 
 
