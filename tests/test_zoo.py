@@ -9,6 +9,8 @@ import torch
 from rnnlab.config import Config, ModelConfig
 from rnnlab.models import build_model
 from rnnlab.models.esn import ESN, memory_capacity
+from rnnlab.models.hopfield import HopfieldLayer, HopfieldMemory
+from rnnlab.models.indrnn import IndRNN, IndRNNRecurrence
 
 # --- echo state network ----------------------------------------------------------------------------------------
 
@@ -103,3 +105,163 @@ def test_esn_memory_capacity_is_bounded_by_the_units():
     encoder = ESN(esn_config(units=20, spectral_radius=0.9, leak_rate=1.0, input_scaling=0.1, density=0.5), 1)
     capacity = memory_capacity(encoder, max_delay=40, length=2000, seed=0)
     assert 3.0 < capacity <= 20.5  # Jaeger (2002): MC <= N for a linear-ish reservoir of N units
+
+
+# --- IndRNN ----------------------------------------------------------------------------------------------------
+
+
+def indrnn_config(**indrnn) -> ModelConfig:
+    cfg = ModelConfig(family="indrnn", hidden_size=6)
+    cfg.indrnn = dataclasses.replace(cfg.indrnn, **indrnn)
+    return cfg
+
+
+def naive_indrnn(x_BTD, weight, recurrent, bias):
+    """The paper's equation, one autograd step at a time: h_t = relu(W x_t + u * h_{t-1} + b)."""
+    h = torch.zeros(x_BTD.shape[0], weight.shape[0], dtype=x_BTD.dtype)
+    states = []
+    for t in range(x_BTD.shape[1]):
+        h = torch.relu(x_BTD[:, t] @ weight.T + recurrent * h + bias)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def test_indrnn_outputs_and_gradients_equal_the_naive_recurrence():
+    torch.manual_seed(0)
+    encoder = IndRNN(indrnn_config(), 3).double()
+    layer = encoder.layers[0][0]
+    with torch.no_grad():  # recurrent weights past 1 and negative ones exercise both the growth and the relu mask
+        layer.recurrent.copy_(torch.tensor([1.2, -0.9, 0.5, 1.0, -1.1, 0.0]))
+        layer.input.bias.uniform_(-0.3, 0.3)
+    x = torch.randn(4, 25, 3, dtype=torch.float64, requires_grad=True)
+    weights = (x, layer.input.weight, layer.recurrent, layer.input.bias)
+    upstream = torch.randn(4, 25, 6, dtype=torch.float64)
+    out = encoder(x, torch.full((4,), 25))[0]
+    ours = torch.autograd.grad((out * upstream).sum(), weights)
+    expected = naive_indrnn(x, layer.input.weight, layer.recurrent, layer.input.bias)
+    reference = torch.autograd.grad((expected * upstream).sum(), weights)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    for name, a, b in zip(("x", "W", "u", "b"), ours, reference):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"gradient wrt {name}")
+
+
+def test_indrnn_recurrence_passes_gradcheck():
+    torch.manual_seed(1)
+    drive = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    recurrent = torch.tensor([0.7, -1.3, 1.1], dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(IndRNNRecurrence.apply, (drive, recurrent, h0))
+
+
+def test_indrnn_keeps_recurrent_weights_within_the_bound_while_training():
+    torch.manual_seed(0)
+    cfg = Config(model=indrnn_config(recurrent_gamma=2.0, time_steps=0))
+    cfg.model.num_layers = 2
+    model = build_model(cfg, input_size=2, vocab_size=0, output_size=1, task="regression")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)  # steps of ~0.5 push u far past the bound
+    for _ in range(5):
+        out, _ = model(torch.rand(8, 20, 2), torch.full((8,), 20))
+        loss = -out.sum()  # grows with every |u|
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.encoder.after_step()
+    bound = 2.0 ** (1 / 20)
+    recurrent = torch.cat([d.recurrent for layer in model.encoder.layers for d in layer])
+    assert recurrent.abs().max() <= bound + 1e-7
+    assert recurrent.abs().max() > 1.0  # the clamp binds at the bound, not at 1
+
+
+def test_indrnn_bidirectional_with_batch_norm_and_residual_ignores_padding():
+    torch.manual_seed(0)
+    cfg = indrnn_config(batch_norm=True, residual=True)
+    cfg.num_layers, cfg.bidirectional = 3, True
+    encoder = IndRNN(cfg, 4).train()
+    short = torch.randn(1, 5, 4)
+    padded = torch.cat([torch.cat([short, torch.zeros(1, 4, 4)], dim=1)] * 2)
+    out_alone, last_alone, _ = encoder(torch.cat([short, short]), torch.tensor([5, 5]))
+    out_padded, last_padded, _ = encoder(padded, torch.tensor([5, 5]))
+    torch.testing.assert_close(out_padded[:, :5], out_alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(last_padded, last_alone, atol=1e-5, rtol=1e-5)
+
+
+# --- Hopfield --------------------------------------------------------------------------------------------------
+
+
+def hopfield_memory(rule: str, update: str, size: int) -> HopfieldMemory:
+    cfg = ModelConfig(family="hopfield")
+    cfg.hopfield = dataclasses.replace(cfg.hopfield, rule=rule, update=update, max_iterations=20)
+    return HopfieldMemory(cfg, size)
+
+
+def corrupt(patterns: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Each pattern with `fraction` of its bits flipped (exactly that many, at random places)."""
+    flips = torch.rand(patterns.shape, generator=generator).argsort(dim=1) < int(fraction * patterns.shape[1])
+    return torch.where(flips, -patterns, patterns)
+
+
+@pytest.mark.parametrize("rule,update", [("hebbian", "async"), ("hebbian", "sync"), ("storkey", "async")])
+def test_hopfield_recalls_stored_patterns_from_corrupted_cues(rule, update):
+    generator = torch.Generator().manual_seed(0)
+    patterns = torch.randint(0, 2, (5, 100), generator=generator).float() * 2 - 1
+    memory = hopfield_memory(rule, update, 100)
+    memory.fit_closed_form([(patterns[:, None], torch.ones(5, dtype=torch.long), patterns)])
+    assert torch.all(memory.weight.diagonal() == 0) and torch.allclose(memory.weight, memory.weight.T)
+    cues = corrupt(patterns, 0.1, generator)
+    out, recalled, state = memory(cues[:, None], torch.ones(5, dtype=torch.long))
+    assert out.shape == (5, 1, 100) and state is None
+    assert torch.equal(recalled, patterns)
+
+
+def test_hopfield_energy_never_increases_under_asynchronous_updates():
+    generator = torch.Generator().manual_seed(1)
+    patterns = torch.randint(0, 2, (12, 60), generator=generator).double() * 2 - 1
+    memory = hopfield_memory("hebbian", "async", 60)
+    memory.store(patterns)  # past capacity: recall wanders through spurious states, the energy still falls
+    state = torch.randint(0, 2, (4, 60), generator=generator).double() * 2 - 1
+    weight = memory.weight.double()
+    energies = [memory.energy(state)]
+    for i in torch.randperm(60, generator=generator).tolist() * 3:
+        field = state @ weight[i]
+        state[:, i] = torch.where(field > 0, 1.0, torch.where(field < 0, -1.0, state[:, i]))
+        energies.append(memory.energy(state))
+    steps = torch.stack(energies)
+    assert torch.all(steps[1:] <= steps[:-1] + 1e-12)
+    assert torch.all(steps[-1] < steps[0])
+
+
+def test_hopfield_async_recall_is_deterministic():
+    generator = torch.Generator().manual_seed(2)
+    patterns = torch.randint(0, 2, (20, 50), generator=generator).float() * 2 - 1
+    memory = hopfield_memory("hebbian", "async", 50)
+    memory.store(patterns)
+    cues = corrupt(patterns, 0.3, generator)
+    assert torch.equal(memory.recall(cues.clone()), memory.recall(cues.clone()))
+
+
+def test_modern_hopfield_layer_is_the_update_rule_without_projections():
+    torch.manual_seed(0)
+    layer = HopfieldLayer(8, 8, 8, beta=2.0, projections=False)
+    stored_BSY, xi_BQR = torch.randn(3, 5, 8), torch.randn(3, 2, 8)
+    X = stored_BSY.transpose(1, 2)  # (B, d, S): the stored patterns as columns
+    expected = (X @ torch.softmax(2.0 * X.transpose(1, 2) @ xi_BQR.transpose(1, 2), dim=1)).transpose(1, 2)
+    torch.testing.assert_close(layer(xi_BQR, stored_BSY), expected)
+
+
+@pytest.mark.parametrize("encoder", ["none", "lstm", "gru"])
+def test_hopfield_pooling_learns_over_an_encoder(encoder):
+    torch.manual_seed(0)
+    cfg = Config(model=ModelConfig(family="hopfield_pool", hidden_size=8))
+    cfg.model.hopfield = dataclasses.replace(cfg.model.hopfield, encoder=encoder, num_queries=2)
+    model = build_model(cfg, input_size=3, vocab_size=0, output_size=2, task="classification")
+    assert model.encoder.output_size == 16
+    x, y = torch.randn(16, 6, 3), (torch.arange(16) % 2)
+    x[:, 2, 0] += 3 * y  # the class is written at one step; pooling must find it
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(40):
+        out, _ = model(x, torch.full((16,), 6))
+        loss = torch.nn.functional.cross_entropy(out, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.2

@@ -10,6 +10,8 @@ from torch import nn
 
 from rnnlab.config import Config, ConfigError
 from rnnlab.models.esn import ESN
+from rnnlab.models.hopfield import HopfieldMemory, HopfieldPooling
+from rnnlab.models.indrnn import IndRNN
 from rnnlab.models.rnn import GRU, LSTM, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
 
@@ -18,6 +20,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "lstm": LSTM,
     "gru": GRU,
     "esn": ESN,
+    "indrnn": IndRNN,
+    "hopfield": HopfieldMemory,
+    "hopfield_pool": HopfieldPooling,
 }
 
 

@@ -1,0 +1,153 @@
+"""Independently recurrent neural network (Li, Li, Cook, Zhu & Gao, "Independently Recurrent Neural Network
+(IndRNN): Building A Longer and Deeper RNN", CVPR 2018).
+
+    h_t = relu(W x_t + u * h_{t-1} + b),    |u| <= gamma^(1/T)
+
+Each unit only feeds itself (`u` is a vector), so after one input projection for all steps the recurrence is
+elementwise; it runs in a hand-written autograd Function with an explicit backward over time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnlab.config import ModelConfig
+from rnnlab.models.sequence import reverse_padded
+
+DEFAULT_TIME_STEPS = 100  # T of the initial bound when model.indrnn.time_steps = 0 and no data has been seen yet
+
+
+class IndRNNRecurrence(torch.autograd.Function):
+    """h_t = relu(drive_t + u * h_{t-1}) over a (B, T, H) drive, with the backward pass through time by hand.
+
+    Backward: with g_t = dL/dh_t (from outputs) + u * dL/dpre_{t+1}, dL/dpre_t = g_t * [h_t > 0]; then
+    dL/du = sum_t dL/dpre_t * h_{t-1} and dL/dh_0 = u * dL/dpre_1. The relu mask comes from the saved outputs.
+    Each step is a (B, H) slice with contiguous rows, so no (T, B, H) copy of the drive or the outputs is made.
+    """
+
+    @staticmethod
+    def forward(ctx, drive_BTH: torch.Tensor, recurrent_H: torch.Tensor, h0_BH: torch.Tensor) -> torch.Tensor:
+        h_BTH = torch.empty_like(drive_BTH)
+        steps, drives = h_BTH.unbind(1), drive_BTH.unbind(1)  # views made once: the loop only does arithmetic
+        h = h0_BH
+        for t in range(drive_BTH.shape[1]):
+            h = torch.addcmul(drives[t], recurrent_H, h, out=steps[t]).relu_()
+        ctx.save_for_backward(h_BTH, recurrent_H, h0_BH)
+        return h_BTH
+
+    @staticmethod
+    def backward(ctx, grad_h_BTH: torch.Tensor):
+        h_BTH, recurrent_H, h0_BH = ctx.saved_tensors
+        active_BTH = h_BTH.sign()  # h >= 0, so its sign is the relu derivative, already in the float dtype
+        grad_pre_BTH = torch.empty_like(h_BTH)
+        grads, pres, actives = grad_h_BTH.unbind(1), grad_pre_BTH.unbind(1), active_BTH.unbind(1)
+        T = h_BTH.shape[1]
+        carry = torch.mul(grads[T - 1], actives[T - 1], out=pres[T - 1])
+        for t in range(T - 2, -1, -1):
+            carry = torch.addcmul(grads[t], recurrent_H, carry, out=pres[t]).mul_(actives[t])
+        # sum_t dpre_t * h_{t-1} with h_{-1} = h0, as one reduction; the mask's memory holds the products
+        products = torch.mul(grad_pre_BTH[:, 1:], h_BTH[:, :-1], out=active_BTH[:, 1:])
+        grad_recurrent = products.sum(dim=(0, 1)) + (grad_pre_BTH[:, 0] * h0_BH).sum(dim=0)
+        return grad_pre_BTH, grad_recurrent, recurrent_H * carry
+
+
+class IndRNNLayer(nn.Module):
+    """One layer, one direction: input projection (optionally batch-normalised over features), then the recurrence."""
+
+    def __init__(self, input_size: int, hidden_size: int, batch_norm: bool, low: float, high: float):
+        super().__init__()
+        self.input = nn.Linear(input_size, hidden_size)
+        # Li et al. (2018), Sec. 4: recurrent weights uniform in [0, bound] ([low, bound] near 1 in the last layer
+        # keeps its long memory); the input projection keeps torch's default fan-in init, bias zero.
+        self.recurrent = nn.Parameter(torch.empty(hidden_size).uniform_(low, high))
+        nn.init.zeros_(self.input.bias)
+        self.norm = nn.BatchNorm1d(hidden_size) if batch_norm else None
+
+    def forward(self, x_BTD: torch.Tensor, valid_BT: torch.Tensor | None, h0_BH: torch.Tensor | None):
+        drive_BTH = self.input(x_BTD)
+        if self.norm is not None:  # statistics over the valid steps only, so padding changes nothing
+            if valid_BT is None:
+                drive_BTH = self.norm(drive_BTH.flatten(0, 1)).view_as(drive_BTH)
+            else:
+                normed = drive_BTH.new_zeros(drive_BTH.shape)
+                normed[valid_BT] = self.norm(drive_BTH[valid_BT])
+                drive_BTH = normed
+        if h0_BH is None:
+            h0_BH = drive_BTH.new_zeros(drive_BTH.shape[0], drive_BTH.shape[2])
+        return IndRNNRecurrence.apply(drive_BTH, self.recurrent.to(drive_BTH.dtype), h0_BH)
+
+
+class IndRNN(nn.Module):
+    """Stacked IndRNN encoder: dropout between layers, optional residual connections (layers whose input and
+    output widths agree) and batch norm, bidirectional by a second pass reversed within each sequence's length.
+
+    `after_step()` clamps every |u| to gamma^(1/T), T = model.indrnn.time_steps or, when 0, the longest sequence
+    seen so far (kept in the buffer `longest_sequence`, so a resumed trial clamps the same way).
+    """
+
+    def __init__(self, cfg: ModelConfig, input_size: int):
+        super().__init__()
+        c = cfg.indrnn
+        self.hidden_size, self.num_layers = cfg.hidden_size, cfg.num_layers
+        self.directions = 2 if cfg.bidirectional else 1
+        self.recurrent_gamma, self.time_steps = c.recurrent_gamma, c.time_steps
+        self.residual = c.residual
+        self.register_buffer("longest_sequence", torch.tensor(0))
+        bound = self.recurrent_bound(c.time_steps or DEFAULT_TIME_STEPS)
+        self.layers = nn.ModuleList()
+        for layer in range(cfg.num_layers):
+            size = input_size if layer == 0 else cfg.hidden_size * self.directions
+            low = 1.0 / bound if layer == cfg.num_layers - 1 else 0.0
+            self.layers.append(
+                nn.ModuleList(
+                    IndRNNLayer(size, cfg.hidden_size, c.batch_norm, low, bound) for _ in range(self.directions)
+                )
+            )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.output_size = cfg.hidden_size * self.directions
+
+    def recurrent_bound(self, time_steps: int) -> float:
+        return self.recurrent_gamma ** (1.0 / max(time_steps, 1))
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        bound = self.recurrent_bound(self.time_steps or int(self.longest_sequence))
+        for directions in self.layers:
+            for layer in directions:
+                layer.recurrent.clamp_(-bound, bound)
+
+    def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
+        """state: (layers * directions, B, H) final states, as torch RNNs; only forward directions resume from it."""
+        B, T, _ = x_BTD.shape
+        lengths = lengths_B.to(x_BTD.device)
+        self.longest_sequence.fill_(max(int(self.longest_sequence), T))
+        padded = bool((lengths < T).any())
+        valid_BT = (torch.arange(T, device=x_BTD.device)[None, :] < lengths[:, None]) if padded else None
+        rows, last_index = torch.arange(B, device=x_BTD.device), (lengths - 1).clamp(min=0)
+        layer_input = x_BTD
+        finals = []
+        for index, directions in enumerate(self.layers):
+            outputs = []
+            for direction, layer in enumerate(directions):
+                if direction == 0:
+                    h0 = state[index * self.directions] if state is not None else None
+                    h_BTH = layer(layer_input, valid_BT, h0)
+                    finals.append(h_BTH[rows, last_index])
+                else:  # reversed within each length: the backward pass starts at the last valid step
+                    h_BTH = layer(reverse_padded(layer_input, lengths), valid_BT, None)
+                    finals.append(h_BTH[rows, last_index])
+                    h_BTH = reverse_padded(h_BTH, lengths)
+                outputs.append(h_BTH)
+            h_BTH = torch.cat(outputs, dim=-1) if self.directions == 2 else outputs[0]
+            if self.residual and h_BTH.shape[-1] == layer_input.shape[-1]:
+                h_BTH = h_BTH + layer_input
+            if index < self.num_layers - 1:
+                h_BTH = self.dropout(h_BTH)
+            layer_input = h_BTH
+        out_BTH = layer_input * valid_BT[..., None] if padded else layer_input
+        # the summary: the forward direction's last valid step and the backward direction's first, as torch RNNs
+        last_BH = out_BTH[rows, last_index]
+        if self.directions == 2:
+            last_BH = torch.cat([last_BH[:, : self.hidden_size], out_BTH[:, 0, self.hidden_size :]], dim=-1)
+        return out_BTH, last_BH, torch.stack(finals)
