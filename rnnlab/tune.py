@@ -135,6 +135,14 @@ class StudySearch(OptunaSearch):
         ot_trial.set_user_attr("ray_trial_id", trial_id)
         return {**params, NUMBER_KEY: ot_trial.number}
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            super().on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:  # it ended before the driver died; Ray resumed it from its last checkpoint
+            self._completed_trials.add(trial_id)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:

@@ -126,3 +126,56 @@ def test_resume_after_driver_kill(tmp_path):
     for trial_id in finished_before:  # finished trials were not trained again
         rows = (folder / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_trial_survives_losing_its_node(tmp_path):
+    """A head (no CPUs) and two 1-CPU workers: both trials run, one per worker; killing a worker mid-trial makes
+    that trial continue on the other worker from its last checkpoint (earlier epochs are kept, not re-run)."""
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from rnnlab.experiment import load_experiment
+    from rnnlab.tune import run_search
+
+    if ray.is_initialized():
+        ray.shutdown()
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    cluster = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    overrides = {"search.samples": "2", "search.concurrency": "2", "search.scheduler": "none", "train.epochs": "6",
+                 "train.max_batches": "20", "tracking.mode": "disabled"}  # fmt: skip
+    experiment = load_experiment(SEARCH_DIGITS, overrides)
+    folder = tmp_path / "m"
+    spec = SearchSpec(experiment=SEARCH_DIGITS, name="m", storage=str(tmp_path), folder=str(folder),
+                      overrides=overrides, metric="val/acc", mode="max")  # fmt: skip
+    search = threading.Thread(target=run_search, args=(experiment, spec))
+    search.start()
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            logs = list(folder.glob("trials/*/metrics.jsonl"))
+            if len(logs) == 2 and all(len(p.read_text().splitlines()) >= 2 for p in logs):
+                break
+            time.sleep(0.5)
+        before = {p.parent.name: p.read_text().splitlines() for p in folder.glob("trials/*/metrics.jsonl")}
+        assert len(before) == 2, "both trials should run at once, one per worker"
+        cluster.remove_node(workers[0], allow_graceful=False)
+        search.join(timeout=600)
+        assert not search.is_alive()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(folder / "ray")).trials
+    assert [t.status for t in trials] == ["TERMINATED", "TERMINATED"]
+    assert sorted(t.run_metadata.num_failures for t in trials) == [0, 1]
+    for trial_id, rows_before in before.items():
+        rows = (folder / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+        kept = [json.loads(r) for r in rows_before[:-1]]  # the last row may be the epoch the kill interrupted
+        assert [json.loads(r) for r in rows[: len(kept)]] == kept  # continued from a checkpoint, not restarted
