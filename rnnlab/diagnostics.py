@@ -59,9 +59,9 @@ def layer_weights(rnn: nn.RNNBase, layer: int, suffix: str, dtype) -> dict[str, 
 def unroll(rnn: nn.RNNBase, x_BTD: torch.Tensor, lengths_B: torch.Tensor, dtype=torch.float64):
     """Run `rnn` (batch_first, zero initial state) one step at a time, as its fused kernel on packed sequences.
 
-    Returns (out_BTH, last_BH, top_states, gate_stats): `top_states` are the top layer's forward-direction h_t
-    with `retain_grad()`, so a backward pass leaves dL/dh_t on each; `gate_stats` maps a gate to its
-    (saturated count, total count) over valid steps. Steps past a sequence's length keep its state.
+    Returns (out_BTH, last_BH, top_states, gate_stats): `top_states` are the top layer's forward-direction h_t,
+    nodes of the graph to differentiate the loss against; `gate_stats` maps a gate to its (saturated count,
+    total count) over valid steps. Steps past a sequence's length keep its state.
     """
     B, T, _ = x_BTD.shape
     valid_BT1 = (torch.arange(T, device=x_BTD.device)[None, :] < lengths_B.to(x_BTD.device)[:, None])[..., None]
@@ -83,7 +83,6 @@ def unroll(rnn: nn.RNNBase, x_BTD: torch.Tensor, lengths_B: torch.Tensor, dtype=
                 h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
                 out[t] = h_new * m
                 if layer == rnn.num_layers - 1 and direction == 0:
-                    h.retain_grad()
                     top_states.append(h)
                 for name, a in gates.items():
                     counts = gate_stats.setdefault(f"l{layer}{'_reverse' if direction else ''}/{name}", [0.0, 0.0])
@@ -129,8 +128,9 @@ def hidden_gradients(model: nn.Module, rnn: nn.RNNBase, batch, task: str) -> dic
         features = out_BTH if task in PER_STEP_TASKS else last_BH
         head_dtype = next(model.head.parameters(), torch.empty(0)).dtype
         loss = compute_loss(task, model.head(features.to(head_dtype)), targets, lengths, model.warmup_steps)
-        loss.backward()  # weights are detached copies: no parameter's .grad is touched
-    norms = [float(h.grad.norm()) if h.grad is not None else 0.0 for h in states]
+        # autograd.grad, not backward: the head's parameters must not collect gradients
+        grads = torch.autograd.grad(loss, states, allow_unused=True)
+    norms = [float(g.norm()) if g is not None else 0.0 for g in grads]
     T = len(norms)
     steps = sorted({round(k * (T - 1) / (HIDDEN_GRAD_STEPS - 1)) for k in range(HIDDEN_GRAD_STEPS)})
     metrics: dict[str, Any] = {f"diag/hidden_grad/t={t}": norms[t] for t in steps}
