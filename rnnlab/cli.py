@@ -45,14 +45,15 @@ def check_output_dir(out: Path, resume: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rnnlab.experiment import load_experiment
-    from rnnlab.trial import run_trial
+    from rnnlab.progress import EpochProgress
+    from rnnlab.tracking import open_tracker
+    from rnnlab.trial import prepare_data, run_trial
 
     experiment = load_experiment(args.experiment, overrides_from(args))
     cfg = experiment.config
     out = Path(args.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_output_dir(out, args.resume)
-    from rnnlab.progress import EpochProgress
-    from rnnlab.tracking import open_tracker
+    data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
 
     with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
 
@@ -60,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tracker.log(metrics, checkpoint)
             progress.update(metrics)
 
-        result = run_trial(cfg, report, out, resume_from=out / "checkpoints" if args.resume else None)
+        result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data)
         tracker.finish(result)
     print(f"run folder: {out}")
     if result["status"] == "diverged":
