@@ -147,7 +147,7 @@ def test_trial_survives_losing_its_node(tmp_path):
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     overrides = {"search.samples": "2", "search.concurrency": "2", "search.scheduler": "none", "train.epochs": "6",
-                 "train.max_batches": "20", "tracking.mode": "disabled"}  # fmt: skip
+                 "train.batch_size": "8", "tracking.mode": "disabled"}  # fmt: skip
     experiment = load_experiment(SEARCH_DIGITS, overrides)
     folder = tmp_path / "m"
     spec = SearchSpec(experiment=SEARCH_DIGITS, name="m", storage=str(tmp_path), folder=str(folder),
@@ -158,7 +158,7 @@ def test_trial_survives_losing_its_node(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline:
             logs = list(folder.glob("trials/*/metrics.jsonl"))
-            if len(logs) == 2 and all(len(p.read_text().splitlines()) >= 2 for p in logs):
+            if len(logs) == 2 and all(len(p.read_text().splitlines()) >= 1 for p in logs):
                 break
             time.sleep(0.5)
         before = {p.parent.name: p.read_text().splitlines() for p in folder.glob("trials/*/metrics.jsonl")}
