@@ -142,6 +142,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay_trial(args.search_dir, args.trial_id, args.out)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the search's HTML report and markdown summary; optionally serve its Optuna study in optuna-dashboard."""
+    from rnnlab.report import make_report
+
+    page = make_report(args.search_dir, args.out)
+    print(f"report: {page}\nsummary: {page.with_name('report.md')}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from rnnlab.report import serve_dashboard
+
+    serve_dashboard(args.search_dir, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     preflight.add_argument("--storage", default="searches", help="the --storage of the search (folder or URI)")
     preflight.add_argument("--cluster-config", help="a `ray up` YAML: trials must also fit one of its node types")
     preflight.set_defaults(func=cmd_preflight)
+    report = sub.add_parser("report", help="a search's HTML report and markdown summary (best trials, families)")
+    report.add_argument("search_dir", help="the search folder (holds search.json)")
+    report.add_argument("--out", help="folder of the report (default: SEARCH_DIR/report)")
+    report.set_defaults(func=cmd_report)
+    dashboard = sub.add_parser("dashboard", help="serve a search's Optuna study in optuna-dashboard")
+    dashboard.add_argument("search_dir", help="the search folder (holds search.json and optuna.journal)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable remotely)")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.set_defaults(func=cmd_dashboard)
     return parser
 
 

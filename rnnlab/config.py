@@ -162,6 +162,7 @@ class SearchConfig:
     max_failures: int = 2  # retries of a failed trial from its last checkpoint
     grace_period: int = 1  # epochs before a scheduler may stop a trial
     objectives: list[str] = field(default_factory=list)  # extra objectives "metric:mode" (multi-objective)
+    seeds: int = 1  # replicates per configuration (seed, seed+1, ...); the search optimises their mean
 
 
 @dataclass
@@ -405,6 +406,7 @@ def validate(cfg: Config) -> Config:
     _check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
     _check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
     _check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+    _check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
     _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
     _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:

@@ -254,6 +254,8 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
 
     spec = SearchSpec.load(folder)
     trial_dir = Path(spec.folder, TRIALS_DIR, trial_id)
+    if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
+        trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
     if not (trial_dir / "config.json").is_file():
         known = sorted(p.name for p in Path(spec.folder, TRIALS_DIR).glob("*") if p.is_dir())
         raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")

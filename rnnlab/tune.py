@@ -83,6 +83,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     """Ray's function trainable: one run_trial, reporting each epoch with its checkpoint, then a summary row."""
     from ray import tune
 
+    from rnnlab.replicates import run_replicates
     from rnnlab.tracking import open_tracker
     from rnnlab.trial import run_trial
 
@@ -91,6 +92,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     out = Path(setup.folder) / TRIALS_DIR / trial_id
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
     checkpoint = tune.get_checkpoint()
+    runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
 
     with open_tracker(cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name,
                       name=trial_id) as tracker:  # fmt: skip
@@ -102,10 +104,10 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
 
         try:
             if checkpoint is None:
-                result = run_trial(cfg, report, out)
+                result = runner(cfg, report, out)
             else:  # a retry or a resumed search: continue from the epoch Ray last recorded
                 with checkpoint.as_directory() as resume_from:
-                    result = run_trial(cfg, report, out, resume_from=resume_from)
+                    result = runner(cfg, report, out, resume_from=resume_from)
         except Exception as err:
             raise RuntimeError(f"trial {trial_id} failed ({type(err).__name__}: {err}); replay it in-process "
                                f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
@@ -241,6 +243,8 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
+    from rnnlab.search_progress import SearchProgress
+
     cfg = experiment.config
     s = cfg.search
     setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial)
@@ -262,8 +266,10 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=samples,
-                                    trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
+                                    trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname,
+                                    reuse_actors=True),  # a new worker process costs seconds of imports
         run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1,
+                                  callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )  # fmt: skip
@@ -280,6 +286,7 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
     """Launch (or resume, or extend) the search; print the report; exit code 0 unless no trial completed."""
     from rnnlab.data import load_task_data
     from rnnlab.search_report import close_orphans, report_search
+    from rnnlab.search_wandb import log_search_results
 
     cfg = experiment.config
     if experiment.search_space is None:
@@ -299,4 +306,6 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
             spec.save()
         build_tuner(experiment, spec, cfg.search.samples - done, spec.ray_runs[-1]).fit()
     close_orphans(spec)
-    return report_search(spec, wall_time=time.time() - t0)
+    code = report_search(spec, wall_time=time.time() - t0)
+    log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
+    return code

@@ -1,0 +1,114 @@
+"""Seed replicates of one configuration: k run_trials in a row (seed, seed+1, ...), reported as their mean.
+
+With `search.seeds = k > 1` a Tune trial runs its configuration k times, each into `<out>/seed_<i>/` (a full
+run_trial record, replayable on its own: `rnnlab replay SEARCH_DIR TRIAL_ID/seed_<i>`). The first k-1 seeds run
+without reporting; the last one reports, per epoch, the mean over seeds of every metric and `<metric>_std`, so ASHA
+and Optuna compare configurations by their mean. The price: a scheduler can stop a configuration only during its
+last seed. `<out>/metrics.jsonl` and `<out>/result.json` hold the means; `result.json` also lists the monitored
+metric of every seed (`seeds/<metric>`), from which `rnnlab report` draws confidence intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config import Config, apply_overrides
+from rnnlab.trial import Report, read_metrics, run_trial, write_json
+
+
+def seed_folder(out: Path, index: int) -> Path:
+    return Path(out) / f"seed_{index}"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def mean_row(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """The mean over seeds of every number all rows carry, and the sample std of `metric` as `<metric>_std`."""
+    keys = [k for k, v in rows[-1].items() if is_number(v) and all(is_number(r.get(k)) for r in rows)]
+    mean = {k: statistics.fmean(float(r[k]) for r in rows) for k in keys}
+    if metric in mean:
+        values = [float(r[metric]) for r in rows]
+        mean[f"{metric}_std"] = statistics.stdev(values) if len(values) > 1 and all(map(math.isfinite, values)) else 0.0
+    return mean
+
+
+def row_at(rows: list[dict[str, Any]], epoch: int) -> dict[str, Any] | None:
+    """A seed's row for `epoch`, or its last one if it stopped earlier (early stopping keeps its final state)."""
+    before = [r for r in rows if r["epoch"] <= epoch]
+    return before[-1] if before else None
+
+
+def mean_rows(seed_rows: list[list[dict[str, Any]]], metric: str) -> list[dict[str, Any]]:
+    """Per epoch of the last seed, the mean over seeds of that epoch's rows."""
+    out = []
+    for row in seed_rows[-1]:
+        rows = [r for r in (row_at(rows, row["epoch"]) for rows in seed_rows[:-1]) if r is not None] + [row]
+        out.append({**mean_row(rows, metric), "epoch": row["epoch"]})
+    return out
+
+
+def own_checkpoints(folder: Path) -> Path | None:
+    """A seed folder's checkpoints, if an earlier attempt left any (run_trial resumes from the newest valid one)."""
+    checkpoints = folder / "checkpoints"
+    return checkpoints if checkpoints.is_dir() and any(checkpoints.iterdir()) else None
+
+
+def mean_reporter(out: Path, count: int, metric: str, report: Report | None) -> Report:
+    """The last seed's report: rewrite `<out>/metrics.jsonl` with the means so far and report the newest."""
+    earlier = [read_metrics(seed_folder(out, i) / "metrics.jsonl") for i in range(count - 1)]
+    last = seed_folder(out, count - 1) / "metrics.jsonl"
+
+    def report_mean(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+        rows = mean_rows([*earlier, read_metrics(last)], metric)  # run_trial appended this epoch's row already
+        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if report is not None:
+            report(rows[-1], checkpoint)
+
+    return report_mean
+
+
+def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    combined = mean_row(results, cfg.metric)
+    diverged = [(i, r) for i, r in enumerate(results) if r.get("status") == "diverged"]
+    combined.update(status=results[-1].get("status"), seeds=len(results), seed=cfg.seed,
+                    parameters=results[0].get("parameters"), **{"time/total_s": sum(r["time/total_s"] for r in results),
+                    f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results]})  # fmt: skip
+    if diverged:
+        index, first = diverged[0]
+        combined.update(status="diverged", reason=f"seed {cfg.seed + index}: {first.get('reason')}")
+    return combined
+
+
+def run_replicates(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
+                   resume_from: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run `cfg.search.seeds` seeds of `cfg` one after the other; report and return their mean.
+
+    A seed whose `result.json` exists is not run again (a retried trial continues where it failed); `resume_from`
+    (Ray's checkpoint) belongs to the last seed, the only one that reports.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    count = cfg.search.seeds
+    results: list[dict[str, Any]] = []
+    for index in range(count):
+        folder = seed_folder(out, index)
+        seed_cfg = apply_overrides(cfg, {"seed": cfg.seed + index})
+        last = index == count - 1
+        if (folder / "result.json").is_file():
+            results.append(json.loads((folder / "result.json").read_text()))
+        elif not last:
+            results.append(run_trial(seed_cfg, None, folder, own_checkpoints(folder)))
+        else:
+            report_mean = mean_reporter(out, count, cfg.metric, report)
+            results.append(run_trial(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder)))
+        if results[-1].get("status") == "diverged":  # one diverging seed is enough to judge the configuration
+            break
+    result = combine_results(results, cfg)
+    write_json(out / "result.json", result)
+    return result

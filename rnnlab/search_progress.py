@@ -1,0 +1,75 @@
+"""Live progress of a search in the terminal: one compact line per trial event, with the counts and the best so far.
+
+A `ray.tune.Callback` (passed through `RunConfig(callbacks=...)`): Ray 2.60's default output engine ignores a custom
+`ProgressReporter`, but calls callbacks in the driver on every trial start, result, completion, retry and error.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+
+class SearchProgress(Callback):
+    """Prints e.g. `[search 42s] 5/8 started | running 2 | done 2 | pruned 1 | errored 0 | best val/acc=0.91 (a1b2)`."""
+
+    def __init__(self, metric: str, mode: str, total: int, stream: TextIO | None = None):
+        self.metric, self.mode, self.total = metric, mode, total
+        self.stream = stream
+        self.t0 = time.time()
+        self.started: set[str] = set()
+        self.running: set[str] = set()
+        self.counts = {"done": 0, "pruned": 0, "errored": 0}
+        self.last: dict[str, dict[str, Any]] = {}
+        self.best: tuple[float, str] | None = None
+
+    def better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best[0] if self.mode == "max" else value < self.best[0]
+
+    def show(self, event: str) -> None:
+        best = f"{self.metric}={self.best[0]:.4g} ({self.best[1]})" if self.best else f"{self.metric}=-"
+        counts = " | ".join(f"{k} {v}" for k, v in self.counts.items())
+        line = (f"[search {time.time() - self.t0:.0f}s] {len(self.started)}/{self.total} started | "
+                f"running {len(self.running)} | {counts} | best {best}  <- {event}")  # fmt: skip
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        self.started.add(trial.trial_id)
+        self.running.add(trial.trial_id)
+        self.show(f"{trial.trial_id} started")
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        self.last[trial.trial_id] = result
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value) and self.better(value):
+            self.best = (float(value), trial.trial_id)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        from rnnlab.tune import FINAL_KEY
+
+        self.running.discard(trial.trial_id)
+        result = self.last.get(trial.trial_id) or trial.last_result or {}
+        if not result.get(FINAL_KEY):
+            self.counts["pruned"] += 1
+            event = f"{trial.trial_id} stopped by the scheduler after epoch {result.get('epoch', 0)}"
+        elif result.get("status") == "diverged":
+            self.counts["pruned"] += 1
+            event = f"{trial.trial_id} diverged"
+        else:
+            self.counts["done"] += 1
+            event = f"{trial.trial_id} finished ({self.metric}={result.get(self.metric, math.nan):.4g})"
+        self.show(event)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        self.show(f"{trial.trial_id} failed; retrying from its last checkpoint")
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self.running.discard(trial.trial_id)
+        self.counts["errored"] += 1
+        self.show(f"{trial.trial_id} errored (see the report's failed trials)")

@@ -1,0 +1,115 @@
+"""The search as a whole in W&B: a Table of its trials in a search-level run, and a W&B report when online.
+
+`log_search_results` runs at the end of `rnnlab tune` when tracking is on (offline works: `rnnlab sync` uploads the
+run from `SEARCH_DIR/wandb/`). The report needs the optional `wandb-workspaces` package and an online W&B; without
+either it is skipped with one line saying why. wandb is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config import Config
+from rnnlab.search_report import SearchSpec, load_study, trial_rows
+from rnnlab.tracking import resolve_mode, wandb_settings, warn
+
+TABLE_KEY = "search/trials"
+COLUMNS = ["trial_id", "number", "family", "params", "metric", "status", "state"]
+
+
+def table_rows(spec: SearchSpec) -> list[list[Any]]:
+    """One row per trial: id, Optuna number, family, parameters (JSON), the monitored metric, status and state."""
+    rows = []
+    for r in trial_rows(spec, load_study(spec.folder)):
+        value = r["values"][0] if r["values"] else math.nan
+        rows.append([r["trial_id"], r["number"], r["family"], json.dumps(r["params"], sort_keys=True, default=str),
+                     float(value) if value is not None else math.nan, r["status"], r["state"]])  # fmt: skip
+    return rows
+
+
+def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
+    """Log the trials Table in the search-level run `<name>-search`; returns the run folder, None when off/failed."""
+    mode = resolve_mode(cfg)
+    if mode == "disabled":
+        return None
+    try:
+        import wandb
+
+        if mode == "online" and not os.environ.get("WANDB_API_KEY"):
+            raise RuntimeError("online mode needs WANDB_API_KEY in the environment")
+        Path(spec.folder, "wandb").mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, dir=spec.folder,
+                         id=f"{spec.name}-search"[:64], resume="allow", group=cfg.tracking.group or spec.name,
+                         job_type="search-summary", name=f"{spec.name} (search)",
+                         config={"search.name": spec.name, "search.metric": spec.metric, "search.mode": spec.mode,
+                                 "search.overrides": spec.overrides, "search.experiment": spec.experiment},
+                         settings=wandb_settings(mode))  # fmt: skip
+        rows = table_rows(spec)
+        table = wandb.Table(columns=COLUMNS, data=rows)
+        complete = [r for r in rows if r[-1] == "COMPLETE" and math.isfinite(r[4])]
+        best = (max if spec.mode == "max" else min)(complete, key=lambda r: r[4]) if complete else None
+        run.log({TABLE_KEY: table})
+        run.summary.update({"search/trials": len(rows), "search/complete": len(complete),
+                            f"search/best/{spec.metric}": best[4] if best else None,
+                            "search/best/trial_id": best[0] if best else None})  # fmt: skip
+        folder = run.dir
+        run.finish()
+    except Exception as err:
+        warn(f"logging the search's W&B Table failed ({type(err).__name__}: {err}); the local report is unaffected")
+        return None
+    print(f"W&B: the search's trials Table is in {Path(folder).parent}"
+          + (f"; upload it with: rnnlab sync {spec.folder}/wandb" if mode == "offline" else ""))  # fmt: skip
+    if mode == "online":
+        create_wandb_report(spec, cfg)
+    return str(Path(folder).parent)
+
+
+def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
+    """A W&B report of the search (its trials grouped by family, the metric per epoch) through `wandb-workspaces`.
+
+    Online only; skipped with a message when the package is missing (`pip install wandb-workspaces`).
+    """
+    if resolve_mode(cfg) != "online" or not os.environ.get("WANDB_API_KEY"):
+        print("W&B report: skipped (needs online mode and WANDB_API_KEY)")
+        return None
+    try:
+        import wandb_workspaces.reports.v2 as wr
+    except ImportError:
+        print("W&B report: skipped (optional package wandb-workspaces not installed: pip install wandb-workspaces)")
+        return None
+    try:
+        import wandb
+
+        entity = cfg.tracking.entity or wandb.Api().default_entity
+        group = cfg.tracking.group or spec.name
+        runs = wr.Runset(entity=entity, project=cfg.tracking.project, name=f"search {spec.name}",
+                         filters=f"Metric('Group') == '{group}'", groupby=[wr.Config("model.family")])  # fmt: skip
+        report = wr.Report(entity=entity, project=cfg.tracking.project, title=f"Search {spec.name}",
+                           description=f"{spec.metric} ({spec.mode}) over the trials of {spec.experiment}")  # fmt: skip
+        report.blocks = [
+            wr.H1(f"Search {spec.name}"),
+            wr.P(f"Trials grouped by model family; the monitored metric is {spec.metric} ({spec.mode})."),
+            wr.PanelGrid(
+                runsets=[runs],
+                panels=[
+                    wr.LinePlot(x="epoch", y=[spec.metric], title=f"{spec.metric} per epoch"),
+                    wr.BarPlot(metrics=[spec.metric], title=f"{spec.metric} per family", groupby_aggfunc="mean"),
+                    wr.ParallelCoordinatesPlot(
+                        columns=[
+                            wr.ParallelCoordinatesPlotColumn(metric=wr.Config(k))
+                            for k in sorted(load_study(spec.folder).best_trial.params)
+                        ]
+                    ),
+                ],
+            ),  # fmt: skip
+        ]
+        report.save()
+    except Exception as err:
+        warn(f"creating the W&B report failed ({type(err).__name__}: {err}); the runs and the Table are unaffected")
+        return None
+    print(f"W&B report: {report.url}")
+    return report.url
