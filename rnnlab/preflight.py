@@ -140,6 +140,8 @@ def hub_cached(cfg: DataConfig) -> bool:
 
 def probe_data(cfg: DataConfig) -> str | None:
     """Can this node get the raw data: a local file that exists, a hub dataset reachable or cached; None if so."""
+    if cfg.source == "builtin":  # generated from the seed on the node itself
+        return None
     from rnnlab.data import sources
 
     if cfg.source == "local":
