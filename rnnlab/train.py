@@ -150,6 +150,20 @@ def clip_gradients(model: nn.Module, cfg: Config) -> None:
         torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
 
 
+def apply_config_learning_rate(optimizer, scheduler, learning_rate: float) -> None:
+    """After a restore, the config's learning rate wins when it changed (PBT perturbs it between checkpoints).
+
+    The schedule keeps its progress: the current rate is rescaled by new / old base rate. An unchanged config
+    leaves the restored state exactly as saved, so a plain resume stays bit-exact.
+    """
+    for i, group in enumerate(optimizer.param_groups):
+        old = group.get("initial_lr", group["lr"])
+        if old != learning_rate:
+            group["lr"] *= learning_rate / old
+            group["initial_lr"] = learning_rate
+            scheduler.base_lrs[i] = learning_rate
+
+
 # --- fit ---------------------------------------------------------------------------------------------------------
 
 
@@ -177,6 +191,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         if optimizer:
             optimizer.load_state_dict(resume_state["optimizer"])
             scheduler.load_state_dict(resume_state["scheduler"])
+            apply_config_learning_rate(optimizer, scheduler, cfg.optim.learning_rate)
         torch.set_rng_state(resume_state["torch_rng"])
         generator.set_state(resume_state["generator"])
         start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]

@@ -209,9 +209,9 @@ def make_scheduler(cfg: Config):
                                         grace_period=min(s.grace_period, cfg.train.epochs))  # fmt: skip
     if s.scheduler == "hyperband":
         return schedulers.HyperBandScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t)
-    if s.scheduler == "pbt":  # exploit/explore needs new hyperparameters applied to a restored optimizer
-        raise ConfigError("search.scheduler", "pbt is not supported yet: the restored optimizer state would "
-                          "override a perturbed learning rate; valid: asha, hyperband, none")  # fmt: skip
+    if s.scheduler == "pbt":  # PBT mutates hyperparameters by its own ranges; a define-by-run space has none
+        raise ConfigError("search.scheduler", "pbt is not supported with an Optuna define-by-run space (it needs "
+                          "explicit mutation ranges); valid: asha, hyperband, none")  # fmt: skip
     return schedulers.FIFOScheduler()
 
 
