@@ -129,7 +129,7 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
             loss = compute_loss(data.task, outputs, targets, lengths, warmup)
             if training:
                 if not torch.isfinite(loss):
-                    raise TrialDiverged(f"train/loss became {float(loss)}")
+                    raise TrialDiverged(f"train/loss became {float(loss.detach())}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 clip_gradients(model, cfg)
