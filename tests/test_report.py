@@ -1,0 +1,228 @@
+"""`rnnlab report`: figures, tables, family comparison with confidence intervals, failures as lines; seed replicates;
+the search's W&B Table (offline, read back from the run's files); live search progress.
+
+Fast tests build a search folder with Optuna directly (a real journal, trial folders as run_trial leaves them); the
+slow test runs a real small search with `search.seeds=2` on a local Ray and reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rnnlab.cli import main
+from rnnlab.replicates import mean_rows
+from rnnlab.report import noise_verdict, t_interval
+from rnnlab.search_report import STUDY_NAME, SearchSpec, load_study, open_study_storage
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
+
+
+def write_trial(folder: Path, trial_id: str, values: list[float], result: dict) -> None:
+    trial_dir = folder / "trials" / trial_id
+    trial_dir.mkdir(parents=True)
+    rows = [{"epoch": e + 1, "val/acc": v, "train/loss": 1.0 / (e + 1)} for e, v in enumerate(values)]
+    (trial_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (trial_dir / "result.json").write_text(json.dumps(result))
+
+
+def make_search(folder: Path, finals: dict[str, list[float]], objectives: int = 1) -> SearchSpec:
+    """A search folder: per family the final val/acc of its completed trials, plus one pruned and one failed trial."""
+    import optuna
+    from optuna.trial import TrialState
+
+    folder.mkdir(parents=True)
+    spec = SearchSpec(experiment=SEARCH_DIGITS, name="syn", storage=str(folder.parent), folder=str(folder),
+                      metric="val/acc", mode="max", objectives=["val/loss:min"] if objectives > 1 else [])  # fmt: skip
+    spec.save()
+    directions = ["maximize", "minimize"][:objectives]
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), directions=directions)
+    number = 0
+    for family, values in finals.items():
+        for value in values:
+            study.enqueue_trial({"model.family": family})  # ask() then suggests exactly this family
+            trial = study.ask()
+            trial.suggest_categorical("model.family", list(finals))
+            trial.suggest_float("optim.learning_rate", 1e-3, 1e-1, log=True)
+            trial_id = f"t{number}"
+            trial.set_user_attr("ray_trial_id", trial_id)
+            write_trial(folder, trial_id, [value * 0.7, value], {"status": "completed", "val/acc": value,
+                        "parameters": 1000 + number, "time/total_s": 2.0 + number})  # fmt: skip
+            study.tell(trial, [value, 1 - value][:objectives])
+            number += 1
+    for state, reason in ((TrialState.PRUNED, "stopped by the scheduler after epoch 1"), (TrialState.FAIL, "boom")):
+        trial = study.ask()
+        trial.suggest_categorical("model.family", list(finals))
+        trial.set_user_attr("ray_trial_id", f"t{number}")
+        trial.set_user_attr("reason", reason)
+        write_trial(folder, f"t{number}", [0.1], {"status": "diverged", "reason": "train/loss became nan"})
+        study.tell(trial, state=state)
+        number += 1
+    return spec
+
+
+def check_figures(out: Path, html: str, expected: set[str]) -> None:
+    pngs = sorted(out.glob("*.png"))
+    assert {p.stem for p in pngs} == expected
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.size[0] > 0 and image.size[1] > 0
+    assert html.count("src='data:image/png;base64,") == len(pngs)
+    markdown = (out / "report.md").read_text()
+    assert all(f"]({p.name})" in markdown for p in pngs)
+
+
+def test_report_of_a_search_has_every_section_and_figure(tmp_path, capsys):
+    spec = make_search(tmp_path / "s", {"lstm": [0.80, 0.82, 0.78], "gru": [0.60, 0.62, 0.61]})
+    assert main(["report", spec.folder]) == 0
+    out = Path(spec.folder) / "report"
+    html = (out / "report.html").read_text()
+    check_figures(out, html, {"learning_curves", "families", "optimization_history", "param_importances",
+                              "parallel_coordinate"})  # fmt: skip
+    families = json.loads((out / "families.json").read_text())
+    assert [f["family"] for f in families] == ["lstm", "gru"]  # a row per family, best first
+    lstm = families[0]
+    assert lstm["best"] == 0.82 and lstm["complete"] == 3 and lstm["pruned"] + lstm["failed"] <= 2
+    assert lstm["ci"][0] < 0.80 < lstm["ci"][1] and lstm["ci_source"] == "top 3 trials"
+    markdown = (out / "report.md").read_text()
+    assert "lstm is better than gru beyond noise (Welch t-test" in markdown
+    assert "stopped by the scheduler after epoch 1" in markdown and "boom" in markdown  # Optuna's reasons
+    assert "train/loss became nan" in markdown  # result.json's reason
+    assert "rnnlab run" in markdown and "report.html" in capsys.readouterr().out
+
+
+def test_a_plot_optuna_cannot_draw_is_a_line_not_a_crash(tmp_path, monkeypatch):
+    from optuna.visualization import matplotlib as ovm
+
+    def refuse(study, **kwargs):  # Optuna 5 draws an empty plot here; earlier versions and other studies raise
+        raise ValueError("Cannot evaluate parameter importances with only a single trial.")
+
+    monkeypatch.setattr(ovm, "plot_param_importances", refuse)
+    spec = make_search(tmp_path / "one", {"gru": [0.5]})  # one completed trial
+    assert main(["report", spec.folder, "--out", str(tmp_path / "r")]) == 0
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "Param importances (val/acc): not drawn (" in markdown
+    assert "not drawn" in (tmp_path / "r" / "report.html").read_text()
+    assert "Only one family has a completed trial" in markdown
+
+
+def test_multi_objective_report_draws_the_pareto_front(tmp_path):
+    spec = make_search(tmp_path / "mo", {"lstm": [0.8, 0.7], "gru": [0.6, 0.65]}, objectives=2)
+    assert main(["report", spec.folder]) == 0
+    with Image.open(Path(spec.folder) / "report" / "pareto_front.png") as image:
+        assert image.size[0] > 0
+
+
+def test_t_interval_and_welch_verdict():
+    from scipy import stats
+
+    low, high = t_interval([1.0, 2.0, 3.0])
+    assert math.isclose(high - 2.0, stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)) and math.isclose(low + high, 4.0)
+    assert t_interval([1.0]) is None
+    a, b = [0.5, 0.4, 0.6], [0.48, 0.5, 0.41]
+    close = [{"family": "a", "best": 0.6, "sample": a, "ci": t_interval(a)},
+             {"family": "b", "best": 0.5, "sample": b, "ci": t_interval(b)}]  # fmt: skip
+    assert "within noise" in noise_verdict(close) and "p = " in noise_verdict(close)
+    assert "cannot tell" in noise_verdict([{**close[0], "sample": [0.5]}, close[1]])
+
+
+def test_seed_means_per_epoch_carry_the_std_and_a_seed_that_stopped_early():
+    seed0 = [{"epoch": 1, "val/acc": 0.2}, {"epoch": 2, "val/acc": 0.4}]  # stopped early after epoch 2
+    seed1 = [{"epoch": 1, "val/acc": 0.4}, {"epoch": 2, "val/acc": 0.6}, {"epoch": 3, "val/acc": 0.8}]
+    rows = mean_rows([seed0, seed1], "val/acc")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [round(r["val/acc"], 6) for r in rows] == [0.3, 0.5, 0.6]
+    assert math.isclose(rows[0]["val/acc_std"], math.sqrt(0.02))
+
+
+def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
+    from test_tracking import read_records
+
+    from rnnlab.experiment import load_experiment
+    from rnnlab.search_wandb import COLUMNS, TABLE_KEY, log_search_results
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    spec = make_search(tmp_path / "w", {"lstm": [0.8], "gru": [0.6]})
+    run_dir = Path(log_search_results(spec, load_experiment(SEARCH_DIGITS).config))
+    records = read_records(next(run_dir.glob("*.wandb")))
+    logged = {i.nested_key[1]: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "history"
+              for i in r.history.item if list(i.nested_key[:1]) == [TABLE_KEY]}  # fmt: skip
+    assert logged["_type"] == "table-file" and logged["nrows"] == 4
+    table = json.loads((run_dir / "files" / logged["path"]).read_text())
+    assert table["columns"] == COLUMNS
+    assert sorted(row[0] for row in table["data"]) == ["t0", "t1", "t2", "t3"]
+    by_id = {row[0]: dict(zip(COLUMNS, row)) for row in table["data"]}
+    assert by_id["t0"]["family"] == "lstm" and by_id["t0"]["metric"] == 0.8 and by_id["t0"]["state"] == "COMPLETE"
+    assert by_id["t3"]["state"] == "FAIL" and "learning_rate" in by_id["t0"]["params"]
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.run_group == "syn" and run.job_type == "search-summary"
+
+
+# --- a real search with seed replicates --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_search(tmp_path_factory):
+    """4 trials of search_digits, 2 seeds each, shrunk, on a local Ray; the driver's output kept for checks."""
+    import contextlib
+    import io
+
+    import ray
+
+    from rnnlab.tune import connect
+
+    root = tmp_path_factory.mktemp("seeded")
+    connect(None)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(["tune", SEARCH_DIGITS, "--samples", "4", "--concurrency", "2", "--storage", str(root),
+                         "--name", "s", "--set", "train.epochs=2", "train.max_batches=3", "search.grace_period=1",
+                         "search.seeds=2"])  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert code == 0, printed.getvalue()[-3000:]
+    return {"folder": root / "s", "printed": printed.getvalue()}
+
+
+@pytest.mark.slow
+def test_seeded_search_report_shows_a_confidence_interval_per_family(seeded_search, tmp_path):
+    folder = seeded_search["folder"]
+    study = load_study(folder)
+    assert len(study.trials) == 4
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete
+    for t in complete:  # each configuration ran 2 seeds; the study holds their mean
+        trial_dir = folder / "trials" / t.user_attrs["ray_trial_id"]
+        seeds = [json.loads((trial_dir / f"seed_{i}" / "result.json").read_text()) for i in range(2)]
+        assert [s["seed"] for s in seeds] == [0, 1]
+        assert math.isclose(t.value, (seeds[0]["val/acc"] + seeds[1]["val/acc"]) / 2)
+        result = json.loads((trial_dir / "result.json").read_text())
+        assert result["seeds/val/acc"] == [s["val/acc"] for s in seeds]
+        assert [json.loads(r)["epoch"] for r in (trial_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+    assert main(["report", str(folder)]) == 0
+    out = folder / "report"
+    html = (out / "report.html").read_text()
+    check_figures(out, html, {p.stem for p in out.glob("*.png")} | {"learning_curves", "families"})
+    assert {"optimization_history", "parallel_coordinate"} <= {p.stem for p in out.glob("*.png")}
+    families = json.loads((out / "families.json").read_text())
+    searched = {t.params["model.family"] for t in study.trials}
+    assert {f["family"] for f in families} == searched
+    markdown = (out / "report.md").read_text()
+    assert "| 95% CI |" in markdown and "std over seeds" in markdown
+    for f in families:
+        if f["complete"]:
+            assert f["ci_source"] == "2 seeds of the best config" and f["ci"][0] <= f["best"] <= f["ci"][1]
+    assert any(w in markdown for w in ("within noise", "beyond noise", "Only one family", "cannot tell"))
+
+    printed = seeded_search["printed"]  # live progress: a status line per trial event, with the best so far
+    assert printed.count("started | running") >= 8 and "best val/acc=" in printed
+
+    best = study.best_trial.user_attrs["ray_trial_id"]  # replay reruns the first seed of a replicated trial
+    assert main(["replay", str(folder), best, "--out", str(tmp_path / "replay")]) == 0
