@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -60,7 +61,9 @@ def kill_session(pid: int, marker: str | None = None, grace: float = 10.0) -> No
 
     def ours() -> list[psutil.Process]:
         found = []
-        for proc in psutil.process_iter(["pid", "cmdline"]):
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:  # dead, waiting for its parent to reap it
+                continue
             try:
                 if os.getsid(proc.pid) == pid or (marker and marker in " ".join(proc.info["cmdline"] or [])):
                     found.append(proc)
@@ -492,9 +495,17 @@ def test_ray_up_submit_down_on_loopback(loopback_sshd, tmp_path):
         assert json.loads((search / "search.json").read_text())["name"] == "e2e"
         trials = [p for p in (search / "trials").iterdir() if (p / "result.json").is_file()]
         assert len(trials) == 2
+        wrong_token = loopback_sshd.ssh(  # token auth is on in the cluster `ray up` started
+            "RAY_AUTH_MODE=token RAY_AUTH_TOKEN="
+            + "0" * 64
+            + " bash --login -i -c "
+            + shlex.quote("python -c 'import ray; ray.init(address=\"auto\")'")
+            + " 2>&1"
+        )
+        assert wrong_token.returncode != 0 and "auth" in wrong_token.stdout.lower(), wrong_token.stdout[-2000:]
     finally:
         started = time.time()
-        down = ray("down", "-y", "--no-config-cache", str(config_path))
+        down = ray("down", "-y", str(config_path))
         timings["down"] = time.time() - started
         print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
