@@ -14,7 +14,9 @@ from torch import nn
 from rnnlab.config import ModelConfig
 from rnnlab.models.sequence import reverse_padded, ridge_regression
 
-SPARSE_MIN_UNITS = 1000  # below this a dense matmul beats torch's CSR kernel on CPU, whatever the density
+# CSR beats a dense product once rows hold enough non-zeros (measured on CPU, B = 1 and 64, N = 200..2000, in
+# benchmarks/esn_vs_reservoirpy.py): from ~500 units at density 0.1; denser reservoirs stay dense.
+SPARSE_MIN_UNITS = 500
 SPARSE_MAX_DENSITY = 0.1
 
 
@@ -51,21 +53,48 @@ class Reservoir(nn.Module):
         """States (B, T, U) for every step; padding must be at the end (it only follows the valid steps)."""
         dtype = u_BTD.dtype
         B, T, _ = u_BTD.shape
-        # One input projection for all steps: the loop below is only the recurrent product and the tanh.
+        # One input projection for all steps: the loop below is only the recurrent product, the tanh and the leak,
+        # three ops per step writing into preallocated memory. States are kept as columns (U, B) so the product
+        # is W @ x whether W is dense or CSR, and each step's output is one contiguous block of states_TUB.
         drive_TBU = torch.addmm(self.bias.to(dtype), u_BTD.transpose(0, 1).reshape(T * B, -1),
                                 self.input_weight.to(dtype).T).view(T, B, -1)  # fmt: skip
-        weight = self.weight.to(dtype)
-        weight_T = weight.to_sparse_csr() if self.sparse else weight.T
-        x = state_BU.to(dtype) if state_BU is not None else drive_TBU.new_zeros(B, drive_TBU.shape[-1])
-        states = []
+        weight = self.recurrent_operator(dtype)
+        U = drive_TBU.shape[-1]
+        x_UB = state_BU.to(dtype).T.contiguous() if state_BU is not None else drive_TBU.new_zeros(U, B)
+        if torch.is_grad_enabled() and (drive_TBU.requires_grad or x_UB.requires_grad):
+            return self._differentiable_loop(drive_TBU, weight, x_UB)  # e.g. a deep ESN under a gradient readout
+        states_TUB = drive_TBU.new_empty(T, U, B)
+        pre_UB = drive_TBU.new_empty(U, B)
         for t in range(T):
-            if self.sparse:
-                pre = drive_TBU[t] + torch.sparse.mm(weight_T, x.T).T
+            if B == 1:  # matrix-vector: the cheapest kernel for one sequence (e.g. a long time series)
+                torch.addmv(drive_TBU[t, 0], weight, x_UB[:, 0], out=pre_UB[:, 0])
             else:
-                pre = torch.addmm(drive_TBU[t], x, weight_T)
-            x = (1 - self.leak_rate) * x + self.leak_rate * torch.tanh(pre)
-            states.append(x)
-        return torch.stack(states, dim=1)
+                torch.addmm(drive_TBU[t].T, weight, x_UB, out=pre_UB)
+            x_UB = torch.lerp(x_UB, pre_UB.tanh_(), self.leak_rate, out=states_TUB[t])
+        return states_TUB.permute(2, 0, 1)
+
+    def _differentiable_loop(self, drive_TBU: torch.Tensor, weight: torch.Tensor, x_UB: torch.Tensor) -> torch.Tensor:
+        """The same recurrence without `out=` buffers, for inputs that carry gradients."""
+        states = []
+        for t in range(drive_TBU.shape[0]):
+            x_UB = torch.lerp(x_UB, torch.addmm(drive_TBU[t].T, weight, x_UB).tanh(), self.leak_rate)
+            states.append(x_UB)
+        return torch.stack(states).permute(2, 0, 1)
+
+    def recurrent_operator(self, dtype: torch.dtype) -> torch.Tensor:
+        """W in `dtype`, as CSR with int32 indices when sparse (half the index traffic of int64), cached until
+        the buffer changes (e.g. load_state_dict), so one-step calls (closed-loop generation) do not rebuild it."""
+        key = (dtype, self.weight.device, self.weight.data_ptr(), self.weight._version)
+        cached = getattr(self, "_operator", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        weight = self.weight.to(dtype)
+        if self.sparse:
+            csr = weight.to_sparse_csr()
+            weight = torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(),
+                                             csr.shape, check_invariants=True)  # fmt: skip
+        self._operator = (key, weight)
+        return weight
 
 
 class ESN(nn.Module):

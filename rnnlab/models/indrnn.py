@@ -41,15 +41,18 @@ class IndRNNRecurrence(torch.autograd.Function):
         h_BTH, recurrent_H, h0_BH = ctx.saved_tensors
         active_BTH = h_BTH.sign()  # h >= 0, so its sign is the relu derivative, already in the float dtype
         grad_pre_BTH = torch.empty_like(h_BTH)
-        grads, pres, actives = grad_h_BTH.unbind(1), grad_pre_BTH.unbind(1), active_BTH.unbind(1)
+        grads, pres = grad_h_BTH.unbind(1), grad_pre_BTH.unbind(1)
+        actives, hs = active_BTH.unbind(1), h_BTH.unbind(1)
         T = h_BTH.shape[1]
+        # dL/du = sum_t dpre_t * h_{t-1} accumulates per step in a (B, H) buffer that stays in cache: one small op
+        # per step costs less than a reduction over the strided (B, T-1, H) product after the loop.
+        grad_recurrent_BH = torch.zeros_like(h0_BH, dtype=h_BTH.dtype)
         carry = torch.mul(grads[T - 1], actives[T - 1], out=pres[T - 1])
-        for t in range(T - 2, -1, -1):
-            carry = torch.addcmul(grads[t], recurrent_H, carry, out=pres[t]).mul_(actives[t])
-        # sum_t dpre_t * h_{t-1} with h_{-1} = h0, as one reduction; the mask's memory holds the products
-        products = torch.mul(grad_pre_BTH[:, 1:], h_BTH[:, :-1], out=active_BTH[:, 1:])
-        grad_recurrent = products.sum(dim=(0, 1)) + (grad_pre_BTH[:, 0] * h0_BH).sum(dim=0)
-        return grad_pre_BTH, grad_recurrent, recurrent_H * carry
+        for t in range(T - 1, 0, -1):
+            grad_recurrent_BH.addcmul_(carry, hs[t - 1])
+            carry = torch.addcmul(grads[t - 1], recurrent_H, carry, out=pres[t - 1]).mul_(actives[t - 1])
+        grad_recurrent_BH.addcmul_(carry, h0_BH)
+        return grad_pre_BTH, grad_recurrent_BH.sum(dim=0), recurrent_H * carry
 
 
 class IndRNNLayer(nn.Module):

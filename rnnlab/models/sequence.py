@@ -82,21 +82,39 @@ class SequenceModel(nn.Module):
 
 
 def ridge_regression(X_NF: torch.Tensor, Y_NO: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """argmin_W ||[X 1] W - Y||^2 + ridge ||W||^2 by a Cholesky solve of the normal equations (bias unpenalised)."""
+    """argmin_W ||[X 1] W - Y||^2 + ridge ||W||^2 by a Cholesky solve of the normal equations (bias unpenalised).
+
+    The Gram matrix of [X 1] is assembled from X^T X, X^T 1 and N, so X is never copied to append the ones column.
+    """
     dtype = torch.float64
-    X = torch.cat([X_NF.to(dtype), torch.ones(X_NF.shape[0], 1, dtype=dtype, device=X_NF.device)], dim=1)
-    Y = Y_NO.to(dtype)
-    gram = X.T @ X
-    penalty = torch.full((X.shape[1],), ridge, dtype=dtype, device=X.device)
-    penalty[-1] = 0.0
-    gram += torch.diag(penalty)
+    X, Y = X_NF.to(dtype), Y_NO.to(dtype)
+    F = X.shape[1]
+    gram = X.new_empty(F + 1, F + 1)
+    gram[:F, :F] = symmetric_gram(X)
+    gram[F, :F] = gram[:F, F] = X.sum(dim=0)
+    gram[F, F] = X.shape[0]
+    gram.diagonal()[:F] += ridge
+    XtY = torch.cat([X.T @ Y, Y.sum(dim=0, keepdim=True)])
     try:
         chol = torch.linalg.cholesky(gram)
-        W = torch.cholesky_solve(X.T @ Y, chol)
+        W = torch.cholesky_solve(XtY, chol)
     except torch.linalg.LinAlgError:  # singular without ridge: least squares instead
-        W = torch.linalg.lstsq(gram, X.T @ Y).solution
+        W = torch.linalg.lstsq(gram, XtY).solution
     weight, bias = W[:-1].T, W[-1]
     return weight.to(X_NF.dtype), bias.to(X_NF.dtype)
+
+
+def symmetric_gram(X_NF: torch.Tensor, block: int = 512) -> torch.Tensor:
+    """X^T X computing only the column blocks on and above the diagonal (~60% of the FLOPs for F = 2000)."""
+    F = X_NF.shape[1]
+    if F < 2 * block:
+        return X_NF.T @ X_NF
+    gram = X_NF.new_empty(F, F)
+    for i in range(0, F, block):
+        rows = X_NF[:, i : i + block].T @ X_NF[:, i:]
+        gram[i : i + block, i:] = rows
+        gram[i + block :, i : i + block] = rows[:, block:].T
+    return gram
 
 
 def reverse_padded(x_BT_: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
