@@ -39,20 +39,21 @@ def check_output_dir(out: Path, resume: bool) -> None:
     probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
     import os
 
-    if not os.access(probe, os.W_OK):
-        raise ConfigError("--out", f"{probe} is not writable; choose another --out")
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rnnlab.experiment import load_experiment
     from rnnlab.progress import EpochProgress
-    from rnnlab.tracking import open_tracker
+    from rnnlab.tracking import open_tracker, resolve_mode
     from rnnlab.trial import prepare_data, run_trial
 
     experiment = load_experiment(args.experiment, overrides_from(args))
     cfg = experiment.config
     out = Path(args.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_output_dir(out, args.resume)
+    resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
 
     with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:

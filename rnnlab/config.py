@@ -163,6 +163,7 @@ class SearchConfig:
     grace_period: int = 1  # epochs before a scheduler may stop a trial
     objectives: list[str] = field(default_factory=list)  # extra objectives "metric:mode" (multi-objective)
     seeds: int = 1  # replicates per configuration (seed, seed+1, ...); the search optimises their mean
+    memory_per_trial_mb: int = 0  # address-space cap of a trial's worker above its size at start; 0: no cap
 
 
 @dataclass
@@ -407,6 +408,8 @@ def validate(cfg: Config) -> Config:
     _check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
     _check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
     _check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
+    _check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
+           f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}")  # fmt: skip
     _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
     _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:

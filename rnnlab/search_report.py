@@ -49,7 +49,11 @@ class SearchSpec:
         path = Path(folder) / SEARCH_FILE
         if not path.is_file():
             raise ConfigError("search", f"{folder} holds no {SEARCH_FILE}: not a search folder")
-        return cls(**json.loads(path.read_text()))
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
+            raise ConfigError("search", f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new "
+                              "search with another --name") from None  # fmt: skip
 
 
 def open_study_storage(folder: str | Path):

@@ -28,6 +28,17 @@ from rnnlab.train import TrialDiverged, fit, select_device
 Report = Callable[..., None]
 
 
+class TrialStopped(Exception):
+    """Raised by a `report` callback when whoever runs the trial stops it (a scheduler); the trial ends cleanly."""
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or torch's allocator failing (under a memory cap or on a full machine)."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text or "cannot allocate memory" in text))  # fmt: skip
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -67,6 +78,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def last_row(out: Path) -> dict[str, Any]:
+    rows = read_metrics(Path(out) / "metrics.jsonl")
+    return rows[-1] if rows else {}
+
+
 class MetricsLog:
     """Appends one JSON row per epoch to `metrics.jsonl`, flushed and fsynced: the local record."""
 
@@ -92,7 +108,8 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
 
     `report(metrics, checkpoint)` is called once per epoch with the epoch's metrics and the checkpoint folder.
     `resume_from` is a checkpoint folder or a folder of checkpoints; training continues from its newest valid one.
-    A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception.
+    A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception; a report that
+    raises TrialStopped ends it as "stopped", a failed allocation as "out_of_memory", each with its last metrics.
     """
     t0 = time.time()
     data = prepare_data(cfg) if data is None else data  # bad input fails here, before anything is written
@@ -122,6 +139,12 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
         result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device)
     except TrialDiverged as err:
         result = {"status": "diverged", "reason": str(err)}
+    except TrialStopped as err:
+        result = {**last_row(out), "status": "stopped", "reason": str(err)}
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
     result.update(summary, **{"time/total_s": time.time() - t0})
     write_json(out / "result.json", result)
     return result

@@ -8,9 +8,11 @@ folder name and, prefixed with the search name, the W&B run id. This is the only
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from rnnlab.search_report import RAY_DIR, STUDY_NAME, TRIALS_DIR, SearchSpec, op
 
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
 FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns
+STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, result.json and W&B run
 
 
 def is_uri(storage: str) -> bool:
@@ -79,17 +82,50 @@ def replay_command(folder: str, trial_id: str) -> str:
     return f"rnnlab replay {folder} {trial_id}"
 
 
+@contextlib.contextmanager
+def memory_cap(megabytes: int) -> Iterator[None]:
+    """Cap this process's address space at its current size + `megabytes` (soft RLIMIT_AS), restored on exit.
+
+    A trial over the cap gets MemoryError or a failed torch allocation (an "out of memory" result) instead of the
+    kernel's OOM killer taking the worker, or the driver, with it. 0: no cap.
+    """
+    if not megabytes:
+        yield
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        in_use = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = in_use + megabytes * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def stopped_reason(metrics: dict[str, Any]) -> str:
+    return f"stopped by the scheduler after epoch {metrics.get('epoch', 0)}"
+
+
 def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
-    """Ray's function trainable: one run_trial, reporting each epoch with its checkpoint, then a summary row."""
+    """Ray's function trainable: one run_trial, reporting each epoch with its checkpoint, then a summary row.
+
+    Ray stops a function trainable (ASHA, an interrupted search) by raising SystemExit(0) inside `tune.report`; it
+    becomes TrialStopped, so the trial still writes result.json (status "stopped") and closes its W&B run.
+    """
     from ray import tune
 
     from rnnlab.replicates import run_replicates
     from rnnlab.tracking import open_tracker
-    from rnnlab.trial import run_trial
+    from rnnlab.trial import TrialStopped, is_out_of_memory, last_row, run_trial, write_json
 
     trial_id = tune.get_context().get_trial_id()
     cfg = trial_config(setup, params)
     out = Path(setup.folder) / TRIALS_DIR / trial_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
     checkpoint = tune.get_checkpoint()
     runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
@@ -100,21 +136,63 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         def report(metrics: dict[str, Any], folder: str | None = None) -> None:
             tracker.log(metrics, folder)
             ray_checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
-            tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
+            try:
+                tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
+            except SystemExit:
+                raise TrialStopped(stopped_reason(metrics)) from None
 
         try:
-            if checkpoint is None:
-                result = runner(cfg, report, out)
-            else:  # a retry or a resumed search: continue from the epoch Ray last recorded
-                with checkpoint.as_directory() as resume_from:
-                    result = runner(cfg, report, out, resume_from=resume_from)
+            with memory_cap(cfg.search.memory_per_trial_mb):
+                if checkpoint is None:
+                    result = runner(cfg, report, out)
+                else:  # a retry or a resumed search: continue from the epoch Ray last recorded
+                    with checkpoint.as_directory() as resume_from:
+                        result = runner(cfg, report, out, resume_from=resume_from)
+        except TrialStopped as err:  # run_replicates lets it through; run_trial records it itself
+            result = {**last_row(out), "status": "stopped", "reason": str(err)}
+            write_json(out / "result.json", result)
         except Exception as err:
-            raise RuntimeError(f"trial {trial_id} failed ({type(err).__name__}: {err}); replay it in-process "
-                               f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
+            if not is_out_of_memory(err):  # out of memory before training (building the model): a result too
+                raise RuntimeError(f"trial {trial_id} failed ({type(err).__name__}: {err}); replay it in-process "
+                                   f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
+            result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
+            write_json(out / "result.json", result)
         tracker.finish(result)
+    if result.get("status") == "stopped":
+        return  # Ray ends the trial; a report now would wait forever for a go-ahead that never comes
     summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
     summary.setdefault(cfg.metric, math.nan)  # a diverged trial has no value; the searcher tells Optuna why
     tune.report({**summary, **number, FINAL_KEY: True})
+
+
+class GracefulStop:
+    """Mixed into Ray's function trainable: on stop, wait for the training thread to record the trial's end.
+
+    Ray's own cleanup only signals the thread (it leaves `tune.report` with SystemExit) and returns, and the
+    worker may exit before the thread writes result.json and closes the W&B run. W&B's service is then shut down
+    while the worker is still whole, not by an atexit hook that finds it already gone (a teardown traceback).
+    """
+
+    def cleanup(self):
+        import sys
+
+        from ray.train._internal.session import get_session
+
+        thread = getattr(get_session(), "training_thread", None)
+        super().cleanup()
+        if thread is not None:
+            thread.join(timeout=STOP_GRACE_S)
+        if "wandb" in sys.modules:
+            with contextlib.suppress(Exception):
+                sys.modules["wandb"].teardown()
+
+
+def make_trainable(setup: TrialSetup, cpus: float, gpus: float):
+    from ray import tune
+
+    trainable = tune.with_parameters(train_trial, setup=setup)
+    trainable.__mixins__ = (GracefulStop,)  # wrap_function puts these before FunctionTrainable
+    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
 
 
 def trial_dirname(trial) -> str:
@@ -154,9 +232,11 @@ class StudySearch(OptunaSearch):
         if error:
             reason = f"error; see Ray's error file or replay: {replay_command(self.folder, trial_id)}"
         elif not result.get(FINAL_KEY):
-            reason = f"stopped by the scheduler after epoch {result.get('epoch', 0)}"
+            reason = stopped_reason(result)
         elif result.get("status") == "diverged":
             reason = f"diverged: {result.get('reason')}"
+        elif result.get("status") == "out_of_memory":
+            reason, error = str(result.get("reason")), True
         if reason is None:
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
@@ -230,6 +310,8 @@ def connect(address: str | None) -> None:
     root = str(Path(__file__).resolve().parent.parent)
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # local workers inherit the environment
+    # a reused worker waits this long for a stopped trial to record its end (Ray's default: 2 s)
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(int(STOP_GRACE_S)))
     ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True)
 
 
@@ -248,8 +330,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     cfg = experiment.config
     s = cfg.search
     setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial)
-    trainable = tune.with_resources(tune.with_parameters(train_trial, setup=setup),
-                                    {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})  # fmt: skip
+    trainable = make_trainable(setup, s.cpus_per_trial, s.gpus_per_trial)
     storage = ray_storage(spec)
     path = f"{storage}/{ray_run}"
     if restore:
@@ -282,30 +363,76 @@ def count_ray_trials(spec: SearchSpec) -> int:
     return sum(len(ExperimentAnalysis(f"{ray_storage(spec)}/{run}").trials) for run in spec.ray_runs)
 
 
+def check_search_space(space, cfg: Config, draws: int = 16) -> None:
+    """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
+    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
+    for _ in range(draws):  # random draws reach the branches of a conditional space
+        trial = study.ask()
+        try:
+            params = space(trial)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError("search_space", f"sampling it failed ({type(err).__name__}: {err}); check the "
+                              "trial.suggest_* calls (low <= high, non-empty choices)") from None  # fmt: skip
+        if not isinstance(params, dict):
+            raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
+        apply_overrides(cfg, params)
+        study.tell(trial, 0.0)
+
+
+def fit_tuner(tuner, samples: int | None = None) -> bool:
+    """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early)."""
+    grid = tuner.fit()
+    unfinished = len(grid) - grid.num_terminated - grid.num_errors
+    return unfinished == 0 and (samples is None or len(grid) >= samples)
+
+
 def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, address: str | None = None) -> int:
-    """Launch (or resume, or extend) the search; print the report; exit code 0 unless no trial completed."""
-    from rnnlab.data import load_task_data
+    """Launch (or resume, or extend) the search; print the report; exit code 0 unless no trial completed.
+
+    Bad input (the config, the data, the space) fails before the search folder is created or Ray starts. SIGINT
+    stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
+    """
     from rnnlab.search_report import close_orphans, report_search
     from rnnlab.search_wandb import log_search_results
+    from rnnlab.tracking import resolve_mode
+    from rnnlab.trial import prepare_data
 
     cfg = experiment.config
     if experiment.search_space is None:
         raise ConfigError("search_space", f"{experiment.path} defines no search_space(trial); nothing to search")
     check_storage(spec.storage)
+    check_search_space(experiment.search_space, cfg)
+    make_scheduler(cfg)  # an unsupported scheduler or sampler fails now, not once Ray is up
+    if cfg.search.sampler != "grid":
+        make_sampler(cfg)
+    resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
+    prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
     Path(spec.folder).mkdir(parents=True, exist_ok=True)
     spec.save()
-    load_task_data(cfg.data, cfg.seed)  # prepare once, before the fan-out: trials read the warm cache
     connect(address)
     t0 = time.time()
-    if resume:
-        build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True).fit()
+    if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):
+        return interrupted(spec)
     done = count_ray_trials(spec) if resume else 0
     if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
         if resume:
             spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
             spec.save()
-        build_tuner(experiment, spec, cfg.search.samples - done, spec.ray_runs[-1]).fit()
+        samples = cfg.search.samples - done
+        if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
+            return interrupted(spec)
     close_orphans(spec)
     code = report_search(spec, wall_time=time.time() - t0)
     log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
     return code
+
+
+def interrupted(spec: SearchSpec) -> int:
+    print(f"rnnlab: search interrupted; its state is saved. Continue it with: rnnlab tune {spec.folder} --resume")
+    return 130

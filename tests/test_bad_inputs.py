@@ -1,0 +1,176 @@
+"""A catalogue of bad inputs (configs, CLI flags, search spaces, data): each is refused before Ray starts.
+
+Every case runs the real CLI in-process and checks: exit code 2, a message naming the field, Ray never initialised
+(no session folder in a private RAY_TMPDIR), and nothing already in the output folder touched.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH = str(ROOT / "experiments" / "search_digits.py")
+RUN = str(ROOT / "experiments" / "digits_lstm.py")
+BASE = """
+from rnnlab.config import Config, DataConfig, ModelConfig, SearchConfig, TrainConfig
+
+config = Config(metric="val/acc", mode="max", model=ModelConfig(family="gru", hidden_size=8),
+                data=DataConfig(source="builtin", name="digits", task="classification"),
+                train=TrainConfig(epochs=1, max_batches=1), search=SearchConfig(samples=2))
+"""
+SPACES = {  # name: (body of search_space(trial), the field the error must name)
+    "inverted_range": ('return {"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-1, 1e-3)}',
+                       "search_space"),
+    "unknown_key": ('return {"optim.learning_rat": trial.suggest_float("optim.learning_rat", 1e-3, 1e-1)}',
+                    "optim.learning_rat"),
+    "wrong_type": ('return {"model.hidden_size": trial.suggest_categorical("model.hidden_size", ["big", "small"])}',
+                   "model.hidden_size"),
+    "invalid_value": ('return {"model.dropout": trial.suggest_float("model.dropout", 1.0, 2.0)}', "model.dropout"),
+    "not_a_dict": ('return [trial.suggest_int("model.num_layers", 1, 2)]', "search_space"),
+    "empty_choices": ('return {"model.family": trial.suggest_categorical("model.family", [])}', "search_space"),
+    "unknown_family": ('return {"model.family": trial.suggest_categorical("model.family", ["lstm", "mamba"])}',
+                       "model.family"),
+    "raises": ('raise KeyError("oops")', "search_space"),
+}  # fmt: skip
+
+
+def experiment_file(folder: Path, space: str | None = None, base: str = BASE) -> str:
+    path = folder / f"exp_{abs(hash((space, base))) % 10**8}.py"
+    body = base + (f"\n\ndef search_space(trial):\n    {space}\n" if space else "")
+    path.write_text(body)
+    return str(path)
+
+
+def write_csv(path: Path, rows: list[str]) -> str:
+    path.write_text("\n".join(rows) + ("\n" if rows else ""))
+    return str(path)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
+    """(id, argv, field named in the message). `tmp` holds the data files and experiment files."""
+    store = str(tmp / "store")
+    tune = ["tune", SEARCH, "--storage", store, "--name", "new"]
+    run = ["run", RUN, "--out", str(tmp / "store" / "run-new"), "--set", "train.epochs=1"]
+    csv_ok = write_csv(tmp / "ok.csv", ["text,label", *[f"ab{i % 3},{i % 2}" for i in range(20)]])
+    unique_labels = write_csv(tmp / "unique.csv", ["text,label", *[f"ab{i},{i}" for i in range(10)]])
+    empty = write_csv(tmp / "empty.csv", [])
+    header_only = write_csv(tmp / "header.csv", ["text,label"])
+    negative_ids = write_jsonl(tmp / "neg.jsonl", [{"tokens": [1, 2, -3], "label": [0, 1, 0]}] * 10)
+    unseen_tags = write_jsonl(tmp / "tags.jsonl", [{"tokens": ["a", "b"], "label": [i, i + 100]} for i in range(10)])
+    ragged_tags = write_jsonl(tmp / "ragged.jsonl", [{"tokens": ["a", "b"], "label": [0]}] * 10)
+    local = ["data.source=local", "data.task=classification"]
+    blocker = tmp / "a_file"
+    blocker.write_text("x")
+    (tmp / "no_config.py").write_text("x = 1\n")
+    (tmp / "syntax.py").write_text("from rnnlab.config import Config\nconfig = Config(\n")
+    no_space = experiment_file(tmp)
+    out = [
+        ("samples_0", [*tune, "--samples", "0"], "search.samples"),
+        ("concurrency_negative", [*tune, "--concurrency", "-1"], "search.concurrency"),
+        ("storage_bad_scheme", ["tune", SEARCH, "--storage", "nosuchscheme://b/p", "--name", "x"], "--storage"),
+        ("storage_under_a_file", ["tune", SEARCH, "--storage", str(blocker / "sub"), "--name", "x"], "--storage"),
+        ("set_unknown_field", [*tune, "--set", "model.hiden_size=8"], "model.hiden_size"),
+        ("set_wrong_type", [*tune, "--set", "model.hidden_size=big"], "model.hidden_size"),
+        ("set_without_equals", [*tune, "--set", "model.hidden_size"], "model.hidden_size"),
+        ("resume_nothing", ["tune", str(tmp / "store" / "missing"), "--resume"], "--resume"),
+        ("name_taken", ["tune", SEARCH, "--storage", store, "--name", "old"], "--name"),
+        ("corrupted_search_json", ["tune", str(tmp / "store" / "torn"), "--resume"], "search"),
+        ("sampler_unknown", [*tune, "--set", "search.sampler=bayes"], "search.sampler"),
+        ("scheduler_pbt", [*tune, "--set", "search.scheduler=pbt"], "search.scheduler"),
+        ("memory_cap_negative", [*tune, "--set", "search.memory_per_trial_mb=-5"], "search.memory_per_trial_mb"),
+        ("cpus_zero", [*tune, "--set", "search.cpus_per_trial=0"], "search.cpus_per_trial"),
+        ("objective_bad", [*tune, "--set", "search.objectives=val/acc:up"], "search.objectives"),
+        ("metric_not_reported", [*tune, "--set", "metric=val/bleu"], "metric"),
+        ("no_search_space", ["tune", no_space, "--storage", store, "--name", "n"], "search_space"),
+        ("experiment_unknown", ["tune", "no_such_experiment", "--storage", store], "experiment"),
+        ("experiment_syntax_error", ["tune", str(tmp / "syntax.py"), "--storage", store], "experiment"),
+        ("experiment_without_config", ["run", str(tmp / "no_config.py")], "experiment"),
+        ("task_mismatch", [*tune, "--set", "data.task=regression", "metric=val/loss", "mode=min"], "data.task"),
+        ("fractions_over_1", [*run, "data.val_fraction=0.6", "data.test_fraction=0.5"], "data.test_fraction"),
+        ("missing_file", [*run, *local, f"data.name={tmp / 'nope.csv'}"], "data.name"),
+        ("empty_file", [*run, *local, f"data.name={empty}"], "data.name"),
+        ("header_only_file", [*run, *local, f"data.name={header_only}"], "data.name"),
+        ("missing_column", [*run, *local, f"data.name={csv_ok}", "data.label_column=stars"], "data.label_column"),
+        ("unseen_label", [*run, *local, f"data.name={unique_labels}"], "data.label_column"),
+        ("negative_token_ids", [*run, "data.source=local", "data.task=tagging", f"data.name={negative_ids}"],
+         "data.tokens_column"),
+        ("unseen_tag", [*run, "data.source=local", "data.task=tagging", f"data.name={unseen_tags}"],
+         "data.label_column"),
+        ("ragged_tags", [*run, "data.source=local", "data.task=tagging", f"data.name={ragged_tags}"],
+         "data.label_column"),
+        ("hub_unreachable", [*run, "data.source=hub", "data.name=nobody/no-such-dataset-xyz"], "data.name"),
+        ("out_unwritable", ["run", RUN, "--out", str(blocker / "run")], "--out"),
+        ("out_holds_a_run", ["run", RUN, "--out", str(tmp / "store" / "run-old")], "--out"),
+        ("resume_without_checkpoints", ["run", RUN, "--out", str(tmp / "store" / "run-old"), "--resume"],
+         "--resume"),
+        ("device_unknown", [*run, "train.device=tpu"], "train.device"),
+    ]  # fmt: skip
+    for name, (body, field) in SPACES.items():
+        out.append((f"space_{name}", ["tune", experiment_file(tmp, body), "--storage", store, "--name", "s"], field))
+    return out
+
+
+def case_ids() -> list[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        return [c[0] for c in cases(Path(folder))]
+
+
+CASE_IDS = case_ids()
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """A storage folder that already holds a search, a run and a torn search.json; a private Ray temp dir."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "store"
+    (store / "old").mkdir(parents=True)
+    (store / "old" / "search.json").write_text(json.dumps({"experiment": SEARCH, "name": "old", "storage": str(store),
+                                                           "folder": str(store / "old")}))  # fmt: skip
+    (store / "run-old").mkdir()
+    (store / "run-old" / "result.json").write_text('{"status": "completed"}')
+    (store / "torn").mkdir()
+    (store / "torn" / "search.json").write_text('{"experiment": "x", "na')
+    ray_tmp = tmp_path / "ray-tmp"
+    ray_tmp.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    return tmp_path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("index", range(len(CASE_IDS)), ids=CASE_IDS)
+def test_bad_input_is_refused_before_ray_starts(index, world, capsys):
+    import ray
+
+    name, argv, field = cases(world)[index]
+    before = snapshot(world / "store")
+    t0 = time.time()
+    code = main(argv)
+    elapsed = time.time() - t0
+    err = capsys.readouterr().err
+    assert code == 2, f"{name}: exit {code}\n{err[-2000:]}"
+    assert field in err, f"{name}: the message should name {field!r}: {err[-1000:]}"
+    assert err.count("\n") <= 3 and "Traceback" not in err, f"{name}: one clear line, not a traceback: {err}"
+    assert not ray.is_initialized() and not list((world / "ray-tmp").rglob("session_*")), f"{name}: Ray started"
+    assert snapshot(world / "store") == before, f"{name}: the output folder changed"
+    assert not (world / "store" / "new").exists() and not (world / "store" / "run-new").exists()
+    assert elapsed < 30, f"{name}: took {elapsed:.1f} s"
+
+
+def test_catalogue_size():
+    assert len(set(CASE_IDS)) == len(CASE_IDS) >= 30
