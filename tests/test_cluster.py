@@ -351,6 +351,18 @@ class Loopback:
     key: Path
     pid: int  # the session leader: unshare, whose PID namespace holds sshd and everything started over SSH
 
+    @property
+    def cluster_name(self) -> str:
+        return f"rnnlab-e2e-{self.folder.name[-8:]}"
+
+    def remove_launcher_files(self) -> None:
+        """The launcher's client-side state, lock and config cache of this cluster (under the temp dir)."""
+        tmp = Path(tempfile.gettempdir())
+        for path in [*(tmp / "ray").glob(f"cluster-{self.cluster_name}.*"), *tmp.glob("ray-config-*")]:
+            with contextlib.suppress(OSError):
+                if path.name.startswith("cluster-") or self.cluster_name in path.read_text(errors="ignore"):
+                    path.unlink()
+
     def ssh(self, command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [
@@ -424,6 +436,7 @@ def loopback_sshd():
         yield loopback
     finally:
         kill_session(proc.pid)  # ends the namespace, and with it whatever `ray down` left
+        Loopback(folder=folder, key=key, pid=proc.pid).remove_launcher_files()
         for path in set(home_files) - existed:  # what the launcher put in the node's (here: our) home
             path.unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
@@ -434,7 +447,7 @@ def loopback_cluster_config(loopback: Loopback) -> dict:
     into the test folder, no setup commands (the project's dependencies are installed here) and free ports."""
     config = yaml.safe_load((CLUSTER / "local.yaml").read_text())
     node = loopback.folder / "node"
-    config["cluster_name"] = f"rnnlab-e2e-{loopback.folder.name[-8:]}"
+    config["cluster_name"] = loopback.cluster_name
     config["provider"].update(head_ip="127.0.0.1", worker_ips=[])
     config.update(min_workers=0, max_workers=0)
     config["auth"] = {"ssh_user": "root", "ssh_private_key": str(loopback.key)}
