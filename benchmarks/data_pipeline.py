@@ -1,0 +1,68 @@
+"""Section 5: first vs cached preparation of a 100k-row local CSV text dataset, and the share of an epoch spent
+waiting for batches (iterate_batches alone against the whole training epoch, same data and batch size)."""
+
+from __future__ import annotations
+
+import csv
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.timing import Goal, Section, table
+from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
+from rnnlab.data import load_task_data
+from rnnlab.models import build_model
+from rnnlab.train import iterate_batches, make_optimizer, run_epoch
+
+WORDS = ["the", "a", "reservoir", "gate", "state", "hidden", "memory", "signal", "noise", "echo", "loss"]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    rng = random.Random(0)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for _ in range(rows):
+            writer.writerow([" ".join(rng.choices(WORDS, k=rng.randint(3, 12))), rng.randint(0, 3)])
+
+
+def run(quick: bool) -> Section:
+    rows = 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reviews.csv"
+        write_csv(path, rows)
+        data_cfg = DataConfig(source="local", name=str(path), task="classification", tokenizer="word",
+                              cache_dir=str(Path(tmp) / "cache"))  # fmt: skip
+        t0 = time.perf_counter()
+        data = load_task_data(data_cfg, 0)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        load_task_data(data_cfg, 0)
+        cached = time.perf_counter() - t0
+    cfg = Config(model=ModelConfig(family="lstm", hidden_size=64), data=data_cfg,
+                 train=TrainConfig(batch_size=64, max_batches=100 if quick else 300))  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
+    optimizer = make_optimizer(model, cfg)
+    t0 = time.perf_counter()
+    for _ in iterate_batches(data.train, 64, "cpu", torch.Generator().manual_seed(0), cfg.train.max_batches):
+        pass
+    waiting = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_epoch(model, data, "train", cfg, "cpu", optimizer, torch.Generator().manual_seed(0))
+    epoch = time.perf_counter() - t0
+    goals = [Goal("cached / first data preparation (100k CSV rows)", cached / first, "<= 0.1x"),
+             Goal("share of a training epoch waiting for data", 100 * waiting / epoch, "< 10%")]  # fmt: skip
+    detail = table(
+        ["measure", "seconds"],
+        [
+            ["first preparation", first],
+            ["cached load", cached],
+            [f"batches alone ({cfg.train.max_batches} x 64)", waiting],
+            ["training epoch, same batches", epoch],
+        ],
+    )
+    return Section("Data pipeline", goals, detail)
