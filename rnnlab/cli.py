@@ -7,6 +7,7 @@ field, before any work starts. Anything else is a bug or a real failure and show
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from rnnlab.config import ConfigError, parse_set_args
 
 EXIT_BAD_INPUT = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rnnlab.experiment import load_experiment
     from rnnlab.progress import EpochProgress
     from rnnlab.tracking import open_tracker, resolve_mode
-    from rnnlab.trial import prepare_data, run_trial
+    from rnnlab.trial import TrialStopped, prepare_data, run_trial
 
     experiment = load_experiment(args.experiment, overrides_from(args))
     cfg = experiment.config
@@ -56,17 +58,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
 
-    with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
+    stop: list[str] = []  # SIGTERM (a scheduler, `kill`): end after the current epoch's row is logged everywhere
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signal.Signals(signum).name))
+    try:
+        with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
 
-        def report(metrics, checkpoint=None):  # noqa: E306
-            tracker.log(metrics, checkpoint)
-            progress.update(metrics)
+            def report(metrics, checkpoint=None):  # noqa: E306
+                tracker.log(metrics, checkpoint)
+                progress.update(metrics)
+                if stop:
+                    raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
 
-        result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data)
-        tracker.finish(result)
+            result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data)
+            tracker.finish(result)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"run folder: {out}")
-    if result["status"] == "diverged":
-        print(f"trial diverged: {result['reason']}", file=sys.stderr)
+    if result["status"] == "stopped":
+        print(f"run {result['reason']}; continue it with: rnnlab run {args.experiment} --out {out} --resume",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED
+    if result["status"] in ("diverged", "out_of_memory"):
+        print(f"trial {result['status']}: {result['reason']}", file=sys.stderr)
         return 1
     shown = {k: v for k, v in result.items() if k.startswith(("test/", "best/"))}
     print("result: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
