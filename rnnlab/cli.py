@@ -189,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--samples", type=int, help="trials in total (shorthand for --set search.samples=N)")
     tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
     tune.add_argument("--address", help="join a running Ray cluster: auto, ray://host:10001 or host:6379")
-    tune.add_argument("--storage", default="searches", help="folder, shared folder or s3:// gs:// URI of searches")
+    tune.add_argument("--storage", default="searches",
+                      help="folder or shared folder of searches; an s3:// gs:// URI holds only Ray's state (journal "
+                      "and trial folders stay in ./searches/NAME, unsynced)")  # fmt: skip
     tune.add_argument("--name", help="search name, its folder under --storage (default: NAME-TIMESTAMP)")
     tune.add_argument("--resume", action="store_true",
                       help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples "
