@@ -44,6 +44,7 @@ def hand_epochs(cfg: Config, data) -> list[float]:
     for _ in range(cfg.train.epochs):
         start = time.perf_counter()
         model.train()
+        total_loss = torch.zeros(())  # the running loss any loop keeps, summed on-device
         order = torch.randperm(len(data.train), generator=generator)
         for i in range(0, len(order), B):
             idx = order[i : i + B]
@@ -51,13 +52,14 @@ def hand_epochs(cfg: Config, data) -> list[float]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            total_loss += loss.detach()
         model.eval()
         hits = torch.zeros(())
         with torch.no_grad():
             for i in range(0, len(data.val), B):
                 out = model(data.val.inputs[i : i + B], data.val.lengths[i : i + B])[0]
                 hits += (out.argmax(-1) == data.val.targets[i : i + B]).sum()
-        float(hits)
+        float(hits), float(total_loss)
         times.append(time.perf_counter() - start)
     return times[1:]
 

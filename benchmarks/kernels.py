@@ -50,7 +50,7 @@ def step(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor):
 
 def run(quick: bool) -> Section:
     torch.manual_seed(0)
-    repeats = 3 if quick else 7
+    repeats = 2 if quick else 7
     ceiling = mm_gflops(repeats)
     rows, goals = [], []
     for B, T, size in SHAPES:

@@ -123,19 +123,24 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
         batches = iterate_batches(split, cfg.train.batch_size, device, generator if training else None,
                                   cfg.train.max_batches)  # fmt: skip
     state = None
+    # decided once per epoch, not per batch
+    after_step = getattr(model.encoder, "after_step", None) if training else None  # e.g. IndRNN's |u| bound
+    clip = training and cfg.optim.grad_clip > 0
     with torch.set_grad_enabled(training):
         for inputs, lengths, targets in batches:
             outputs, state = model(inputs, lengths, _detach(state) if data.task == "lm" else None)
             loss = compute_loss(data.task, outputs, targets, lengths, warmup)
             if training:
-                if not torch.isfinite(loss):
-                    raise TrialDiverged(f"train/loss became {float(loss.detach())}")
+                value = loss.item()  # one scalar read instead of an isfinite kernel and its bool()
+                if not math.isfinite(value):
+                    raise TrialDiverged(f"train/loss became {value}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                clip_gradients(model, cfg)
+                if clip:
+                    clip_gradients(model, cfg)
                 optimizer.step()
-                if hasattr(model.encoder, "after_step"):
-                    model.encoder.after_step()  # e.g. IndRNN keeps |u| within its bound
+                if after_step is not None:
+                    after_step()
             metrics.update(outputs.detach(), targets, lengths, loss.detach(), warmup)
     return metrics.compute()
 
