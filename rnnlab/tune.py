@@ -173,6 +173,12 @@ class GracefulStop:
     while the worker is still whole, not by an atexit hook that finds it already gone (a teardown traceback).
     """
 
+    def reset_config(self, new_config):
+        # A reused worker first waits for the previous trial's thread; Ray's default wait (2 s) is too short for
+        # it to write result.json and close its W&B run, and the next trial would then fail to start.
+        os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"] = str(int(STOP_GRACE_S))
+        return super().reset_config(new_config)
+
     def cleanup(self):
         import sys
 
@@ -310,8 +316,6 @@ def connect(address: str | None) -> None:
     root = str(Path(__file__).resolve().parent.parent)
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # local workers inherit the environment
-    # a reused worker waits this long for a stopped trial to record its end (Ray's default: 2 s)
-    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(int(STOP_GRACE_S)))
     ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True)
 
 
