@@ -173,12 +173,6 @@ class GracefulStop:
     while the worker is still whole, not by an atexit hook that finds it already gone (a teardown traceback).
     """
 
-    def reset_config(self, new_config):
-        # A reused worker first waits for the previous trial's thread; Ray's default wait (2 s) is too short for
-        # it to write result.json and close its W&B run, and the next trial would then fail to start.
-        os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"] = str(int(STOP_GRACE_S))
-        return super().reset_config(new_config)
-
     def cleanup(self):
         import sys
 
@@ -352,7 +346,9 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=samples,
                                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname,
-                                    reuse_actors=True),  # a new worker process costs seconds of imports
+                                    # a fresh worker per trial: a reused one can fail to reset while the
+                                    # previous trial still records its end (Ray then drops the new trial)
+                                    reuse_actors=False),
         run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1,
                                   callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),
