@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,8 @@ def test_planted_secrets_reach_no_file_and_ray_is_local_with_token_auth(tmp_path
     monkeypatch.setenv("RAY_AUTH_MODE", "token")  # Ray 2.60's token authentication, as the cluster configs use
     monkeypatch.setenv("RAY_AUTH_TOKEN", ray_token)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
     if ray.is_initialized():
         ray.shutdown()
     connect(None)
@@ -43,6 +46,7 @@ def test_planted_secrets_reach_no_file_and_ray_is_local_with_token_auth(tmp_path
         assert code == 0, "a search runs with token authentication on"
     finally:
         ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert main(["run", SEARCH_DIGITS, "--out", str(tmp_path / "run"), "--set", *SHRINK]) == 0
     written = [tmp_path / "searches", tmp_path / "run"]
     assert sum(1 for folder in written for p in folder.rglob("*") if p.is_file()) > 20
