@@ -1,8 +1,9 @@
 """W&B tracking of one trial: one run per trial, offline by default, never in the way of the local record.
 
 `open_tracker` opens the trial's run (its files in `out_dir/wandb/`), logs each epoch with `epoch` as the step and
-closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run. Any W&B
-failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
+closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
+last step the run holds (offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
+Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
 `sync_offline_runs` uploads offline runs later (`rnnlab sync`). wandb is imported only inside functions.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -22,12 +24,14 @@ from typing import Any
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError, to_flat_dict
 from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
+from rnnlab.wandb_log import logged_steps, wait_for_exit_record
 
 MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
-STATE_FILE = "tracking.json"  # run id and last logged step: what a resumed trial needs to continue its run
+STATE_FILE = "tracking.json"  # run id and last step handed to wandb (offline, a kill can keep it off disk)
 LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
 SYNC_TIMEOUT_S = 300.0  # per run: no network must end in a failure, not a hang
+LOG_TIMEOUT_S = 30.0  # for wandb-core to write a finished offline run's log
 
 
 def resolve_mode(cfg: Config) -> str:
@@ -44,6 +48,24 @@ def read_state(out_dir: Path) -> dict[str, Any]:
         return json.loads((out_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def resume_step(out_dir: Path, run_id: str, mode: str) -> int:
+    """The last step run `run_id` already holds: a resumed trial logs only later epochs.
+
+    Online, the step tracking.json recorded after handing it to wandb. Offline, the largest in the run's `.wandb`
+    logs: a SIGKILL can stop wandb-core before it writes the last rows tracking.json claims, and W&B would lose them.
+    """
+    state = read_state(out_dir)
+    claimed = int(state.get("last_step", 0)) if state.get("run_id") == run_id else 0
+    if mode != "offline":
+        return claimed
+    try:
+        return logged_steps(out_dir, run_id)
+    except Exception as err:
+        warn(f"reading the offline W&B logs in {out_dir / 'wandb'} failed ({type(err).__name__}: {err}); "
+             f"continuing the run after step {claimed}, the last one {STATE_FILE} records.")  # fmt: skip
+        return claimed
 
 
 def derive_run_id(out_dir: Path, run_id: str | None = None) -> str:
@@ -98,17 +120,21 @@ class Tracker:
             for row in self.missing_rows(epoch):
                 self.log_row(row)
             self.log_row(metrics)
-            atomic_write_bytes(self.out / STATE_FILE, json.dumps({"run_id": self.run.id, "last_step": epoch}).encode())
+            self.save_state()
         except Exception as err:
             self.fail("logging to W&B", err)
 
-    def missing_rows(self, epoch: int) -> list[dict[str, Any]]:
+    def missing_rows(self, epoch: float) -> list[dict[str, Any]]:
         """Rows of the local record between the last logged step and `epoch` (run_trial writes it first)."""
         if epoch == self.last_step + 1:
             return []
         from rnnlab.trial import read_metrics
 
         return [r for r in read_metrics(self.out / "metrics.jsonl") if self.last_step < r["epoch"] < epoch]
+
+    def save_state(self) -> None:
+        state = {"run_id": self.run.id, "last_step": self.last_step}
+        atomic_write_bytes(self.out / STATE_FILE, json.dumps(state).encode())
 
     def log_row(self, row: dict[str, Any]) -> None:
         for key in row.keys() - self.defined:
@@ -128,6 +154,11 @@ class Tracker:
         if self.run is None:
             return
         try:
+            # rows no later epoch brought in: a resume from the final checkpoint trains none
+            if rows := self.missing_rows(math.inf):
+                for row in rows:
+                    self.log_row(row)
+                self.save_state()
             data = {f"provenance.{k}": v for k, v in self.provenance.items() if k.startswith("data.")}
             self.run.config.update(data, allow_val_change=True)
             # val/* keep their per-epoch best/last summaries; the result's are the best model's, already logged
@@ -189,11 +220,14 @@ class Tracker:
             return
         run, self.run = self.run, None
         try:
+            log = Path(run.settings.sync_file)
             run.finish(exit_code=exit_code or self.exit_code)
         except Exception as err:
             warn(f"closing the W&B run failed ({type(err).__name__}: {err}); the local record is unaffected.")
             return
-        if run.offline:
+        if run.offline:  # a resume reads the log for its last step: it must be whole before this trial ends
+            if not wait_for_exit_record(log, LOG_TIMEOUT_S):
+                warn(f"wandb has not finished writing {log} after {LOG_TIMEOUT_S:.0f} s; a resume may miss its rows.")
             print(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
 
 
@@ -246,8 +280,7 @@ def open_tracker(cfg: Config, out_dir: str | Path, job_type: str = "run", run_id
     provenance = collect_provenance(cfg)
     write_provenance(out / "provenance.json", provenance)
     run_id = derive_run_id(out, run_id)
-    state = read_state(out)
-    last_step = int(state.get("last_step", 0)) if state.get("run_id") == run_id else 0
+    last_step = resume_step(out, run_id, mode)
     run = None
     if mode != "disabled":
         try:

@@ -22,6 +22,7 @@ import torch
 from rnnlab.checkpoint import load_latest, save_checkpoint
 from rnnlab.search_report import SearchSpec, load_study
 from rnnlab.trial import read_metrics
+from rnnlab.wandb_log import read_history
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_tracking import read_records  # noqa: E402
@@ -167,12 +168,15 @@ def search_space(trial):
 """
 
 
-def regression_csv(path: Path, rows: int, poison_row: int | None = None) -> str:
+def regression_csv(path: Path, rows: int, poison_every: int = 0) -> str:
+    """Strings whose target counts their a's; with `poison_every`, every such row's target is inf (some surely land
+    in the train split, whatever the seeded split does)."""
     rng = random.Random(0)
     lines = ["text,target"]
     for i in range(rows):
         text = "".join(rng.choice("abcd") for _ in range(rng.randint(20, 40)))
-        lines.append(f"{text},{'inf' if i == poison_row else text.count('a') / 10}")
+        poisoned = poison_every and i % poison_every == poison_every - 1
+        lines.append(f"{text},{'inf' if poisoned else text.count('a') / 10}")
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -182,7 +186,7 @@ def test_worker_kill_divergence_and_memory_cap(tmp_path):
     """One search, four trials: one diverges (inf loss), one exceeds its memory cap, and the worker of a healthy one
     is SIGKILLed mid-training. The driver and the healthy trials finish; each fault is recorded with its reason."""
     clean = regression_csv(tmp_path / "clean.csv", 1500)
-    poisoned = regression_csv(tmp_path / "poisoned.csv", 1500, poison_row=700)
+    poisoned = regression_csv(tmp_path / "poisoned.csv", 1500, poison_every=100)
     experiment = tmp_path / "faults.py"
     experiment.write_text(FAULTS_EXPERIMENT.format(clean=clean, poisoned=poisoned))
     folder = tmp_path / "f"
@@ -295,7 +299,8 @@ config = Config(name="sigterm", metric="val/acc", mode="max", model=ModelConfig(
 @pytest.mark.parametrize("sig,codes", [(signal.SIGTERM, (143,)), (signal.SIGKILL, (-9,))])
 def test_run_killed_mid_run_keeps_its_wandb_rows(tmp_path, sig, codes, capsys):
     """SIGTERM: the run finishes its W&B run and exits 143, every metrics.jsonl row is in the .wandb file.
-    SIGKILL: metrics.jsonl is whole; W&B keeps a prefix of it (what wandb-core had flushed; the count is printed)."""
+    SIGKILL: metrics.jsonl is whole; W&B keeps a prefix of it (what wandb-core had flushed; the count is printed).
+    `--resume` to the end then puts every epoch in the run exactly once, the lost rows first, steps increasing."""
     experiment = tmp_path / "exp.py"
     experiment.write_text(RUN_EXPERIMENT)
     out = tmp_path / "run"
@@ -315,6 +320,22 @@ def test_run_killed_mid_run_keeps_its_wandb_rows(tmp_path, sig, codes, capsys):
         kinds = [r.WhichOneof("record_type") for r in read_records(next(run_dir.glob("*.wandb")))]
         assert "exit" in kinds, "the W&B run was finished"
         assert json.loads((out / "result.json").read_text())["status"] == "stopped"
+    else:
+        resumed = subprocess.run(cli("run", str(experiment), "--out", str(out), "--resume"), env=env(), timeout=600,
+                                 **QUIET)  # fmt: skip
+        assert resumed.returncode == 0
+        epochs = [r["epoch"] for r in read_metrics(out / "metrics.jsonl")]
+        assert epochs == list(range(1, 41))
+        logs = sorted(out.glob("wandb/offline-run-*/*.wandb"))
+        assert len(logs) == 2 and logs[0].parent == run_dir
+        parts = [read_history(log) for log in logs]
+        assert [row["epoch"] for part in parts for row in part] == epochs, "each epoch once, in order"
+        assert [row["_step"] for part in parts for row in part] == epochs, "steps strictly increasing"
+        file_ids = {log.stem.removeprefix("run-") for log in logs}  # run-<run id>.wandb
+        record_ids = {r.run.run_id for log in logs for r in read_records(log) if r.WhichOneof("record_type") == "run"}
+        assert len(file_ids) == 1 and record_ids == file_ids, (file_ids, record_ids)
+        with capsys.disabled():
+            print(f"[SIGKILL] after --resume: W&B rows {len(parts[0])} + {len(parts[1])} in the two parts")
 
 
 # --- 8. the prepared-data cache ----------------------------------------------------------------------------------

@@ -1,23 +1,16 @@
-"""W&B tracking end to end with real wandb in offline mode: what `rnnlab run` leaves in the run's `.wandb` logs.
-
-wandb 0.31 has no Python reader for `.wandb` files any more (its readers live in wandb-core), so `read_records`
-below decodes the log itself: a 7-byte header (":W&B", magic, version), then 32 KiB blocks of chunks, each with a
-7-byte header (crc32c, length, type: full/first/middle/last) carrying one `wandb_internal_pb2.Record`.
-"""
+"""W&B tracking end to end with real wandb in offline mode: what `rnnlab run` leaves in the run's `.wandb` logs,
+read back with `rnnlab.wandb_log` (also what a resumed offline run trusts over tracking.json)."""
 
 from __future__ import annotations
 
 import json
-import struct
 import uuid
 from pathlib import Path
 
 import pytest
 
 from rnnlab.cli import main
-
-BLOCK_BYTES = 32 * 1024
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+from rnnlab.wandb_log import logged_steps, read_history, read_records, run_logs
 
 EXPERIMENT = """
 from rnnlab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig
@@ -32,31 +25,6 @@ config = Config(
     tracking=TrackingConfig(mode="offline", tags=["smoke"], log_checkpoints=True),
 )
 """
-
-
-def read_records(path: Path) -> list:
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
-    records, chunks, pos = [], [], 7
-    while pos + 7 <= len(data):
-        left_in_block = BLOCK_BYTES - pos % BLOCK_BYTES
-        if left_in_block < 7:  # a block's tail too short for a header is zero padding
-            pos += left_in_block
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if kind == 0:  # zero fill up to the end of the block
-            pos += left_in_block
-            continue
-        chunks.append(data[pos + 7 : pos + 7 + length])
-        pos += 7 + length
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(chunks))
-            records.append(record)
-            chunks = []
-    return records
 
 
 def read_run(run_dir: Path) -> dict:
@@ -137,6 +105,65 @@ def test_resume_continues_the_same_run_with_increasing_steps(resumed_run):
     steps = [row["_step"] for run in runs for row in run["history"]]
     epochs = [row["epoch"] for run in runs for row in run["history"]]
     assert steps == epochs == [1, 2, 3]
+
+
+def test_a_log_cut_anywhere_reads_as_a_prefix_of_its_records(resumed_run, tmp_path):
+    """A kill can stop wandb-core mid-write: the reader keeps the whole records before the cut, never raises."""
+    log = next(resumed_run["run_dirs"][0].glob("*.wandb"))
+    data = log.read_bytes()
+    whole = [r.SerializeToString() for r in read_records(log)]
+    block = 32 * 1024
+    cuts = {0, 5, 7, 8, len(data) - 1, *range(7, len(data), len(data) // 50), *range(block - 3, len(data), block)}
+    cut = tmp_path / "cut.wandb"
+    counts = []
+    for length in sorted(cuts):
+        cut.write_bytes(data[:length])
+        records = [r.SerializeToString() for r in read_records(cut)]
+        assert records == whole[: len(records)], length
+        counts.append(len(records))
+    assert counts[0] == 0 and counts == sorted(counts) and counts[-1] == len(whole) - 1
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # a corrupt chunk fails its CRC: the records before it remain
+    cut.write_bytes(bytes(flipped))
+    records = [r.SerializeToString() for r in read_records(cut)]
+    assert 0 < len(records) < len(whole) and records == whole[: len(records)]
+
+
+def test_offline_resume_trusts_the_log_and_online_resume_tracking_json(tmp_path, monkeypatch):
+    from rnnlab.tracking import resume_step
+
+    (tmp_path / "tracking.json").write_text(json.dumps({"run_id": "r1", "last_step": 5}))
+    assert resume_step(tmp_path, "r1", "online") == 5
+    assert resume_step(tmp_path, "r2", "online") == 0
+    assert resume_step(tmp_path, "r1", "offline") == 0  # no log holds a row
+
+
+def test_a_resume_logs_the_rows_a_kill_kept_out_of_the_offline_log(tmp_path, monkeypatch):
+    """tracking.json says epoch 2 is logged, but the log ends inside epoch 2's row (wandb-core killed mid-write):
+    the resumed run continues after the log's last whole row, so W&B holds every epoch once, steps increasing."""
+    experiment = tmp_path / "tiny_digits.py"
+    experiment.write_text(EXPERIMENT.replace("log_checkpoints=True", "log_checkpoints=False"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["run", str(experiment), "--out", str(out)]) == 0
+    run_id = json.loads((out / "tracking.json").read_text())["run_id"]
+    [log] = run_logs(out, run_id)
+    data = log.read_bytes()
+    lo, hi = 7, len(data)  # the shortest prefix holding epoch 2's row; one byte less tears that row
+    while lo < hi:
+        log.write_bytes(data[: (lo + hi) // 2])
+        lo, hi = (lo, (lo + hi) // 2) if logged_steps(out, run_id) == 2 else ((lo + hi) // 2 + 1, hi)
+    log.write_bytes(data[: lo - 1])
+    assert logged_steps(out, run_id) == 1 and json.loads((out / "tracking.json").read_text())["last_step"] == 2
+
+    assert main(["run", str(experiment), "--out", str(out), "--resume", "--set", "train.epochs=3"]) == 0
+    logs = run_logs(out, run_id)
+    rows = [read_history(p) for p in logs]
+    assert [[row["epoch"] for row in part] for part in rows] == [[1], [2, 3]]
+    assert [row["_step"] for part in rows for row in part] == [1, 2, 3]
+    local = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert local == [1, 2, 3]
 
 
 def test_the_api_key_is_in_no_file_of_the_run(resumed_run):
