@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller searches (< 3 minutes)")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads for every measurement")
-    parser.add_argument("--search-trials", type=int, default=0, help="trials per search (default 40, quick 3)")
+    parser.add_argument("--search-trials", type=int, default=0, help="trials per search (default 25, quick 3)")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     args = parser.parse_args(argv)
     pin_threads(args.threads)

@@ -70,9 +70,10 @@ def run(quick: bool) -> Section:
 
     from benchmarks.search_concurrency import TRIALS, time_search
 
-    # 100 trials per search take ~4.5 s of Ray per trial here (worker start, torch import): ~15 min for the two, so
-    # the full suite runs 40 unless asked for more (python -m benchmarks --search-trials 100)
-    trials = int(os.environ.get("RNNLAB_BENCH_SEARCH_TRIALS", 3 if quick else 40))
+    # A short trial costs ~8.5 s of wall time here (a fresh Ray worker imports torch, and the first optimiser
+    # imports torch._dynamo: ~4 s), so two 100-trial searches take ~30 min on 2 cores; the full suite runs 25 to
+    # stay under 15 minutes: python -m benchmarks --only search --search-trials 100 for the 100-trial comparison.
+    trials = int(os.environ.get("RNNLAB_BENCH_SEARCH_TRIALS", 3 if quick else 25))
     warmup = 1 if quick else 2
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
