@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-
-from rnnlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
@@ -23,34 +23,31 @@ def files_holding(folder: Path, needles: list[bytes]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_planted_secrets_reach_no_file_and_ray_is_local_with_token_auth(tmp_path, monkeypatch):
-    import ray
-
-    from rnnlab.tune import connect
-
+def test_planted_secrets_reach_no_file_and_ray_is_local_with_token_auth(tmp_path):
+    """A search with Ray's token authentication on, in a fresh process (Ray reads its auth mode at import), and a
+    run: neither the planted W&B key nor the Ray token reaches any file they write, nor their output."""
     wandb_key, ray_token = secrets.token_hex(20), secrets.token_hex(32)
-    monkeypatch.setenv("WANDB_API_KEY", wandb_key)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # Ray 2.60's token authentication, as the cluster configs use
-    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_token)
-    monkeypatch.setenv("WANDB_MODE", "offline")
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
-    if ray.is_initialized():
-        ray.shutdown()
-    connect(None)
+    env = {**os.environ, "WANDB_API_KEY": wandb_key, "WANDB_MODE": "offline", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": ray_token, "RAY_TMPDIR": str(ray_tmp)}  # fmt: skip
+    search = [sys.executable, "-m", "rnnlab.cli", "tune", SEARCH_DIGITS, "--storage", str(tmp_path / "searches"),
+              "--name", "s", "--samples", "2", "--set", *SHRINK]  # fmt: skip
+    run = [sys.executable, "-m", "rnnlab.cli", "run", SEARCH_DIGITS, "--out", str(tmp_path / "run"), "--set", *SHRINK]
     try:
-        webui = ray._private.worker._global_node.address_info.get("webui_url")
-        assert not webui or webui.startswith("127.0.0.1"), f"dashboard reachable beyond loopback: {webui}"
-        code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path / "searches"), "--name", "s", "--samples", "2",
-                     "--set", *SHRINK])  # fmt: skip
-        assert code == 0, "a search runs with token authentication on"
+        searched = subprocess.run(search, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert searched.returncode == 0, "a search runs with token authentication on:\n" + searched.stdout[-3000:]
+        sessions = list(ray_tmp.rglob("session_*/logs"))
+        assert sessions, "the search started its own local Ray with token auth"
+        dashboard = [line for f in ray_tmp.rglob("dashboard*.log") for line in f.read_text().splitlines()]
+        assert not any("0.0.0.0" in line for line in dashboard), "the dashboard binds to loopback only"
     finally:
-        ray.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert main(["run", SEARCH_DIGITS, "--out", str(tmp_path / "run"), "--set", *SHRINK]) == 0
+    ran = subprocess.run(run, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
     written = [tmp_path / "searches", tmp_path / "run"]
     assert sum(1 for folder in written for p in folder.rglob("*") if p.is_file()) > 20
     needles = [wandb_key.encode(), ray_token.encode()]
     leaks = [f for folder in written for f in files_holding(folder, needles)]
     assert leaks == [], f"secrets written to {leaks}"
-    assert os.environ["RAY_AUTH_TOKEN"] == ray_token  # the test planted what it grepped for
+    for output in (searched.stdout, searched.stderr, ran.stdout, ran.stderr):
+        assert wandb_key not in output and ray_token not in output, "a secret was printed"
