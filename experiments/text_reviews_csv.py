@@ -6,8 +6,14 @@ config = Config(
     metric="val/acc",
     mode="max",
     model=ModelConfig(family="lstm", hidden_size=64, embedding_size=32),
-    data=DataConfig(source="local", name="experiments/data/reviews.csv", task="classification",
-                    text_column="text", label_column="label", tokenizer="word"),  # fmt: skip
+    data=DataConfig(
+        source="local",
+        name="experiments/data/reviews.csv",
+        task="classification",
+        text_column="text",
+        label_column="label",
+        tokenizer="word",
+    ),  # fmt: skip
     optim=OptimConfig(optimizer="adam", learning_rate=3e-3, grad_clip=1.0),
     train=TrainConfig(epochs=8, batch_size=32),
 )

@@ -7,7 +7,9 @@ flag, the Optuna parameter, the W&B config key and the Ray result column.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -230,7 +232,7 @@ def _is_optional(tp: Any) -> bool:
 
 def _strip_optional(tp: Any) -> Any:
     rest = [a for a in get_args(tp) if a is not type(None)]
-    return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]
+    return functools.reduce(operator.or_, rest)  # X | Y | ...
 
 
 def coerce(path: str, tp: Any, value: Any) -> Any:
