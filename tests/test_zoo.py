@@ -1,16 +1,19 @@
 """The reservoir, IndRNN and Hopfield families against references: reservoirpy, the papers' equations, numpy."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from rnnlab.config import Config, ModelConfig
-from rnnlab.models import build_model
+from rnnlab.models import build_model, indrnn, indrnn_kernel
 from rnnlab.models.esn import ESN, memory_capacity
 from rnnlab.models.hopfield import HopfieldLayer, HopfieldMemory
-from rnnlab.models.indrnn import IndRNN, IndRNNRecurrence
+from rnnlab.models.indrnn import IndRNN, IndRNNKernelRecurrence, IndRNNRecurrence
 
 # --- echo state network ----------------------------------------------------------------------------------------
 
@@ -151,6 +154,143 @@ def test_indrnn_recurrence_passes_gradcheck():
     recurrent = torch.tensor([0.7, -1.3, 1.1], dtype=torch.float64, requires_grad=True)
     h0 = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(IndRNNRecurrence.apply, (drive, recurrent, h0))
+
+
+@pytest.fixture
+def compiled_indrnn():
+    """The C++ recurrence, compiled (or found in torch's extension cache) on first use; skip where it can't build."""
+    if indrnn_kernel.load() is None:
+        pytest.skip(f"the C++ IndRNN recurrence did not compile: {indrnn_kernel._failed}")
+
+
+def naive_indrnn_encoder(encoder, x_BTD, lengths_B):
+    """One layer, uni- or bidirectional, by the paper's equation on each sequence cut to its length, zero-padded."""
+    B, T, _ = x_BTD.shape
+    rows = []
+    for b in range(B):
+        x = x_BTD[b : b + 1, : lengths_B[b]]
+        steps = []
+        for direction, layer in enumerate(encoder.layers[0]):
+            seq = x.flip(1) if direction else x
+            h = naive_indrnn(seq, layer.input.weight, layer.recurrent, layer.input.bias)
+            steps.append(h.flip(1) if direction else h)
+        h = torch.cat(steps, dim=-1)[0]
+        rows.append(torch.cat([h, h.new_zeros(T - h.shape[0], h.shape[1])]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_indrnn_compiled_and_python_recurrences_equal_the_naive_one_with_padding(
+    compiled_indrnn, monkeypatch, bidirectional
+):
+    torch.manual_seed(2)
+    cfg = indrnn_config()
+    cfg.bidirectional = bidirectional
+    encoder = IndRNN(cfg, 3).double()
+    with torch.no_grad():  # |u| > 1, negative u and u = 0 exercise growth, sign flips and the relu mask
+        for layer in encoder.layers[0]:
+            layer.recurrent.copy_(torch.tensor([1.2, -0.9, 0.5, 1.0, -1.1, 0.0]))
+            layer.input.bias.uniform_(-0.3, 0.3)
+    x = torch.randn(4, 17, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([17, 9, 1, 13])
+    upstream = torch.randn(4, 17, encoder.output_size, dtype=torch.float64)
+    weights = (x, *encoder.parameters())
+    expected = naive_indrnn_encoder(encoder, x, lengths)
+    reference = torch.autograd.grad((expected * upstream).sum(), weights)
+    for kernel, function in (("cpp", IndRNNKernelRecurrence), ("python", IndRNNRecurrence)):
+        monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", kernel)
+        calls = []
+        monkeypatch.setattr(function, "apply", lambda *args, f=function.apply, calls=calls: calls.append(1) or f(*args))
+        out = encoder(x, lengths)[0]
+        ours = torch.autograd.grad((out * upstream).sum(), weights)
+        assert len(calls) == len(encoder.layers[0]), f"{kernel}: the {function.__name__} path did not run"
+        torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12, msg=f"{kernel}: outputs")
+        for index, (a, b) in enumerate(zip(ours, reference)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"{kernel}: gradient {index}")
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_indrnn_compiled_recurrence_equals_the_python_one_with_h0(compiled_indrnn, dtype, tolerance):
+    torch.manual_seed(3)
+    drive = torch.randn(5, 30, 7, dtype=dtype, requires_grad=True)
+    recurrent = (torch.rand(7, dtype=dtype) * 2.4 - 1.2).requires_grad_()
+    h0 = torch.rand(5, 7, dtype=dtype, requires_grad=True)
+    upstream = torch.randn(5, 30, 7, dtype=dtype)
+    results = []
+    for function in (IndRNNKernelRecurrence, IndRNNRecurrence):
+        h = function.apply(drive, recurrent, h0)
+        results.append((h, *torch.autograd.grad((h * upstream).sum(), (drive, recurrent, h0))))
+    for name, a, b in zip(("h", "drive", "u", "h0"), *results):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance, msg=name)
+
+
+def test_indrnn_compiled_recurrence_passes_gradcheck(compiled_indrnn):
+    torch.manual_seed(1)
+    drive = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    recurrent = torch.tensor([0.7, -1.3, 1.1], dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(IndRNNKernelRecurrence.apply, (drive, recurrent, h0))
+
+
+def test_indrnn_falls_back_to_the_python_loop(monkeypatch, caplog):
+    def no_kernel(*args):
+        raise AssertionError("the C++ recurrence ran")
+
+    drive, recurrent, h0 = torch.randn(2, 4, 3), torch.rand(3), torch.zeros(2, 3)
+    monkeypatch.setattr(IndRNNKernelRecurrence, "apply", no_kernel)
+    monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", "python")
+    monkeypatch.setattr(indrnn_kernel, "load", no_kernel)  # python never even compiles
+    expected = IndRNNRecurrence.apply(drive, recurrent, h0)
+    torch.testing.assert_close(indrnn.recurrence(drive, recurrent, h0), expected)
+    # auto, when compiling failed (load() returns None) or on dtypes the kernel lacks: Python, said once per reason
+    monkeypatch.setattr(indrnn_kernel, "load", lambda: None)
+    monkeypatch.setattr(indrnn_kernel, "_failed", "RuntimeError: no compiler")
+    monkeypatch.setattr(indrnn, "_said_fallback", set())
+    monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", "auto")
+    with caplog.at_level("WARNING", logger="rnnlab.models.indrnn"):
+        for _ in range(3):
+            torch.testing.assert_close(indrnn.recurrence(drive, recurrent, h0), expected)
+        indrnn.recurrence(drive.half(), recurrent.half(), h0.half())
+        indrnn.recurrence(drive.to("meta"), recurrent.to("meta"), h0.to("meta"))  # as CUDA: not a CPU tensor
+    assert [r.getMessage() for r in caplog.records] == [
+        "IndRNN: the Python recurrence runs (compiling the C++ one failed: RuntimeError: no compiler)",
+        "IndRNN: the Python recurrence runs (dtype torch.float16)",
+        "IndRNN: the Python recurrence runs (tensors on meta)",
+    ]
+    monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", "cpp")
+    with pytest.raises(RuntimeError, match="can't run: compiling the C\\+\\+ one failed"):
+        indrnn.recurrence(drive, recurrent, h0)
+    monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", "fortran")
+    with pytest.raises(ValueError, match="auto, cpp, python"):
+        indrnn.recurrence(drive, recurrent, h0)
+
+
+def test_indrnn_falls_back_when_the_build_fails_in_a_fresh_process(tmp_path):
+    """No working compiler (CXX points nowhere) and an empty extension dir: auto trains on the Python loop, one
+    log line."""
+    code = (
+        "import logging, torch; logging.basicConfig(format='%(message)s'); "
+        "from rnnlab.models.indrnn import IndRNN; from rnnlab.config import ModelConfig; "
+        "model = IndRNN(ModelConfig(family='indrnn', hidden_size=4), 2); x = torch.randn(3, 5, 2); "
+        "[model(x, torch.full((3,), 5))[0].sum().backward() for _ in range(2)]; "
+        "assert model.layers[0][0].recurrent.grad.abs().sum() > 0"
+    )
+    env = {**os.environ, "CXX": str(tmp_path / "no-compiler"), "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
+    env.pop("RNNLAB_INDRNN_KERNEL", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "IndRNN" in line]
+    assert len(lines) == 1 and "Python recurrence runs (compiling the C++ one failed" in lines[0], done.stderr
+
+
+def test_indrnn_kernel_compiles_lazily_in_a_fresh_process():
+    """Importing the models (and building an IndRNN) compiles nothing: the build waits for the first forward."""
+    code = (
+        "import sys; from rnnlab.models import indrnn_kernel; from rnnlab.models.indrnn import IndRNN; "
+        "from rnnlab.config import ModelConfig; IndRNN(ModelConfig(family='indrnn', hidden_size=4), 2); "
+        "assert indrnn_kernel._module is None and 'torch.utils.cpp_extension' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_indrnn_keeps_recurrent_weights_within_the_bound_while_training():

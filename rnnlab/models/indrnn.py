@@ -4,16 +4,25 @@
     h_t = relu(W x_t + u * h_{t-1} + b),    |u| <= gamma^(1/T)
 
 Each unit only feeds itself (`u` is a vector), so after one input projection for all steps the recurrence is
-elementwise; it runs in a hand-written autograd Function with an explicit backward over time.
+elementwise; it runs in a hand-written autograd Function with an explicit backward over time: a compiled C++ loop
+(`indrnn_kernel.py`, built on first use) on CPU, else the same loop in Python. Env `RNNLAB_INDRNN_KERNEL`:
+`auto` (default: C++ where it can run, else Python, said once in the log), `cpp` (C++ or an error), `python`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from rnnlab.config import ModelConfig
+from rnnlab.models import indrnn_kernel
 from rnnlab.models.sequence import reverse_padded
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIME_STEPS = 100  # T of the initial bound when model.indrnn.time_steps = 0 and no data has been seen yet
 
@@ -55,6 +64,55 @@ class IndRNNRecurrence(torch.autograd.Function):
         return grad_pre_BTH, grad_recurrent_BH.sum(dim=0), recurrent_H * carry
 
 
+class IndRNNKernelRecurrence(torch.autograd.Function):
+    """IndRNNRecurrence with both loops in compiled C++ (`indrnn_kernel.py`): one call per pass instead of ~5 small
+    torch ops per step. CPU, float32/float64; `recurrence()` chooses between the two."""
+
+    @staticmethod
+    def forward(ctx, drive_BTH: torch.Tensor, recurrent_H: torch.Tensor, h0_BH: torch.Tensor) -> torch.Tensor:
+        h_BTH = indrnn_kernel.load().recurrence_forward(drive_BTH, recurrent_H, h0_BH)
+        ctx.save_for_backward(h_BTH, recurrent_H, h0_BH)
+        return h_BTH
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h_BTH: torch.Tensor):
+        h_BTH, recurrent_H, h0_BH = ctx.saved_tensors
+        return indrnn_kernel.load().recurrence_backward(grad_h_BTH, h_BTH, recurrent_H, h0_BH)
+
+
+KERNELS = ("auto", "cpp", "python")
+_said_fallback: set[str] = set()
+
+
+def kernel_unavailable(*tensors: torch.Tensor) -> str | None:
+    """Why the C++ recurrence can't run on these tensors (None when it can); may compile it on the first call."""
+    if any(t.device.type != "cpu" for t in tensors):
+        return f"tensors on {tensors[0].device.type}"
+    if any(t.dtype not in (torch.float32, torch.float64) or t.dtype != tensors[0].dtype for t in tensors):
+        return f"dtype {tensors[0].dtype}"
+    if indrnn_kernel.load() is None:
+        return f"compiling the C++ one failed: {indrnn_kernel._failed}"
+    return None
+
+
+def recurrence(drive_BTH: torch.Tensor, recurrent_H: torch.Tensor, h0_BH: torch.Tensor) -> torch.Tensor:
+    """h_t = relu(drive_t + u * h_{t-1}) by the Function RNNLAB_INDRNN_KERNEL picks (see the module docstring)."""
+    kernel = os.environ.get("RNNLAB_INDRNN_KERNEL", "auto").strip().lower() or "auto"
+    if kernel not in KERNELS:
+        raise ValueError(f"RNNLAB_INDRNN_KERNEL={kernel!r}: expected one of {', '.join(KERNELS)}")
+    if kernel != "python":
+        reason = kernel_unavailable(drive_BTH, recurrent_H, h0_BH)
+        if reason is None:
+            return IndRNNKernelRecurrence.apply(drive_BTH, recurrent_H, h0_BH)
+        if kernel == "cpp":
+            raise RuntimeError(f"RNNLAB_INDRNN_KERNEL=cpp but the C++ IndRNN recurrence can't run: {reason}")
+        if reason not in _said_fallback:  # one line per reason and process
+            _said_fallback.add(reason)
+            log.warning("IndRNN: the Python recurrence runs (%s)", reason)
+    return IndRNNRecurrence.apply(drive_BTH, recurrent_H, h0_BH)
+
+
 class IndRNNLayer(nn.Module):
     """One layer, one direction: input projection (optionally batch-normalised over features), then the recurrence."""
 
@@ -78,7 +136,7 @@ class IndRNNLayer(nn.Module):
                 drive_BTH = normed
         if h0_BH is None:
             h0_BH = drive_BTH.new_zeros(drive_BTH.shape[0], drive_BTH.shape[2])
-        return IndRNNRecurrence.apply(drive_BTH, self.recurrent.to(drive_BTH.dtype), h0_BH)
+        return recurrence(drive_BTH, self.recurrent.to(drive_BTH.dtype), h0_BH)
 
 
 class IndRNN(nn.Module):
