@@ -5,43 +5,18 @@
 for 84 steps, printing NRMSE84 = RMSE over those steps / std of the series (Jaeger & Haas, 2004).
 """
 
+from pathlib import Path
+
 import torch
 
-from rnnlab.config import Config, DataConfig, ESNConfig, ModelConfig, TrainConfig
+from rnnlab.config import Config
+from rnnlab.experiment import extend
 
 FREE_STEPS = 84
 TEACHER_STEPS = 200  # test steps fed to the reservoir before it runs alone
 
-config = Config(
-    metric="train/rmse",
-    mode="min",
-    model=ModelConfig(
-        family="esn",
-        esn=ESNConfig(
-            units=300,
-            spectral_radius=1.25,
-            leak_rate=0.3,
-            input_scaling=1.0,
-            density=0.1,
-            input_density=1.0,
-            washout=100,
-            ridge=1e-8,
-            readout="ridge",
-        ),
-    ),  # fmt: skip
-    data=DataConfig(
-        source="builtin",
-        name="mackey_glass",
-        task="forecast",
-        num_samples=2000,
-        horizon=1,
-        window=0,
-        normalize=False,
-        val_fraction=0.0,
-        test_fraction=0.2,
-    ),  # fmt: skip
-    train=TrainConfig(epochs=1, batch_size=1),
-)
+# experiments/esn_mackey_glass.py with a larger reservoir and a lighter ridge
+config = extend(Path(__file__).with_name("esn_mackey_glass.py"), {"model.esn.units": 300, "model.esn.ridge": 1e-8})
 
 
 def free_run_nrmse(cfg: Config = config, free_steps: int = FREE_STEPS, teacher_steps: int = TEACHER_STEPS) -> float:

@@ -3,17 +3,16 @@
 rnnlab tune search_digits      (2 trials at a time, ASHA, W&B offline into each trial's folder)
 """
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from pathlib import Path
 
-config = Config(
-    metric="val/acc",
-    mode="max",
-    model=ModelConfig(family="lstm", hidden_size=64),
-    data=DataConfig(source="builtin", name="digits", task="classification"),
-    optim=OptimConfig(optimizer="adam", learning_rate=5e-3, schedule="cosine", grad_clip=1.0),
-    train=TrainConfig(epochs=4, batch_size=32),
-    search=SearchConfig(samples=8, concurrency=2, sampler="tpe", scheduler="asha", grace_period=2, cpus_per_trial=1.0),
-)
+from rnnlab.experiment import extend
+
+# experiments/digits_lstm.py, shorter, with the search's own settings
+config = extend(
+    Path(__file__).with_name("digits_lstm.py"),
+    {"train.epochs": 4, "search.samples": 8, "search.concurrency": 2, "search.sampler": "tpe",
+     "search.scheduler": "asha", "search.grace_period": 2, "search.cpus_per_trial": 1.0},
+)  # fmt: skip
 
 
 def search_space(trial) -> dict:

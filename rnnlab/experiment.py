@@ -47,6 +47,16 @@ def resolve_path(spec: str) -> Path:
     raise ConfigError("experiment", f"no experiment file {spec!r}; valid: a .py path or one of {names}")
 
 
+def extend(base_file: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Another experiment file's config with `overrides`: an experiment states only what differs from its base.
+
+    config = extend(Path(__file__).with_name("digits_lstm.py"), {"train.epochs": 4})
+    """
+    config = load_experiment(str(base_file), overrides).config
+    config.name = Config.name  # named after the file that extends it, not after its base
+    return config
+
+
 def load_experiment(spec: str, overrides: dict[str, Any] | None = None) -> Experiment:
     """Import the experiment file, check it defines a Config, and apply `--set` overrides."""
     path = resolve_path(spec)

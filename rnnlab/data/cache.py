@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import TaskData, from_plain, to_plain
 
@@ -64,14 +65,6 @@ def read_cached(path: Path) -> TaskData | None:
 
 def write_cached(path: Path, data: TaskData) -> None:
     """Atomic write: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(to_plain(data), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(to_plain(data), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
