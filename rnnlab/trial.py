@@ -84,7 +84,7 @@ def last_row(out: Path) -> dict[str, Any]:
 
 
 class MetricsLog:
-    """Appends one JSON row per epoch to `metrics.jsonl`, flushed and fsynced: the local record."""
+    """One JSON row per epoch appended to `metrics.jsonl` and flushed at once: the local record."""
 
     def __init__(self, path: Path, resume_state: dict[str, Any] | None):
         self.path = Path(path)
