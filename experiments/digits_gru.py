@@ -1,12 +1,7 @@
-"""A 1-layer GRU on scikit-learn's digits read row by row."""
+"""A 1-layer GRU on scikit-learn's digits read row by row: experiments/digits_lstm.py with the other gated cell."""
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from pathlib import Path
 
-config = Config(
-    metric="val/acc",
-    mode="max",
-    model=ModelConfig(family="gru", hidden_size=64),
-    data=DataConfig(source="builtin", name="digits", task="classification"),
-    optim=OptimConfig(optimizer="adam", learning_rate=5e-3, schedule="cosine", grad_clip=1.0),
-    train=TrainConfig(epochs=20, batch_size=32),
-)
+from rnnlab.experiment import extend
+
+config = extend(Path(__file__).with_name("digits_lstm.py"), {"model.family": "gru"})

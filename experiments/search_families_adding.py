@@ -4,21 +4,19 @@ Each family brings its own parameters: IndRNN its recurrent gradient bound, the 
 ridge readout, so one epoch). rnnlab tune search_families_adding --samples 16
 """
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from pathlib import Path
+
+from rnnlab.experiment import extend
 
 FAMILIES = ["lstm", "gru", "indrnn", "esn"]
 
-config = Config(
-    metric="val/mse",
-    mode="min",
-    model=ModelConfig(family="lstm", hidden_size=64),
-    data=DataConfig(
-        source="builtin", name="adding", task="regression", seq_len=50, num_samples=4000, normalize=False
-    ),  # fmt: skip
-    optim=OptimConfig(optimizer="adam", learning_rate=2e-3, grad_clip=1.0),
-    train=TrainConfig(epochs=8, batch_size=64),
-    search=SearchConfig(samples=16, concurrency=2, sampler="tpe", scheduler="asha", grace_period=2),
-)
+# experiments/adding_lstm.py, shorter sequences and runs, with the search's own settings
+config = extend(
+    Path(__file__).with_name("adding_lstm.py"),
+    {"model.hidden_size": 64, "data.seq_len": 50, "data.num_samples": 4000, "train.epochs": 8,
+     "train.patience": 0, "search.samples": 16, "search.concurrency": 2, "search.sampler": "tpe",
+     "search.scheduler": "asha", "search.grace_period": 2},
+)  # fmt: skip
 
 
 def search_space(trial) -> dict:

@@ -141,7 +141,7 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
                 optimizer.step()
                 if after_step is not None:
                     after_step()
-            metrics.update(outputs.detach(), targets, lengths, loss.detach(), warmup)
+            metrics.update(outputs.detach(), targets, lengths, value if training else loss.detach(), warmup)
     return metrics.compute()
 
 
