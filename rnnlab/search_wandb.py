@@ -53,7 +53,7 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
         complete = [r for r in rows if r[-1] == "COMPLETE" and math.isfinite(r[4])]
         best = (max if spec.mode == "max" else min)(complete, key=lambda r: r[4]) if complete else None
         run.log({TABLE_KEY: table})
-        run.summary.update({"search/trials": len(rows), "search/complete": len(complete),
+        run.summary.update({"search/n_trials": len(rows), "search/n_complete": len(complete),
                             f"search/best/{spec.metric}": best[4] if best else None,
                             "search/best/trial_id": best[0] if best else None})  # fmt: skip
         folder = run.dir

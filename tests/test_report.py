@@ -18,6 +18,7 @@ from rnnlab.cli import main
 from rnnlab.replicates import mean_rows
 from rnnlab.report import noise_verdict, t_interval
 from rnnlab.search_report import STUDY_NAME, SearchSpec, load_study, open_study_storage
+from rnnlab.wandb_log import read_history, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
@@ -140,18 +141,22 @@ def test_seed_means_per_epoch_carry_the_std_and_a_seed_that_stopped_early():
     assert math.isclose(rows[0]["val/acc_std"], math.sqrt(0.02))
 
 
-def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
-    from test_tracking import read_records
+def nested(flat: dict, key: str) -> dict:
+    """The dict logged under `key`: W&B's core writes it either whole or flattened (`key/_type`, `key/path`, ...)."""
+    if isinstance(flat.get(key), dict):
+        return flat[key]
+    return {k.removeprefix(key + "/"): v for k, v in flat.items() if k.startswith(key + "/")}
 
+
+def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     from rnnlab.experiment import load_experiment
     from rnnlab.search_wandb import COLUMNS, TABLE_KEY, log_search_results
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     spec = make_search(tmp_path / "w", {"lstm": [0.8], "gru": [0.6]})
     run_dir = Path(log_search_results(spec, load_experiment(SEARCH_DIGITS).config))
-    records = read_records(next(run_dir.glob("*.wandb")))
-    logged = {i.nested_key[1]: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "history"
-              for i in r.history.item if list(i.nested_key[:1]) == [TABLE_KEY]}  # fmt: skip
+    log = next(run_dir.glob("*.wandb"))
+    logged = {k: v for row in read_history(log) for k, v in nested(row, TABLE_KEY).items()}
     assert logged["_type"] == "table-file" and logged["nrows"] == 4
     table = json.loads((run_dir / "files" / logged["path"]).read_text())
     assert table["columns"] == COLUMNS
@@ -159,7 +164,12 @@ def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     by_id = {row[0]: dict(zip(COLUMNS, row)) for row in table["data"]}
     assert by_id["t0"]["family"] == "lstm" and by_id["t0"]["metric"] == 0.8 and by_id["t0"]["state"] == "COMPLETE"
     assert by_id["t3"]["state"] == "FAIL" and "learning_rate" in by_id["t0"]["params"]
+    records = read_records(log)
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    summary = {"/".join(u.nested_key) or u.key: json.loads(u.value_json) for r in records
+               if r.WhichOneof("record_type") == "summary" for u in r.summary.update}  # fmt: skip
+    assert nested(summary, TABLE_KEY)["_type"] == "table-file", "the summary keeps the Table"
+    assert summary["search/n_trials"] == 4 and summary["search/n_complete"] == 2
     assert run.run_group == "syn" and run.job_type == "search-summary"
 
 
