@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnlab.config import Config, ConfigError, apply_overrides
+from rnnlab.config import Config, ConfigError
+from rnnlab.overrides import apply_overrides
 
 EXPERIMENTS_DIR = Path("experiments")
 

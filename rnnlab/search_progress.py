@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from rnnlab.search_trial import FINAL_KEY
+
 
 class SearchProgress(Callback):
     """Prints e.g. `[search 42s] 5/8 started | running 2 | done 2 | pruned 1 | errored 0 | best val/acc=0.91 (a1b2)`."""
@@ -51,8 +53,6 @@ class SearchProgress(Callback):
             self.best = (float(value), trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        from rnnlab.tune import FINAL_KEY
-
         self.running.discard(trial.trial_id)
         result = self.last.get(trial.trial_id) or trial.last_result or {}
         if not result.get(FINAL_KEY):

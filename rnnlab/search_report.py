@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.config import ConfigError, from_flat_dict
+from rnnlab.config import ConfigError
+from rnnlab.overrides import from_flat_dict
 
 SEARCH_FILE = "search.json"
 JOURNAL_FILE = "optuna.journal"
@@ -54,6 +55,10 @@ class SearchSpec:
         except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
             raise ConfigError("search", f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new "
                               "search with another --name") from None  # fmt: skip
+
+
+def trial_folder(spec: SearchSpec, trial_id: str) -> Path:
+    return Path(spec.folder, TRIALS_DIR, trial_id)
 
 
 def open_study_storage(folder: str | Path):
@@ -147,7 +152,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         trial_id = t.user_attrs.get("ray_trial_id", "-")
-        result = read_json(Path(spec.folder, TRIALS_DIR, trial_id, "result.json"))
+        result = read_json(trial_folder(spec, trial_id) / "result.json")
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
         values = t.values if t.values is not None else [last]  # pruned: its last reported value
         rows.append({"trial_id": trial_id, "number": t.number, "state": t.state.name,
@@ -257,7 +262,7 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     from rnnlab.trial import read_metrics, run_trial
 
     spec = SearchSpec.load(folder)
-    trial_dir = Path(spec.folder, TRIALS_DIR, trial_id)
+    trial_dir = trial_folder(spec, trial_id)
     if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
         trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
     if not (trial_dir / "config.json").is_file():

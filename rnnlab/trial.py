@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from rnnlab.checkpoint import atomic_write_bytes, load_latest
-from rnnlab.config import Config, ConfigError, to_flat_dict, validate
+from rnnlab.config import Config, ConfigError
 from rnnlab.data import TaskData, load_task_data, save_vocab
 from rnnlab.models import build_model, count_parameters
+from rnnlab.overrides import to_flat_dict, validate
 from rnnlab.tasks import Metrics
 from rnnlab.train import TrialDiverged, fit, select_device
 

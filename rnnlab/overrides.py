@@ -1,0 +1,254 @@
+"""A Config addressed by dotted paths: flat dicts, typed `--set a.b=v` overrides, and validation.
+
+One `apply_overrides` serves `--set` on the command line and the values a Tune trial receives: it rejects
+unknown paths (suggesting the closest), coerces strings to the field's type and validates the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import operator
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from rnnlab.config import Config, ConfigError
+
+# --- flattening and overrides ----------------------------------------------------------------------------------
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def to_flat_dict(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model.hidden_size": 128, ...}: the names used by --set, Optuna, W&B and Ray."""
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            flat.update(to_flat_dict(value, key + "."))
+        else:
+            flat[key] = list(value) if isinstance(value, list) else value
+    return flat
+
+
+def from_flat_dict(flat: dict[str, Any]) -> Config:
+    """Inverse of `to_flat_dict`: a Config from a (possibly partial) flat dict, validated."""
+    return apply_overrides(Config(), flat)
+
+
+def field_paths(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every dotted path of `cls` and its type annotation."""
+    paths: dict[str, Any] = {}
+    for name, tp in _field_types(cls).items():
+        if dataclasses.is_dataclass(tp):
+            paths.update(field_paths(tp, f"{prefix}{name}."))
+        else:
+            paths[f"{prefix}{name}"] = tp
+    return paths
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if _is_optional(tp):
+        return _type_name(_strip_optional(tp)) + " or None"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _strip_optional(tp: Any) -> Any:
+    rest = [a for a in get_args(tp) if a is not type(None)]
+    return functools.reduce(operator.or_, rest)  # X | Y | ...
+
+
+def coerce(path: str, tp: Any, value: Any) -> Any:
+    """`value` (a CLI string or a Python value) as type `tp`, or a ConfigError naming `path`."""
+    if _is_optional(tp):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(path, _strip_optional(tp), value)
+    if get_origin(tp) is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(path, f"got {value!r}; valid choices: {', '.join(map(str, choices))}")
+        return value
+    if get_origin(tp) is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected a list, got {value!r}")
+        return [coerce(path, get_args(tp)[0], v) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(path, f"expected a bool (true/false), got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(path, f"expected an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(path, f"expected an int, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value))
+        except ValueError:
+            raise ConfigError(path, f"expected a float, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    raise ConfigError(path, f"cannot set a field of type {_type_name(tp)}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted-path overrides applied, type-checked and validated."""
+    cfg = copy_config(cfg)
+    paths = field_paths(type(cfg))
+    for path, value in overrides.items():
+        if path not in paths:
+            raise ConfigError(path, f"unknown field; {_closest(path, paths)}")
+        *parents, leaf = path.split(".")
+        target = cfg
+        for p in parents:
+            target = getattr(target, p)
+        setattr(target, leaf, coerce(path, paths[path], value))
+    validate(cfg)
+    return cfg
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """["a.b=1", ...] from `--set` into {"a.b": "1"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "--set expects key=value, e.g. --set model.hidden_size=64")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def copy_config(cfg: Config) -> Config:
+    return from_plain(type(cfg), dataclasses.asdict(cfg))
+
+
+def from_plain(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass tree from nested plain dicts (as json.load gives back from `dataclasses.asdict`)."""
+    kwargs = {}
+    types_ = _field_types(cls)
+    for name, value in data.items():
+        tp = types_.get(name)
+        if tp is None:
+            raise ConfigError(name, f"unknown field of {cls.__name__}")
+        kwargs[name] = from_plain(tp, value) if dataclasses.is_dataclass(tp) else value
+    return cls(**kwargs)
+
+
+def _closest(path: str, paths: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(path, list(paths), n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    section = path.split(".")[0]
+    same = [p for p in paths if p.startswith(section + ".")]
+    return "valid fields: " + ", ".join(same or sorted({p.split(".")[0] for p in paths}))
+
+
+# --- validation ------------------------------------------------------------------------------------------------
+
+
+def _check(ok: bool, path: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(path, message)
+
+
+def _check_types(obj: Any, prefix: str = "") -> None:
+    for name, tp in _field_types(type(obj)).items():
+        value = getattr(obj, name)
+        if dataclasses.is_dataclass(tp):
+            _check_types(value, f"{prefix}{name}.")
+        else:
+            coerced = coerce(f"{prefix}{name}", tp, value)
+            _check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
+
+
+def validate(cfg: Config) -> Config:
+    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise."""
+    from rnnlab.data import DATASETS  # late: the registries import torch and datasets; `--set` parsing needs neither
+    from rnnlab.models import MODELS
+
+    _check_types(cfg)
+    m, d, o, t, s = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.search
+    _check(m.family in MODELS, "model.family", f"unknown model {m.family!r}; valid choices: {', '.join(MODELS)}")
+    _check(m.hidden_size > 0, "model.hidden_size", f"must be > 0, got {m.hidden_size}")
+    _check(m.num_layers >= 1, "model.num_layers", f"must be >= 1, got {m.num_layers}")
+    _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    _check(m.embedding_size > 0, "model.embedding_size", f"must be > 0, got {m.embedding_size}")
+    e = m.esn
+    _check(e.units > 0, "model.esn.units", f"must be > 0, got {e.units}")
+    _check(e.spectral_radius > 0, "model.esn.spectral_radius", f"must be > 0, got {e.spectral_radius}")
+    _check(0 < e.leak_rate <= 1, "model.esn.leak_rate", f"must be in (0, 1], got {e.leak_rate}")
+    _check(0 < e.density <= 1, "model.esn.density", f"must be in (0, 1], got {e.density}")
+    _check(0 < e.input_density <= 1, "model.esn.input_density", f"must be in (0, 1], got {e.input_density}")
+    _check(e.input_scaling > 0, "model.esn.input_scaling", f"must be > 0, got {e.input_scaling}")
+    _check(e.bias_scaling >= 0, "model.esn.bias_scaling", f"must be >= 0, got {e.bias_scaling}")
+    _check(e.washout >= 0, "model.esn.washout", f"must be >= 0, got {e.washout}")
+    _check(e.ridge >= 0, "model.esn.ridge", f"must be >= 0, got {e.ridge}")
+    _check(m.indrnn.recurrent_gamma > 0, "model.indrnn.recurrent_gamma", "must be > 0")
+    _check(m.indrnn.time_steps >= 0, "model.indrnn.time_steps", "must be >= 0 (0: the data's length)")
+    _check(m.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {m.hopfield.beta}")
+    _check(m.hopfield.max_iterations >= 1, "model.hopfield.max_iterations", "must be >= 1")
+    _check(m.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
+    if d.source == "builtin":
+        _check(d.name in DATASETS, "data.name", f"unknown built-in task {d.name!r}; valid: {', '.join(DATASETS)}")
+    _check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
+    _check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
+    _check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
+    for name in ("max_vocab", "min_freq", "seq_len", "num_samples", "horizon"):
+        _check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
+    _check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
+    _check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
+    _check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
+    _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    _check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
+    _check(o.step_size >= 1, "optim.step_size", "must be >= 1")
+    _check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
+    _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
+    _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    _check(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)")
+    _check(t.bptt >= 1, "train.bptt", "must be >= 1")
+    _check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
+    _check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
+    _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
+           f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N")  # fmt: skip
+    _check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
+    _check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
+    _check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
+    _check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+    _check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
+    _check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
+           f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}")  # fmt: skip
+    _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
+    _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
+    for obj in s.objectives:
+        name, _, mode = obj.partition(":")
+        _check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
+    return cfg

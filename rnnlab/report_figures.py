@@ -1,0 +1,107 @@
+"""The figures of `rnnlab report`: learning curves of the top trials, best value per family, Optuna's plots.
+
+Each is a PNG in the report folder, or, when this search cannot give it (no epochs yet, a plot Optuna refuses),
+a Figure with a note saying why: the report then prints a line in its place, never a crash.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnlab import search_report as sr
+from rnnlab.trial import read_metrics
+
+TOP_CURVES = 5  # learning curves drawn
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    path: Path | None = None
+    note: str | None = None  # why it could not be drawn
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_learning_curves(spec: sr.SearchSpec, rows: list[dict[str, Any]], out: Path) -> Figure:
+    import matplotlib.pyplot as plt
+
+    figure = Figure("learning_curves", f"Learning curves: {spec.metric} per epoch, top {TOP_CURVES} trials")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = 0
+    for row in [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")][:TOP_CURVES]:
+        folder = sr.trial_folder(spec, row["trial_id"])
+        metrics = [m for m in read_metrics(folder / "metrics.jsonl") if spec.metric in m]
+        if not metrics:
+            continue
+        epochs = [m["epoch"] for m in metrics]
+        values = [m[spec.metric] for m in metrics]
+        (line,) = ax.plot(epochs, values, marker="o", label=f"{row['trial_id']} ({row['family']})")
+        std = [m.get(f"{spec.metric}_std") for m in metrics]
+        if all(isinstance(s, (int, float)) for s in std):  # seed replicates: mean +- std over seeds
+            ax.fill_between(epochs, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)],
+                            color=line.get_color(), alpha=0.2)  # fmt: skip
+        drawn += 1
+    if not drawn:
+        plt.close(fig)
+        figure.note = "no trial has recorded epochs yet"
+        return figure
+    ax.set(xlabel="epoch", ylabel=spec.metric)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
+    figure.path = out / f"{figure.name}.png"
+    save_figure(fig, figure.path)
+    return figure
+
+
+def plot_optuna(study, out: Path, metric: str) -> list[Figure]:
+    """Optuna's matplotlib plots; for several objectives, on the first one, plus the Pareto front."""
+    from optuna.visualization import matplotlib as ovm
+
+    many = len(study.directions) > 1
+    names = [*sr.PLOTS, "pareto_front"] if many else list(sr.PLOTS)
+    figures = []
+    for name in names:
+        figure = Figure(name, name.replace("_", " ").capitalize() + (f" ({metric})" if name != "pareto_front" else ""))
+        kwargs = {} if name == "pareto_front" else {"target_name": metric}
+        if many and name != "pareto_front":
+            kwargs["target"] = lambda t: t.values[0]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = getattr(ovm, f"plot_{name}")(study, **kwargs)
+            figure.path = out / f"{name}.png"
+            save_figure((ax.flat[0] if hasattr(ax, "flat") else ax).figure, figure.path)
+        except Exception as err:
+            figure.note = f"{type(err).__name__}: {err}"
+        figures.append(figure)
+    return figures
+
+
+def plot_families(stats: list[dict[str, Any]], metric: str, out: Path) -> Figure:
+    import matplotlib.pyplot as plt
+
+    figure = Figure("families", f"Best {metric} per family (error bars: 95% CI)")
+    shown = [s for s in stats if math.isfinite(s["best"])]
+    if not shown:
+        figure.note = "no family has a completed trial"
+        return figure
+    fig, ax = plt.subplots(figsize=(1.2 * len(shown) + 3, 3.5))
+    best = [s["best"] for s in shown]
+    errors = [[b - s["ci"][0], s["ci"][1] - b] if s["ci"] else [0.0, 0.0] for s, b in zip(shown, best)]
+    errors = [[max(0.0, lo) for lo, _ in errors], [max(0.0, hi) for _, hi in errors]]
+    ax.bar([s["family"] for s in shown], best, yerr=errors, capsize=6, color="tab:blue", alpha=0.8)
+    ax.set(ylabel=metric, title=f"best {metric} per family")
+    figure.path = out / f"{figure.name}.png"
+    save_figure(fig, figure.path)
+    return figure

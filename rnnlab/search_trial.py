@@ -1,0 +1,157 @@
+"""One search trial inside a Ray worker: the Tune function trainable around run_trial, its records and its end.
+
+`rnnlab/tune.py` builds this trainable in the driver; here it runs: it reports each epoch to Ray with its checkpoint,
+writes `trials/<trial_id>/` and the trial's W&B run, and reports a summary row that tells the searcher how it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config import Config
+from rnnlab.overrides import apply_overrides, from_flat_dict
+from rnnlab.search_report import TRIALS_DIR
+
+NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
+FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns
+STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, result.json and W&B run
+
+
+@dataclass
+class TrialSetup:
+    """What every trial shares: the base config (flat), where records go, and its resources."""
+
+    base: dict[str, Any]
+    folder: str
+    name: str
+    cpus: float
+
+
+def trial_config(setup: TrialSetup, params: dict[str, Any]) -> Config:
+    """The base config with the trial's parameters, torch threads matching the CPUs Ray reserved for it."""
+    params = {k: v for k, v in params.items() if k != NUMBER_KEY}
+    cfg = apply_overrides(from_flat_dict(setup.base), params)
+    return apply_overrides(cfg, {"train.threads": max(1, int(setup.cpus))})
+
+
+def replay_command(folder: str, trial_id: str) -> str:
+    return f"rnnlab replay {folder} {trial_id}"
+
+
+@contextlib.contextmanager
+def memory_cap(megabytes: int) -> Iterator[None]:
+    """Cap this process's address space at its current size + `megabytes` (soft RLIMIT_AS), restored on exit.
+
+    A trial over the cap gets MemoryError or a failed torch allocation (an "out of memory" result) instead of the
+    kernel's OOM killer taking the worker, or the driver, with it. 0: no cap.
+    """
+    if not megabytes:
+        yield
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        in_use = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = in_use + megabytes * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def stopped_reason(metrics: dict[str, Any]) -> str:
+    return f"stopped by the scheduler after epoch {metrics.get('epoch', 0)}"
+
+
+def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
+    """Ray's function trainable: one run_trial, reporting each epoch with its checkpoint, then a summary row.
+
+    Ray stops a function trainable (ASHA, an interrupted search) by raising SystemExit(0) inside `tune.report`; it
+    becomes TrialStopped, so the trial still writes result.json (status "stopped") and closes its W&B run.
+    """
+    from ray import tune
+
+    from rnnlab.replicates import run_replicates
+    from rnnlab.tracking import open_tracker
+    from rnnlab.trial import TrialStopped, is_out_of_memory, last_row, run_trial, write_json
+
+    trial_id = tune.get_context().get_trial_id()
+    cfg = trial_config(setup, params)
+    out = Path(setup.folder) / TRIALS_DIR / trial_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test
+    number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
+    checkpoint = tune.get_checkpoint()
+    runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
+
+    with open_tracker(cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name,
+                      name=trial_id) as tracker:  # fmt: skip
+
+        def report(metrics: dict[str, Any], folder: str | None = None) -> None:
+            tracker.log(metrics, folder)
+            ray_checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
+            try:
+                tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
+            except SystemExit:
+                raise TrialStopped(stopped_reason(metrics)) from None
+
+        try:
+            with memory_cap(cfg.search.memory_per_trial_mb):
+                if checkpoint is None:
+                    result = runner(cfg, report, out)
+                else:  # a retry or a resumed search: continue from the epoch Ray last recorded
+                    with checkpoint.as_directory() as resume_from:
+                        result = runner(cfg, report, out, resume_from=resume_from)
+        except TrialStopped as err:  # run_replicates lets it through; run_trial records it itself
+            result = {**last_row(out), "status": "stopped", "reason": str(err)}
+            write_json(out / "result.json", result)
+        except Exception as err:
+            if not is_out_of_memory(err):  # out of memory before training (building the model): a result too
+                raise RuntimeError(f"trial {trial_id} failed ({type(err).__name__}: {err}); replay it in-process "
+                                   f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
+            result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
+            write_json(out / "result.json", result)
+        tracker.finish(result)
+    if result.get("status") == "stopped":
+        return  # Ray ends the trial; a report now would wait forever for a go-ahead that never comes
+    summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
+    summary.setdefault(cfg.metric, math.nan)  # a diverged trial has no value; the searcher tells Optuna why
+    tune.report({**summary, **number, FINAL_KEY: True})
+
+
+class GracefulStop:
+    """Mixed into Ray's function trainable: on stop, wait for the training thread to record the trial's end.
+
+    Ray's own cleanup only signals the thread (it leaves `tune.report` with SystemExit) and returns, and the
+    worker may exit before the thread writes result.json and closes the W&B run. W&B's service is then shut down
+    while the worker is still whole, not by an atexit hook that finds it already gone (a teardown traceback).
+    """
+
+    def cleanup(self):
+        import sys
+
+        from ray.train._internal.session import get_session
+
+        thread = getattr(get_session(), "training_thread", None)
+        super().cleanup()
+        if thread is not None:
+            thread.join(timeout=STOP_GRACE_S)
+        if "wandb" in sys.modules:
+            with contextlib.suppress(Exception):
+                sys.modules["wandb"].teardown()
+
+
+def make_trainable(setup: TrialSetup, cpus: float, gpus: float):
+    from ray import tune
+
+    trainable = tune.with_parameters(train_trial, setup=setup)
+    trainable.__mixins__ = (GracefulStop,)  # wrap_function puts these before FunctionTrainable
+    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
