@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rnnlab import diagnostics
-from rnnlab.checkpoint import save_checkpoint
+from rnnlab.checkpoint import CheckpointWriter
 from rnnlab.config import Config
 from rnnlab.data import Split, TaskData
 from rnnlab.tasks import Metrics, compute_loss
@@ -202,41 +202,45 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]
         best, best_epoch, best_state = resume_state["best"], resume_state["best_epoch"], resume_state["best_model"]
     status = "completed"
-    for epoch in range(start, cfg.train.epochs + 1):
-        t0 = time.perf_counter()
-        if model.closed_form:
-            batches = iterate_batches(data.train, cfg.train.batch_size, device, None, cfg.train.max_batches)
-            model.fit_closed_form(batches, ridge=cfg.model.esn.ridge)
-            metrics = run_epoch(model, data, "train", cfg, device)
-        else:
-            metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator)
-            scheduler.step()
-        metrics.update(run_epoch(model, data, "val", cfg, device))
-        metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
-                        "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
-        _check_finite(metrics, epoch)
-        if cfg.train.diagnostics_every and epoch % cfg.train.diagnostics_every == 0:
-            metrics.update(diagnostics.collect(model, diagnostics_batch(data, cfg, device), cfg))
-        value = metrics[cfg.metric]
-        if _better(value, best, cfg.mode):
-            best, best_epoch, bad_epochs = value, epoch, 0
-            best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        done = model.closed_form or (cfg.train.patience and bad_epochs >= cfg.train.patience)
-        state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else {},
-            "scheduler": scheduler.state_dict() if scheduler else {}, "torch_rng": torch.get_rng_state(),
-            "generator": generator.get_state(), "epoch": epoch if not done else cfg.train.epochs,
-            "bad_epochs": bad_epochs, "best": best, "best_epoch": best_epoch, "best_model": best_state,
-            "metrics": metrics,
-        }  # fmt: skip
-        metrics[f"best/{cfg.metric}"] = best
-        folder = save_checkpoint(checkpoint_root, epoch, state)
-        report(metrics, str(folder))
-        if done:
-            status = "completed" if model.closed_form else "early_stopped"
-            break
+    writer = CheckpointWriter(checkpoint_root)  # fsyncs in the background while the next epoch trains
+    try:
+        for epoch in range(start, cfg.train.epochs + 1):
+            t0 = time.perf_counter()
+            if model.closed_form:
+                batches = iterate_batches(data.train, cfg.train.batch_size, device, None, cfg.train.max_batches)
+                model.fit_closed_form(batches, ridge=cfg.model.esn.ridge)
+                metrics = run_epoch(model, data, "train", cfg, device)
+            else:
+                metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator)
+                scheduler.step()
+            metrics.update(run_epoch(model, data, "val", cfg, device))
+            metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
+                            "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
+            _check_finite(metrics, epoch)
+            if cfg.train.diagnostics_every and epoch % cfg.train.diagnostics_every == 0:
+                metrics.update(diagnostics.collect(model, diagnostics_batch(data, cfg, device), cfg))
+            value = metrics[cfg.metric]
+            if _better(value, best, cfg.mode):
+                best, best_epoch, bad_epochs = value, epoch, 0
+                best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            done = model.closed_form or (cfg.train.patience and bad_epochs >= cfg.train.patience)
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else {},
+                "scheduler": scheduler.state_dict() if scheduler else {}, "torch_rng": torch.get_rng_state(),
+                "generator": generator.get_state(), "epoch": epoch if not done else cfg.train.epochs,
+                "bad_epochs": bad_epochs, "best": best, "best_epoch": best_epoch, "best_model": best_state,
+                "metrics": metrics,
+            }  # fmt: skip
+            metrics[f"best/{cfg.metric}"] = best
+            folder = writer.save(epoch, state)
+            report(metrics, str(folder))
+            if done:
+                status = "completed" if model.closed_form else "early_stopped"
+                break
+    finally:
+        writer.close()  # the last checkpoint is durable (or its fsync error raised) before the test epoch
     return finish(model, data, cfg, device, best_state, best_epoch, best, status)
 
 
