@@ -94,7 +94,8 @@ class CheckpointWriter:
 
     `save` returns once the files are renamed into place (complete for any reader, e.g. Ray copying the folder);
     it first waits for the previous save's durability work, so at most one is in flight and its error, if any,
-    is raised by the next `save` or by `close`. Call `close` when training ends, also on an exception.
+    is raised by the next `save` or by `close`. Use it as a context manager (`with CheckpointWriter(root) as w:`):
+    leaving the block closes it, and an error of training is never masked by a durability error.
     """
 
     def __init__(self, root: Path, keep: int = 2):
@@ -119,6 +120,18 @@ class CheckpointWriter:
             self.wait()
         finally:
             self.executor.shutdown()
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()  # the last checkpoint is durable, or its error is raised
+            return
+        try:  # training already failed: its error is the one to see; a durability error only warns
+            self.close()
+        except Exception as err:
+            warnings.warn(f"rnnlab: making the last checkpoint durable also failed: {err}", stacklevel=2)
 
 
 def list_checkpoints(root: Path) -> list[Path]:

@@ -202,8 +202,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]
         best, best_epoch, best_state = resume_state["best"], resume_state["best_epoch"], resume_state["best_model"]
     status = "completed"
-    writer = CheckpointWriter(checkpoint_root)  # fsyncs in the background while the next epoch trains
-    try:
+    with CheckpointWriter(checkpoint_root) as writer:  # fsyncs in the background while the next epoch trains
         for epoch in range(start, cfg.train.epochs + 1):
             t0 = time.perf_counter()
             if model.closed_form:
@@ -239,8 +238,6 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
             if done:
                 status = "completed" if model.closed_form else "early_stopped"
                 break
-    finally:
-        writer.close()  # the last checkpoint is durable (or its fsync error raised) before the test epoch
     return finish(model, data, cfg, device, best_state, best_epoch, best, status)
 
 

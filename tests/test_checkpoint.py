@@ -72,3 +72,14 @@ def test_a_checkpoint_truncated_after_its_save_is_skipped(tmp_path):
     (folder / checkpoint.STATE).write_bytes((folder / checkpoint.STATE).read_bytes()[:10])
     with pytest.warns(UserWarning, match="corrupted"):
         assert load_latest(tmp_path)["epoch"] == 1
+
+
+def test_a_training_error_is_not_masked_by_a_durability_error(tmp_path, monkeypatch):
+    def failing_fsync(path):
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr(checkpoint, "_fsync", failing_fsync)
+    raises, warns = pytest.raises(FloatingPointError, match="diverged"), pytest.warns(UserWarning, match="durable")
+    with raises, warns, CheckpointWriter(tmp_path) as writer:
+        writer.save(1, state(1))
+        raise FloatingPointError("diverged")
