@@ -44,8 +44,8 @@ def _plain(root: Path, trials: int) -> float:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    from rnnlab.config.overrides import apply_overrides, from_flat_dict, to_flat_dict
     from rnnlab.experiment import load_experiment
-    from rnnlab.overrides import apply_overrides, from_flat_dict, to_flat_dict
 
     experiment = load_experiment(EXPERIMENT, overrides(trials, 2))
     base = to_flat_dict(experiment.config)  # plain values: the experiment module is not importable in workers

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
-from rnnlab.overrides import apply_overrides, parse_set_args
+from rnnlab.config.overrides import apply_overrides, parse_set_args
 from rnnlab.tracking import open_tracker
 from rnnlab.trial import run_trial
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from rnnlab.config import ConfigError
-from rnnlab.overrides import parse_set_args
+from rnnlab.config.overrides import parse_set_args
 
 EXIT_BAD_INPUT = 2
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process

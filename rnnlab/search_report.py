@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import ConfigError
-from rnnlab.overrides import from_flat_dict
+from rnnlab.config.overrides import from_flat_dict
 
 SEARCH_FILE = "search.json"
 JOURNAL_FILE = "optuna.journal"

@@ -21,8 +21,8 @@ import torch
 
 from rnnlab.checkpoint import load_latest, save_checkpoint
 from rnnlab.search_report import SearchSpec, load_study
+from rnnlab.tracking.wandb_log import read_history
 from rnnlab.trial import read_metrics
-from rnnlab.wandb_log import read_history
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_tracking import read_records  # noqa: E402

@@ -18,7 +18,7 @@ from rnnlab.cli import main
 from rnnlab.replicates import mean_rows
 from rnnlab.report import noise_verdict, t_interval
 from rnnlab.search_report import STUDY_NAME, SearchSpec, load_study, open_study_storage
-from rnnlab.wandb_log import read_history, read_records
+from rnnlab.tracking.wandb_log import read_history, read_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
@@ -150,7 +150,7 @@ def nested(flat: dict, key: str) -> dict:
 
 def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     from rnnlab.experiment import load_experiment
-    from rnnlab.search_wandb import COLUMNS, TABLE_KEY, log_search_results
+    from rnnlab.tracking.search import COLUMNS, TABLE_KEY, log_search_results
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     spec = make_search(tmp_path / "w", {"lstm": [0.8], "gru": [0.6]})

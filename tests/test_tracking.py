@@ -1,5 +1,5 @@
 """W&B tracking end to end with real wandb in offline mode: what `rnnlab run` leaves in the run's `.wandb` logs,
-read back with `rnnlab.wandb_log` (also what a resumed offline run trusts over tracking.json)."""
+read back with `rnnlab.tracking.wandb_log` (also what a resumed offline run trusts over tracking.json)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.wandb_log import logged_steps, read_history, read_records, run_logs
+from rnnlab.tracking.wandb_log import logged_steps, read_history, read_records, run_logs
 
 EXPERIMENT = """
 from rnnlab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig

@@ -70,8 +70,8 @@ def test_search_runs_conditional_space_and_replays_best(tmp_path, local_ray, cap
 def test_diverged_and_stopped_trials_are_pruned_with_reason(tmp_path):
     """The searcher alone (no Ray run): how it tells Optuna a trial ended, into a real journal."""
     from rnnlab.experiment import load_experiment
-    from rnnlab.search_trial import FINAL_KEY
     from rnnlab.tune import make_searcher
+    from rnnlab.tune.trainable import FINAL_KEY
 
     experiment = load_experiment(SEARCH_DIGITS)
     searcher = make_searcher(experiment.search_space, experiment.config, tmp_path)

@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from rnnlab.config import Config, ConfigError
+from rnnlab.config.schema import Config, ConfigError
 
 # --- flattening and overrides ----------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Typed configs for a trial (model, data, optimisation, training, tracking, search) and the error a bad value raises.
 
 One name per hyperparameter: the dotted field path (`model.hidden_size`, `optim.learning_rate`) is the `--set`
-flag, the Optuna parameter, the W&B config key and the Ray result column. `rnnlab/overrides.py` sets and checks
-fields by that path.
+flag, the Optuna parameter, the W&B config key and the Ray result column. `overrides.py`, next to this module, sets
+and checks fields by that path.
 """
 
 from __future__ import annotations

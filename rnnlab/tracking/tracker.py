@@ -23,9 +23,9 @@ from typing import Any
 
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError
-from rnnlab.overrides import to_flat_dict
+from rnnlab.config.overrides import to_flat_dict
 from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
-from rnnlab.wandb_log import logged_steps, wait_for_exit_record
+from rnnlab.tracking.wandb_log import logged_steps, wait_for_exit_record
 
 MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts

@@ -4,7 +4,7 @@ One search is one folder, `<storage>/<name>/`: `search.json` (what to resume or 
 Optuna study), `ray/` (Ray's experiment state and checkpoints) and `trials/<trial_id>/` (each trial's run_trial
 record and W&B run). A trial has one id everywhere: Ray's trial_id is the Optuna user attr `ray_trial_id`, the
 folder name and, prefixed with the search name, the W&B run id. This module is the driver (checks, searcher,
-scheduler, Tuner, resume); each trial runs `rnnlab.search_trial.train_trial` in a Ray worker.
+scheduler, Tuner, resume); each trial runs `trainable.train_trial` in a Ray worker.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 from ray.tune.search.optuna import OptunaSearch
 
 from rnnlab.config import Config, ConfigError
+from rnnlab.config.overrides import apply_overrides, to_flat_dict
 from rnnlab.experiment import Experiment
-from rnnlab.overrides import apply_overrides, to_flat_dict
 from rnnlab.search_report import RAY_DIR, STUDY_NAME, SearchSpec, open_study_storage
-from rnnlab.search_trial import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
+from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 
 def is_uri(storage: str) -> bool:
@@ -55,8 +55,8 @@ def objective_list(cfg: Config) -> tuple[list[str], list[str]]:
 # --- the searcher ----------------------------------------------------------------------------------------------
 
 
-# StudySearch and trial_dirname are pickled by module path into ray/tuner.pkl: keep them here, or an older search
-# cannot be resumed.
+# StudySearch and trial_dirname (and progress.SearchProgress) are pickled by module path into ray/tuner.pkl: keep
+# them where they are, or an older search cannot be resumed.
 class StudySearch(OptunaSearch):
     """Records each trial's Ray id and Optuna number; scheduler stops and divergence end as PRUNED + reason."""
 
@@ -162,7 +162,7 @@ def connect(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
         return
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the checkout holding the rnnlab package
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # local workers inherit the environment
     ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True)
@@ -182,7 +182,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    from rnnlab.search_progress import SearchProgress
+    from rnnlab.tune.progress import SearchProgress
 
     cfg = experiment.config
     s = cfg.search
@@ -258,8 +258,8 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
     stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
     """
     from rnnlab.search_report import close_orphans, report_search
-    from rnnlab.search_wandb import log_search_results
     from rnnlab.tracking import resolve_mode
+    from rnnlab.tracking.search import log_search_results
     from rnnlab.trial import prepare_data
 
     cfg = experiment.config

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from rnnlab.search_trial import FINAL_KEY
+from rnnlab.tune.trainable import FINAL_KEY
 
 
 class SearchProgress(Callback):

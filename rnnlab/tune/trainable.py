@@ -1,6 +1,6 @@
 """One search trial inside a Ray worker: the Tune function trainable around run_trial, its records and its end.
 
-`rnnlab/tune.py` builds this trainable in the driver; here it runs: it reports each epoch to Ray with its checkpoint,
+`driver.py` builds this trainable; here it runs, in the worker: it reports each epoch to Ray with its checkpoint,
 writes `trials/<trial_id>/` and the trial's W&B run, and reports a summary row that tells the searcher how it ended.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.overrides import apply_overrides, from_flat_dict
+from rnnlab.config.overrides import apply_overrides, from_flat_dict
 from rnnlab.search_report import TRIALS_DIR
 
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field

@@ -15,7 +15,7 @@ from typing import Any
 
 from rnnlab.config import Config
 from rnnlab.search_report import SearchSpec, load_study, trial_rows
-from rnnlab.tracking import resolve_mode, wandb_settings, warn
+from rnnlab.tracking.tracker import resolve_mode, wandb_settings, warn
 
 TABLE_KEY = "search/trials"
 COLUMNS = ["trial_id", "number", "family", "params", "metric", "status", "state"]

@@ -1,0 +1,33 @@
+"""Configs: the typed dataclasses of a trial and ConfigError (in `schema.py`); dotted paths, `--set` overrides and
+validation in `rnnlab.config.overrides`. Standard library only: the training core imports it.
+"""
+
+from rnnlab.config.schema import (
+    TASKS,
+    Config,
+    ConfigError,
+    DataConfig,
+    ESNConfig,
+    HopfieldConfig,
+    IndRNNConfig,
+    ModelConfig,
+    OptimConfig,
+    SearchConfig,
+    TrackingConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "TASKS",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ESNConfig",
+    "HopfieldConfig",
+    "IndRNNConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "SearchConfig",
+    "TrackingConfig",
+    "TrainConfig",
+]
