@@ -36,6 +36,7 @@ def rnnlab_epochs(cfg: Config, data) -> list[float]:
 
 def hand_epochs(cfg: Config, data) -> list[float]:
     seed_everything(cfg.seed)
+    torch.set_flush_denormal(cfg.train.flush_denormal)  # as run_trial does: compare loops, not float modes
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate)
     generator = torch.Generator().manual_seed(cfg.seed)

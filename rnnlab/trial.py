@@ -118,6 +118,7 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     check_metric(cfg, data.task)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    torch.set_flush_denormal(cfg.train.flush_denormal)  # per trial: a reused process follows each trial's config
     seed_everything(cfg.seed)
     device = select_device(cfg.train.device)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)

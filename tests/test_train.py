@@ -90,3 +90,12 @@ def test_local_record_is_complete(tmp_path):
         assert (tmp_path / "r" / name).exists(), name
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["flat"]["model.hidden_size"] == 16
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormals_follow_the_trial_config(tmp_path, flush):
+    """Denormal gradients (a last-step loss over long sequences) are flushed to 0 unless the config says no."""
+    run_trial(small_config(epochs=1, flush_denormal=flush), None, tmp_path / "run")
+    tiny = torch.tensor([1e-39]) * 2.0  # a denormal float32: 0 when flushed
+    assert (tiny.item() == 0.0) == flush
+    torch.set_flush_denormal(False)

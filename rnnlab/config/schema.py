@@ -135,6 +135,9 @@ class TrainConfig:
     max_batches: int = 0  # cap on batches per epoch (smoke runs); 0 uses all
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    # CPU: treat denormal floats as 0. A loss on the last step only (classification, the adding problem) sends back
+    # gradients that decay over time into denormals, which the CPU computes ~10x slower (LSTM, T=200: 3.1 vs 0.23 s)
+    flush_denormal: bool = True
     diagnostics_every: int = 0  # epochs between RNN diagnostics; 0 disables
 
 
