@@ -15,7 +15,7 @@ from typing import Any
 
 from rnnlab.config import Config
 from rnnlab.search_report import SearchSpec, load_study, trial_rows
-from rnnlab.tracking.tracker import resolve_mode, wandb_settings, warn
+from rnnlab.tracking.tracker import finish_run, resolve_mode, wandb_settings, warn
 
 TABLE_KEY = "search/trials"
 COLUMNS = ["trial_id", "number", "family", "params", "metric", "status", "state"]
@@ -57,7 +57,7 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
                             f"search/best/{spec.metric}": best[4] if best else None,
                             "search/best/trial_id": best[0] if best else None})  # fmt: skip
         folder = run.dir
-        run.finish()
+        finish_run(run)
     except Exception as err:
         warn(f"logging the search's W&B Table failed ({type(err).__name__}: {err}); the local report is unaffected")
         return None

@@ -221,15 +221,24 @@ class Tracker:
             return
         run, self.run = self.run, None
         try:
-            log = Path(run.settings.sync_file)
-            run.finish(exit_code=exit_code or self.exit_code)
+            finish_run(run, exit_code or self.exit_code)  # a resume reads the log for its last step: whole first
         except Exception as err:
             warn(f"closing the W&B run failed ({type(err).__name__}: {err}); the local record is unaffected.")
             return
-        if run.offline:  # a resume reads the log for its last step: it must be whole before this trial ends
-            if not wait_for_exit_record(log, LOG_TIMEOUT_S):
-                warn(f"wandb has not finished writing {log} after {LOG_TIMEOUT_S:.0f} s; a resume may miss its rows.")
+        if run.offline:
             print(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
+
+
+def finish_run(run, exit_code: int = 0) -> None:
+    """`run.finish`, and for an offline run wait until wandb-core has written the log's exit record.
+
+    `finish` can return before the `.wandb` log is whole; a reader (a resume, `rnnlab sync`, a test) must not see
+    a torn log.
+    """
+    log = Path(run.settings.sync_file)
+    run.finish(exit_code=exit_code)
+    if run.offline and not wait_for_exit_record(log, LOG_TIMEOUT_S):
+        warn(f"wandb has not finished writing {log} after {LOG_TIMEOUT_S:.0f} s; its last rows may be missing.")
 
 
 # --- opening a run -----------------------------------------------------------------------------------------------
