@@ -3,7 +3,6 @@ validation in `rnnlab.config.overrides`. Standard library only: the training cor
 """
 
 from rnnlab.config.schema import (
-    TASKS,
     Config,
     ConfigError,
     DataConfig,
@@ -18,7 +17,6 @@ from rnnlab.config.schema import (
 )
 
 __all__ = [
-    "TASKS",
     "Config",
     "ConfigError",
     "DataConfig",

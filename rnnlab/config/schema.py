@@ -77,8 +77,6 @@ class ModelConfig:
 
 # --- data ------------------------------------------------------------------------------------------------------
 
-TASKS = ("classification", "tagging", "lm", "regression", "forecast", "recall")
-
 
 @dataclass
 class DataConfig:
