@@ -11,7 +11,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,31 +190,17 @@ def best_overrides(spec: SearchSpec, params: dict[str, Any]) -> str:
 
 
 def save_plots(study, folder: Path, target_name: str) -> list[Path]:
-    """Optuna's matplotlib plots as PNGs; a plot Optuna cannot draw for this study is skipped with a note."""
+    """Optuna's plots as PNGs in `folder`, drawn as the report draws them; one it cannot draw is skipped with a note."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
+    from rnnlab.report_figures import plot_optuna  # it imports this module: a late import
 
-    saved = []
-    many = len(study.directions) > 1
-    kinds = {name: getattr(ovm, f"plot_{name}") for name in PLOTS}
-    if many:
-        kinds["pareto_front"] = ovm.plot_pareto_front
-    for name, plot in kinds.items():
-        kwargs = {} if name == "pareto_front" or not many else {"target": lambda t: t.values[0]}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = plot(study, **kwargs, **({"target_name": target_name} if name != "pareto_front" else {}))
-            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
-            fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            saved.append(folder / f"{name}.png")
-        except Exception as err:
-            print(f"rnnlab: note: no {name} plot ({type(err).__name__}: {err})", file=sys.stderr)
-    return saved
+    figures = plot_optuna(study, folder, target_name)
+    for figure in figures:
+        if figure.note:
+            print(f"rnnlab: note: no {figure.name} plot ({figure.note})", file=sys.stderr)
+    return [figure.path for figure in figures if figure.path]
 
 
 def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
