@@ -59,7 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
 
-    stop: list[str] = []  # SIGTERM (a scheduler, `kill`): end after the current epoch's row is logged everywhere
+    # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one that is
+    # already past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
+    stop: list[str] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signal.Signals(signum).name))
     try:
         with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
@@ -70,7 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if stop:
                     raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
 
-            result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data)
+            def should_stop():  # noqa: E306
+                return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
+
+            result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data, should_stop)
             tracker.finish(result)
     finally:
         signal.signal(signal.SIGTERM, previous)

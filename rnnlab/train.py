@@ -28,6 +28,14 @@ class TrialDiverged(RuntimeError):
     """The loss or a metric became NaN/inf; the trial ends with this reason."""
 
 
+class TrialStopped(Exception):
+    """Whoever runs the trial stopped it: a `report` callback (a scheduler, after an epoch) or `should_stop` (a
+    signal, at the next training batch: the epoch in progress is dropped, the completed ones are kept)."""
+
+
+ShouldStop = Callable[[], "str | None"]  # polled before each training batch: a reason to stop, or None
+
+
 def select_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -109,8 +117,12 @@ def _detach(state):
 
 
 def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optimizer=None,
-              generator: torch.Generator | None = None) -> dict[str, float]:  # fmt: skip
-    """Train (when an optimizer is given) or evaluate over one split; return its `split/name` metrics."""
+              generator: torch.Generator | None = None, should_stop: ShouldStop | None = None,
+              ) -> dict[str, float]:  # fmt: skip
+    """Train (when an optimizer is given) or evaluate over one split; return its `split/name` metrics.
+
+    `should_stop`, polled before each batch, ends the epoch early with TrialStopped when it gives a reason.
+    """
     split: Split = getattr(data, split_name)
     training = optimizer is not None
     model.train(training)
@@ -128,6 +140,8 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
     clip = training and cfg.optim.grad_clip > 0
     with torch.set_grad_enabled(training):
         for inputs, lengths, targets in batches:
+            if should_stop is not None and (reason := should_stop()):
+                raise TrialStopped(reason)
             outputs, state = model(inputs, lengths, _detach(state) if data.task == "lm" else None)
             loss = compute_loss(data.task, outputs, targets, lengths, warmup)
             if training:
@@ -183,8 +197,12 @@ def _check_finite(metrics: dict[str, float], epoch: int) -> None:
 
 
 def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoint_root: Path,
-        resume_state: dict[str, Any] | None = None, device=None) -> dict[str, Any]:  # fmt: skip
-    """Train for `cfg.train.epochs` (or until early stopping), then test the best model. Returns the result."""
+        resume_state: dict[str, Any] | None = None, device=None,
+        should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train for `cfg.train.epochs` (or until early stopping), then test the best model. Returns the result.
+
+    `report` or `should_stop` (polled before each training batch) end the trial with TrialStopped.
+    """
     device = device or select_device(cfg.train.device)
     model.to(device)
     optimizer = make_optimizer(model, cfg) if not model.closed_form else None
@@ -210,7 +228,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
                 model.fit_closed_form(batches, ridge=cfg.model.esn.ridge)
                 metrics = run_epoch(model, data, "train", cfg, device)
             else:
-                metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator)
+                metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator, should_stop)
                 scheduler.step()
             metrics.update(run_epoch(model, data, "val", cfg, device))
             metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,

@@ -24,13 +24,9 @@ from rnnlab.config.overrides import to_flat_dict, validate
 from rnnlab.data import TaskData, load_task_data, save_vocab
 from rnnlab.models import build_model, count_parameters
 from rnnlab.tasks import Metrics
-from rnnlab.train import TrialDiverged, fit, select_device
+from rnnlab.train import ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
 Report = Callable[..., None]
-
-
-class TrialStopped(Exception):
-    """Raised by a `report` callback when whoever runs the trial stops it (a scheduler); the trial ends cleanly."""
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -104,13 +100,16 @@ class MetricsLog:
 
 
 def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
-              resume_from: str | Path | None = None, data: TaskData | None = None) -> dict[str, Any]:  # fmt: skip
+              resume_from: str | Path | None = None, data: TaskData | None = None,
+              should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
     """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`).
 
     `report(metrics, checkpoint)` is called once per epoch with the epoch's metrics and the checkpoint folder.
     `resume_from` is a checkpoint folder or a folder of checkpoints; training continues from its newest valid one.
     A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception; a report that
-    raises TrialStopped ends it as "stopped", a failed allocation as "out_of_memory", each with its last metrics.
+    raises TrialStopped ends it as "stopped" (so does `should_stop`, polled before each training batch, when it
+    gives a reason: the epoch in progress is dropped), a failed allocation as "out_of_memory", each with its last
+    metrics.
     """
     t0 = time.time()
     data = prepare_data(cfg) if data is None else data  # bad input fails here, before anything is written
@@ -138,7 +137,7 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     summary = {"seed": cfg.seed, "parameters": count_parameters(model), "device": str(device),
                "data/fingerprint": data.fingerprint}  # fmt: skip
     try:
-        result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device)
+        result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)
     except TrialDiverged as err:
         result = {"status": "diverged", "reason": str(err)}
     except TrialStopped as err:

@@ -99,3 +99,19 @@ def test_denormals_follow_the_trial_config(tmp_path, flush):
     tiny = torch.tensor([1e-39]) * 2.0  # a denormal float32: 0 when flushed
     assert (tiny.item() == 0.0) == flush
     torch.set_flush_denormal(False)
+
+
+def test_a_stop_request_drops_the_epoch_in_progress_and_resume_continues(tmp_path):
+    """`should_stop` (a SIGTERM in `rnnlab run`) ends training at the next batch; completed epochs are kept."""
+    cfg = small_config()  # 8 training batches per epoch
+    polls = []
+
+    def should_stop():
+        polls.append(1)
+        return "stop requested" if len(polls) > 8 + 3 else None  # during epoch 2, before its 4th batch
+
+    result = run_trial(cfg, None, tmp_path / "run", should_stop=should_stop)
+    assert result["status"] == "stopped" and result["reason"] == "stop requested" and result["epoch"] == 1
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1]
+    run_trial(cfg, None, tmp_path / "run", resume_from=tmp_path / "run" / "checkpoints")
+    assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4]
