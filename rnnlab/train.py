@@ -160,8 +160,7 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
 
 
 def clip_gradients(model: nn.Module, cfg: Config) -> None:
-    if cfg.optim.grad_clip <= 0:
-        return
+    """Clip by norm or value at `optim.grad_clip` (> 0; run_epoch decides once per epoch whether to call this)."""
     params = [p for p in model.parameters() if p.grad is not None]
     if cfg.optim.clip_mode == "value":
         torch.nn.utils.clip_grad_value_(params, cfg.optim.grad_clip)

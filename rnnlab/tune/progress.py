@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from rnnlab.tune.trainable import FINAL_KEY
+from rnnlab.tune.trainable import FINAL_KEY, stopped_reason
 
 
 class SearchProgress(Callback):
@@ -57,7 +57,7 @@ class SearchProgress(Callback):
         result = self.last.get(trial.trial_id) or trial.last_result or {}
         if not result.get(FINAL_KEY):
             self.counts["pruned"] += 1
-            event = f"{trial.trial_id} stopped by the scheduler after epoch {result.get('epoch', 0)}"
+            event = f"{trial.trial_id} {stopped_reason(result)}"
         elif result.get("status") == "diverged":
             self.counts["pruned"] += 1
             event = f"{trial.trial_id} diverged"
