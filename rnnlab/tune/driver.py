@@ -74,9 +74,18 @@ class StudySearch(OptunaSearch):
         from optuna.exceptions import UpdateFinishedTrialError
 
         try:
-            super().on_trial_result(trial_id, result)
+            self.report_epoch(trial_id, result)
         except UpdateFinishedTrialError:  # it ended before the driver died; Ray resumed it from its last checkpoint
             self._completed_trials.add(trial_id)
+
+    def report_epoch(self, trial_id: str, result: dict) -> None:
+        """The epoch's value as Optuna's intermediate value at step = epoch (OptunaSearch's step is Ray's
+        training_iteration, which counts the summary row as a step); the summary row itself is told at the end."""
+        value = result.get(self.metric) if isinstance(self.metric, str) else None  # multi-objective: no steps
+        if result.get(FINAL_KEY) or "epoch" not in result or not isinstance(value, (int, float)):
+            return
+        if trial_id not in self._completed_trials:  # a step reported already (a retried epoch) is kept as it was
+            self._ot_trials[trial_id].report(float(value), int(result["epoch"]))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -86,7 +95,8 @@ class StudySearch(OptunaSearch):
         reason = None
         if error:
             reason = f"error; see Ray's error file or replay: {replay_command(self.folder, trial_id)}"
-        elif not result.get(FINAL_KEY):
+        elif not result.get(FINAL_KEY):  # a scheduler stop: Ray passes the epoch it stopped on here, not to
+            self.report_epoch(trial_id, result)  # on_trial_result, and the PRUNED value is the last one reported
             reason = stopped_reason(result)
         elif result.get("status") == "diverged":
             reason = f"diverged: {result.get('reason')}"
