@@ -44,7 +44,8 @@ def check_record(folder: Path) -> list[str]:
     from ray.tune import ExperimentAnalysis
 
     spec = SearchSpec.load(folder)
-    ray_last = {t.trial_id: t.last_result for run in spec.ray_runs for t in ExperimentAnalysis(str(folder / run)).trials}
+    trials = [t for run in spec.ray_runs for t in ExperimentAnalysis(str(folder / run)).trials]
+    ray_last = {t.trial_id: t.last_result for t in trials}
     statuses = []
     for t in load_study(folder).trials:
         trial_id = t.user_attrs["ray_trial_id"]
