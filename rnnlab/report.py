@@ -262,7 +262,9 @@ def serve_dashboard(folder: str | Path, host: str = "127.0.0.1", port: int = 808
     except ImportError:
         from rnnlab.config import ConfigError
 
-        raise ConfigError("dashboard", "needs optuna-dashboard: pip install -e '.[report]'") from None
+        raise ConfigError(
+            "dashboard", "needs optuna-dashboard (a default dependency): pip install optuna-dashboard"
+        ) from None
     from rnnlab.search_report import open_study_storage
 
     print(f"optuna-dashboard on {journal_path(folder)}: http://{host}:{port}/dashboard/  (Ctrl-C stops it)")

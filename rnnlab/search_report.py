@@ -138,11 +138,15 @@ def grid_size(grid: dict[str, list]) -> int:
 
 def close_orphans(spec: SearchSpec) -> None:
     """Mark FAIL the study's trials still RUNNING after Ray finished: asked just before a driver died, never run."""
+    import optuna
     from optuna.trial import TrialState
 
-    study = load_study(spec.folder)
+    storage = open_study_storage(spec.folder)  # a storage's own public API sets an attr of a trial by its id
+    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    study_id = storage.get_study_id_from_name(STUDY_NAME)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "orphaned: asked before the driver died; not run")
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        storage.set_trial_user_attr(trial_id, "reason", "orphaned: asked before the driver died; not run")
         study.tell(t.number, state=TrialState.FAIL)
 
 
