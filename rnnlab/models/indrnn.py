@@ -92,7 +92,7 @@ def kernel_unavailable(*tensors: torch.Tensor) -> str | None:
     if any(t.dtype not in (torch.float32, torch.float64) or t.dtype != tensors[0].dtype for t in tensors):
         return f"dtype {tensors[0].dtype}"
     if indrnn_kernel.load() is None:
-        return f"compiling the C++ one failed: {indrnn_kernel._failed}"
+        return f"the C++ one could not be built: {indrnn_kernel._failed}"
     return None
 
 
@@ -107,10 +107,26 @@ def recurrence(drive_BTH: torch.Tensor, recurrent_H: torch.Tensor, h0_BH: torch.
             return IndRNNKernelRecurrence.apply(drive_BTH, recurrent_H, h0_BH)
         if kernel == "cpp":
             raise RuntimeError(f"RNNLAB_INDRNN_KERNEL=cpp but the C++ IndRNN recurrence can't run: {reason}")
-        if reason not in _said_fallback:  # one line per reason and process
-            _said_fallback.add(reason)
-            log.warning("IndRNN: the Python recurrence runs (%s)", reason)
+        say_fallback(reason)
     return IndRNNRecurrence.apply(drive_BTH, recurrent_H, h0_BH)
+
+
+def say_fallback(reason: str) -> None:
+    if reason not in _said_fallback:  # one line per reason and process
+        _said_fallback.add(reason)
+        log.warning("IndRNN: the Python recurrence runs (%s)", reason)
+
+
+def prepare_kernel() -> bool:
+    """Build the C++ recurrence now (or find it cached), e.g. in a search's driver before its trials fan out, so
+    that they find it built instead of each waiting for one build; True when it is ready. Nothing to do (False)
+    under RNNLAB_INDRNN_KERNEL=python; a build that fails or times out is said in one line, as at first use."""
+    if os.environ.get("RNNLAB_INDRNN_KERNEL", "auto").strip().lower() == "python":
+        return False
+    reason = kernel_unavailable(torch.zeros(1, 1, 1), torch.zeros(1), torch.zeros(1, 1))
+    if reason is not None:
+        say_fallback(reason)
+    return reason is None
 
 
 class IndRNNLayer(nn.Module):

@@ -1,6 +1,11 @@
 """The IndRNN recurrence as one compiled C++ loop (CPU, float32/float64), built on first use with
-`torch.utils.cpp_extension.load_inline` and cached in torch's extension dir (`TORCH_EXTENSIONS_DIR` if set; torch's
-loader holds a file lock, so concurrent processes build it once). Nothing is compiled at import.
+`torch.utils.cpp_extension.load_inline` and cached per torch version under torch's extension dir
+(`TORCH_EXTENSIONS_DIR` if set, else ~/.cache/torch_extensions). Nothing is compiled at import.
+
+Concurrent processes build it once, under a lock of our own: an flock, which the OS releases when its holder dies,
+unlike torch's lock file, which a process killed mid-build leaves behind for the next one to wait on forever. A
+process waits at most `RNNLAB_INDRNN_BUILD_TIMEOUT` seconds (default 300) for another's build, then the caller
+falls back to the Python loop. The `ninja` binary comes from the installed `ninja` package when it is not on PATH.
 
 Forward over a contiguous (B, T, H) drive: h_t = relu(drive_t + u * h_{t-1}), one batch row per task.
 Backward, per batch row from t = T-1 down to 0: dpre_t = (dL/dh_t + u * dpre_{t+1}) * [h_t > 0],
@@ -9,7 +14,21 @@ dL/du += dpre_t * h_{t-1} (a (B, H) buffer summed over B at the end: no races, n
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.metadata
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
 NAME = "rnnlab_indrnn"
+BUILD_TIMEOUT_S = 300.0  # the default wait for another process's build (RNNLAB_INDRNN_BUILD_TIMEOUT)
+LOCK_POLL_S = 0.2
 GRAIN_ELEMENTS = 32768  # elements of (T, H) work per parallel task: below this, threading costs more than it saves
 
 # Only the ATen headers it uses and the op registry, not torch/extension.h (pybind, the C++ frontend): the first
@@ -147,27 +166,118 @@ _module = None
 _failed: str | None = None
 
 
+def build_directory() -> Path:
+    """Where the kernel is built and cached: one folder per torch version and Python (the binary depends on both)."""
+    import torch
+
+    base = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
+    return Path(base, f"{NAME}-torch{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}")
+
+
+def build_timeout() -> float:
+    raw = os.environ.get("RNNLAB_INDRNN_BUILD_TIMEOUT", "").strip()
+    try:
+        return float(raw) if raw else BUILD_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"RNNLAB_INDRNN_BUILD_TIMEOUT={raw!r}: expected a number of seconds") from None
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path, timeout: float):
+    """Hold `<folder>.lock` (flock) while building or loading; TimeoutError after `timeout` s of waiting."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"another process has been building it for over {timeout:g} s (lock "
+                                       f"{lock.name}; RNNLAB_INDRNN_BUILD_TIMEOUT)") from None  # fmt: skip
+                time.sleep(LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def clear_stale_build(folder: Path) -> None:
+    """Under our lock no other rnnlab process is building, so a torch `lock` file in the folder was left by a
+    killed build: move the folder aside (a compiler it left running keeps writing there) and start afresh."""
+    if not (folder / "lock").exists():
+        return
+    aside = folder.with_name(f"{folder.name}.stale-{os.getpid()}")
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    log.info("IndRNN kernel: a build interrupted by a killed process was discarded (%s)", folder)
+
+
+def ninja_dir() -> str | None:
+    """The folder of the installed `ninja` package's binary, when `ninja` is not on PATH (a venv's bin/ often is
+    not, e.g. under Ray or when the venv's python is called by path); None when nothing needs adding."""
+    if shutil.which("ninja"):
+        return None
+    try:
+        files = importlib.metadata.distribution("ninja").files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name in ("ninja", "ninja.exe") and file.parent.name in ("bin", "Scripts"):
+            path = Path(file.locate())
+            if path.is_file():
+                return str(path.parent)
+    return None
+
+
+@contextlib.contextmanager
+def ninja_on_path():
+    """PATH with the `ninja` package's binary on it while torch's loader runs (it calls `ninja` by name)."""
+    found, saved = ninja_dir(), os.environ.get("PATH")
+    if found is not None:
+        os.environ["PATH"] = found + os.pathsep + (saved or "")
+    try:
+        yield
+    finally:
+        if found is not None:
+            if saved is None:
+                os.environ.pop("PATH", None)
+            else:
+                os.environ["PATH"] = saved
+
+
+def build(folder: Path) -> None:
+    from torch.utils.cpp_extension import load_inline
+
+    folder.mkdir(parents=True, exist_ok=True)
+    load_inline(
+        name=NAME,
+        cpp_sources=SOURCE,
+        build_directory=str(folder),
+        is_python_module=False,  # a shared library of registered ops, loaded into torch.ops
+        no_implicit_headers=True,
+        # OpenMP drives at::parallel_for (inlined from torch's headers); the loaded libgomp is torch's own.
+        # -fno-trapping-math lets GCC vectorise the relu masks (compares become blends). No -march=native:
+        # the cached build may be shared by machines with different CPUs.
+        extra_cflags=["-O3", "-fno-trapping-math", "-fopenmp"],
+        extra_ldflags=["-fopenmp"],
+    )
+
+
 def load():
     """The compiled ops (`torch.ops.rnnlab_indrnn`), built or found in the cache on the first call; None if that
-    fails (the reason in `_failed`; no second attempt in this process)."""
+    fails or waits too long for another process's build (the reason in `_failed`; no second attempt here)."""
     global _module, _failed
     if _module is None and _failed is None:
         try:
             import torch
-            from torch.utils.cpp_extension import load_inline
 
-            load_inline(
-                name=NAME,
-                cpp_sources=SOURCE,
-                is_python_module=False,  # a shared library of registered ops, loaded into torch.ops
-                no_implicit_headers=True,
-                # OpenMP drives at::parallel_for (inlined from torch's headers); the loaded libgomp is torch's own.
-                # -fno-trapping-math lets GCC vectorise the relu masks (compares become blends). No -march=native:
-                # the cached build may be shared by machines with different CPUs.
-                extra_cflags=["-O3", "-fno-trapping-math", "-fopenmp"],
-                extra_ldflags=["-fopenmp"],
-            )
+            folder = build_directory()
+            with build_lock(folder, build_timeout()), ninja_on_path():
+                clear_stale_build(folder)
+                build(folder)
             _module = torch.ops.rnnlab_indrnn
-        except Exception as err:  # no compiler, no ninja, a read-only cache dir...
+        except Exception as err:  # no compiler, no ninja, a read-only cache dir, a build that takes too long...
             _failed = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[-1]}"
     return _module

@@ -232,13 +232,14 @@ def count_ray_trials(spec: SearchSpec) -> int:
     return sum(len(ExperimentAnalysis(f"{ray_storage(spec)}/{run}").trials) for run in spec.ray_runs)
 
 
-def check_search_space(space, cfg: Config, draws: int = 16) -> None:
+def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
-    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts."""
+    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
+    configs = []
     for _ in range(draws):  # random draws reach the branches of a conditional space
         trial = study.ask()
         try:
@@ -250,8 +251,9 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> None:
                               "trial.suggest_* calls (low <= high, non-empty choices)") from None  # fmt: skip
         if not isinstance(params, dict):
             raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
-        apply_overrides(cfg, params)
+        configs.append(apply_overrides(cfg, params))
         study.tell(trial, 0.0)
+    return configs
 
 
 def fit_tuner(tuner, samples: int | None = None) -> bool:
@@ -276,12 +278,16 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
     if experiment.search_space is None:
         raise ConfigError("search_space", f"{experiment.path} defines no search_space(trial); nothing to search")
     check_storage(spec.storage)
-    check_search_space(experiment.search_space, cfg)
+    drawn = check_search_space(experiment.search_space, cfg)
     make_scheduler(cfg)  # an unsupported scheduler or sampler fails now, not once Ray is up
     if cfg.search.sampler != "grid":
         make_sampler(cfg)
     resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
     prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
+    if any(c.model.family == "indrnn" for c in [cfg, *drawn]):
+        from rnnlab.models.indrnn import prepare_kernel
+
+        prepare_kernel()  # build the C++ recurrence once, here: the trials on this machine find it built
     Path(spec.folder).mkdir(parents=True, exist_ok=True)
     spec.save()
     connect(address)
