@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.timing import Goal, Section, interleaved_medians, table
 from rnnlab.config import ModelConfig
-from rnnlab.data.tasks import integrate_mackey_glass
+from rnnlab.data.builtin import integrate_mackey_glass
 from rnnlab.models.esn import ESN
 from rnnlab.models.sequence import ridge_regression
 

@@ -21,7 +21,7 @@ def overrides(trials: int, concurrency: int) -> dict:
 
 def _rnnlab(root: Path, trials: int) -> float:
     from rnnlab.experiment import load_experiment
-    from rnnlab.search_report import SearchSpec
+    from rnnlab.search_folder import SearchSpec
     from rnnlab.tune import run_search
 
     experiment = load_experiment(EXPERIMENT, overrides(trials, 2))
@@ -44,8 +44,9 @@ def _plain(root: Path, trials: int) -> float:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from rnnlab.config.overrides import apply_overrides, from_flat_dict, to_flat_dict
+    from rnnlab.config.overrides import to_flat_dict
     from rnnlab.experiment import load_experiment
+    from rnnlab.registries import apply_overrides, from_flat_dict
 
     experiment = load_experiment(EXPERIMENT, overrides(trials, 2))
     base = to_flat_dict(experiment.config)  # plain values: the experiment module is not importable in workers

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from rnnlab.experiment import load_experiment
-from rnnlab.search_report import SearchSpec
+from rnnlab.search_folder import SearchSpec
 from rnnlab.tune import run_search
 
 EXPERIMENT = str(Path(__file__).resolve().parent.parent / "experiments" / "search_digits.py")

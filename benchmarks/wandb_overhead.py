@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
-from rnnlab.config.overrides import apply_overrides, parse_set_args
+from rnnlab.config.overrides import parse_set_args
+from rnnlab.registries import apply_overrides
 from rnnlab.tracking import open_tracker
 from rnnlab.trial import run_trial
 

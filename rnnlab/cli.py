@@ -112,7 +112,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a search, or resume (and extend) the one in <storage>/<name> or in the folder given."""
     from rnnlab.experiment import load_experiment
-    from rnnlab.search_report import SEARCH_FILE, SearchSpec
+    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
     from rnnlab.tune import run_search
 
     overrides = overrides_from(args)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import apply_overrides
+from rnnlab.registries import apply_overrides
 
 EXPERIMENTS_DIR = Path("experiments")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.config.overrides import apply_overrides
+from rnnlab.registries import apply_overrides
 from rnnlab.trial import Report, read_metrics, run_trial, write_json
 
 

@@ -17,8 +17,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from rnnlab import search_report as sr
-from rnnlab.report_figures import plot_families, plot_learning_curves, plot_optuna
+from rnnlab import search_folder as sf
+from rnnlab.report_figures import PLOTS, plot_families, plot_learning_curves, plot_optuna
+from rnnlab.search_report import TOP_TRIALS, best_overrides, format_value
 
 REPORT_DIR = "report"
 TOP_FOR_CI = 3  # without seed replicates, a family's interval is over its best trials
@@ -28,15 +29,15 @@ ALPHA = 0.05
 # --- what the search holds -------------------------------------------------------------------------------------
 
 
-def collect_trials(spec: sr.SearchSpec, study) -> list[dict[str, Any]]:
+def collect_trials(spec: sf.SearchSpec, study) -> list[dict[str, Any]]:
     """trial_rows (best first) with what the trial folder adds: family, parameter count, seeds' values, reason."""
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    rows = sr.trial_rows(spec, study)
+    rows = sf.trial_rows(spec, study)
     for row in rows:
-        folder = sr.trial_folder(spec, row["trial_id"])
-        result = sr.read_json(folder / "result.json")
+        folder = sf.trial_folder(spec, row["trial_id"])
+        result = sf.read_json(folder / "result.json")
         if row["family"] == "-":  # the family is not searched: the trial's config says it
-            config = sr.read_json(folder / "config.json") or sr.read_json(folder / "seed_0" / "config.json")
+            config = sf.read_json(folder / "config.json") or sf.read_json(folder / "seed_0" / "config.json")
             row["family"] = config.get("flat", {}).get("model.family", "-")
         value = row["values"][0] if row["values"] else math.nan
         row["value"] = float(value) if value is not None else math.nan
@@ -115,10 +116,10 @@ def noise_verdict(stats: list[dict[str, Any]]) -> str:
 def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
-    return sr.format_value(value)
+    return format_value(value)
 
 
-def tables(spec: sr.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
+def tables(spec: sf.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
     """Every table of the report as header + rows of strings, shared by the markdown and the HTML."""
     seeds = any(len(r["seed_values"]) > 1 for r in rows)
     best_header = ["#", "trial", "family", spec.metric, *(["std over seeds"] if seeds else []), "parameters",
@@ -126,8 +127,8 @@ def tables(spec: sr.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str
     best = [best_header] + [
         [str(i + 1), r["trial_id"], r["family"], fmt(r["value"]), *([fmt(r["std"])] if seeds else []),
          fmt(r["parameters"]), fmt(r["time"]), r["status"][:40],
-         " ".join(f"{k}={sr.format_value(v)}" for k, v in r["params"].items())]
-        for i, r in enumerate(rows[:sr.TOP_TRIALS]) if r["state"] == "COMPLETE"
+         " ".join(f"{k}={format_value(v)}" for k, v in r["params"].items())]
+        for i, r in enumerate(rows[:TOP_TRIALS]) if r["state"] == "COMPLETE"
     ]  # fmt: skip
     families = [["family", "trials (done/pruned/failed)", f"best {spec.metric}", "best trial", "mean ± std",
                  "95% CI", "CI over", "parameters (best)", "time per trial (s)"]] + [
@@ -143,13 +144,13 @@ def tables(spec: sr.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str
     return {"best": best, "families": families, "ended": ended}
 
 
-def summary_lines(spec: sr.SearchSpec, study, rows: list[dict[str, Any]]) -> list[str]:
+def summary_lines(spec: sf.SearchSpec, study, rows: list[dict[str, Any]]) -> list[str]:
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
     lines = [f"Experiment `{spec.experiment}`; monitored metric `{spec.metric}` ({spec.mode}).",
              f"{len(rows)} trials: " + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) + "."]  # fmt: skip
     done = [r for r in rows if r["state"] == "COMPLETE"]
     if done:
-        line = sr.best_overrides(spec, study.trials[done[0]["number"]].params)
+        line = best_overrides(spec, study.trials[done[0]["number"]].params)
         lines.append(f"Best trial `{done[0]['trial_id']}` ({spec.metric} = {fmt(done[0]['value'])}); run it with: "
                      f"`rnnlab run {spec.experiment} {line}`")  # fmt: skip
     return lines
@@ -171,7 +172,7 @@ def sections(spec, study, rows, stats, figures) -> list[tuple[str, list[tuple[st
     """The report as (heading, [(kind, content)]) with kinds text, table and figure: one outline, two renderings."""
     t = tables(spec, rows, stats)
     by_name = {f.name: f for f in figures}
-    optuna = [("figure", f) for f in figures if f.name in (*sr.PLOTS, "pareto_front")]
+    optuna = [("figure", f) for f in figures if f.name in (*PLOTS, "pareto_front")]
     return [
         ("Summary", [("text", line) for line in summary_lines(spec, study, rows)]),
         ("Best trials", [("table", t["best"]) if len(t["best"]) > 1 else ("text", "No trial completed.")]),
@@ -232,8 +233,8 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    spec = sr.SearchSpec.load(folder)
-    study = sr.load_study(spec.folder)
+    spec = sf.SearchSpec.load(folder)
+    study = sf.load_study(spec.folder)
     out = Path(out or Path(spec.folder, REPORT_DIR))
     out.mkdir(parents=True, exist_ok=True)
     rows = collect_trials(spec, study)
@@ -252,7 +253,7 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Path:
 
 
 def journal_path(folder: str | Path) -> Path:
-    return Path(sr.SearchSpec.load(folder).folder, sr.JOURNAL_FILE)
+    return Path(sf.SearchSpec.load(folder).folder, sf.JOURNAL_FILE)
 
 
 def serve_dashboard(folder: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -265,7 +266,7 @@ def serve_dashboard(folder: str | Path, host: str = "127.0.0.1", port: int = 808
         raise ConfigError(
             "dashboard", "needs optuna-dashboard (a default dependency): pip install optuna-dashboard"
         ) from None
-    from rnnlab.search_report import open_study_storage
+    from rnnlab.search_folder import open_study_storage
 
     print(f"optuna-dashboard on {journal_path(folder)}: http://{host}:{port}/dashboard/  (Ctrl-C stops it)")
     run_server(open_study_storage(folder), host=host, port=port)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnlab import search_report as sr
+from rnnlab import search_folder as sf
 from rnnlab.trial import read_metrics
 
 TOP_CURVES = 5  # learning curves drawn
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")  # Optuna's, by their plot_ names
 
 
 @dataclass
@@ -33,14 +34,14 @@ def save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_learning_curves(spec: sr.SearchSpec, rows: list[dict[str, Any]], out: Path) -> Figure:
+def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: Path) -> Figure:
     import matplotlib.pyplot as plt
 
     figure = Figure("learning_curves", f"Learning curves: {spec.metric} per epoch, top {TOP_CURVES} trials")
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = 0
     for row in [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")][:TOP_CURVES]:
-        folder = sr.trial_folder(spec, row["trial_id"])
+        folder = sf.trial_folder(spec, row["trial_id"])
         metrics = [m for m in read_metrics(folder / "metrics.jsonl") if spec.metric in m]
         if not metrics:
             continue
@@ -69,7 +70,7 @@ def plot_optuna(study, out: Path, metric: str) -> list[Figure]:
     from optuna.visualization import matplotlib as ovm
 
     many = len(study.directions) > 1
-    names = [*sr.PLOTS, "pareto_front"] if many else list(sr.PLOTS)
+    names = [*PLOTS, "pareto_front"] if many else list(PLOTS)
     figures = []
     for name in names:
         figure = Figure(name, name.replace("_", " ").capitalize() + (f" ({metric})" if name != "pareto_front" else ""))

@@ -1,176 +1,21 @@
-"""A search folder read back without Ray: its spec, its Optuna study, the end-of-search report, and replay.
-
-The report prints the best trials, writes `best_overrides.txt` (one `--set` line for `rnnlab run`) and Optuna's
-plots as PNG files. `replay_trial` re-runs one trial in-process from its resolved config and compares metrics.
+"""The end-of-search report and replay: the best trials, `best_overrides.txt` (one `--set` line for `rnnlab run`),
+Optuna's plots as PNG files, and `replay_trial`, which re-runs one trial in-process and compares its metrics.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnnlab.config import ConfigError
-from rnnlab.config.overrides import from_flat_dict
+from rnnlab.registries import from_flat_dict
+from rnnlab.report_figures import plot_optuna
+from rnnlab.search_folder import TRIALS_DIR, SearchSpec, load_study, read_json, trial_folder, trial_rows
 
-SEARCH_FILE = "search.json"
-JOURNAL_FILE = "optuna.journal"
-RAY_DIR = "ray"
-TRIALS_DIR = "trials"
-STUDY_NAME = "search"
 TOP_TRIALS = 10
-PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
-
-
-@dataclass
-class SearchSpec:
-    """What `search.json` holds: enough to resume, extend or replay the search with nothing else."""
-
-    experiment: str  # absolute path of the experiment file
-    name: str
-    storage: str  # local folder or URI holding Ray's experiment state
-    folder: str  # absolute local folder of the search (journal, trials, report)
-    overrides: dict[str, str] = field(default_factory=dict)  # the --set of the search, shrinking included
-    metric: str = "val/loss"
-    mode: str = "min"
-    objectives: list[str] = field(default_factory=list)
-    ray_runs: list[str] = field(default_factory=lambda: [RAY_DIR])  # one per launch that added trials
-
-    def save(self) -> None:
-        Path(self.folder, SEARCH_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, folder: str | Path) -> SearchSpec:
-        path = Path(folder) / SEARCH_FILE
-        if not path.is_file():
-            raise ConfigError("search", f"{folder} holds no {SEARCH_FILE}: not a search folder")
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
-            raise ConfigError("search", f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new "
-                              "search with another --name") from None  # fmt: skip
-
-
-def trial_folder(spec: SearchSpec, trial_id: str) -> Path:
-    return Path(spec.folder, TRIALS_DIR, trial_id)
-
-
-def open_study_storage(folder: str | Path):
-    """The Optuna journal of the search: an append-only file that only the driver writes."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(str(Path(folder).resolve() / JOURNAL_FILE)))
-
-
-def load_study(folder: str | Path):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-# --- search space helpers --------------------------------------------------------------------------------------
-
-
-class GridProbe:
-    """A stand-in Optuna trial that records the choices of a define-by-run space and picks the ones it is given."""
-
-    def __init__(self, fixed: dict[str, Any]):
-        self.fixed, self.choices = fixed, {}
-
-    def suggest_categorical(self, name: str, choices):
-        self.choices.setdefault(name, list(choices))
-        return self.fixed.get(name, choices[0])
-
-    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False):
-        return self.suggest_categorical(name, list(range(low, high + 1, step)))
-
-    def suggest_float(self, name: str, *args, **kwargs):
-        raise ConfigError("search.sampler", f"grid needs finite choices, but {name} is continuous: use "
-                          "trial.suggest_categorical for it, or another sampler")  # fmt: skip
-
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None  # set_user_attr and the like
-
-
-def grid_from_space(space) -> dict[str, list]:
-    """Every parameter's choices, branching once on each choice so that conditional parameters are found too.
-
-    Optuna's GridSampler walks the product of all choices; a conditional parameter a trial does not ask for is
-    ignored, so a conditional space repeats some configurations (samples = the product covers them all).
-    """
-    grid: dict[str, list] = {}
-    tried: set[tuple] = set()
-    pending = [{}]
-    while pending:
-        fixed = pending.pop()
-        probe = GridProbe(fixed)
-        space(probe)
-        for name, choices in probe.choices.items():
-            grid.setdefault(name, choices)
-            for choice in choices:
-                key = tuple(sorted({**fixed, name: choice}.items(), key=str))
-                if key not in tried and len(key) <= 3:  # branch points nest rarely deeper than a family choice
-                    tried.add(key)
-                    pending.append({**fixed, name: choice})
-    return grid
-
-
-def grid_size(grid: dict[str, list]) -> int:
-    return math.prod(len(v) for v in grid.values()) if grid else 0
-
-
-# --- the end-of-search report ----------------------------------------------------------------------------------
-
-
-def close_orphans(spec: SearchSpec) -> None:
-    """Mark FAIL the study's trials still RUNNING after Ray finished: asked just before a driver died, never run."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = open_study_storage(spec.folder)  # a storage's own public API sets an attr of a trial by its id
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
-    study_id = storage.get_study_id_from_name(STUDY_NAME)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_user_attr(trial_id, "reason", "orphaned: asked before the driver died; not run")
-        study.tell(t.number, state=TrialState.FAIL)
-
-
-def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
-    """One row per Optuna trial, best first: finished trials by value, then pruned, then failed."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        trial_id = t.user_attrs.get("ray_trial_id", "-")
-        result = read_json(trial_folder(spec, trial_id) / "result.json")
-        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
-        values = t.values if t.values is not None else [last]  # pruned: its last reported value
-        rows.append({"trial_id": trial_id, "number": t.number, "state": t.state.name,
-                     "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
-                     "family": t.params.get("model.family", "-"), "values": values,
-                     "params": {k: v for k, v in t.params.items() if k != "model.family"},
-                     "time": result.get("time/total_s", 0.0)})  # fmt: skip
-    sign = -1.0 if spec.mode == "max" else 1.0
-    order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 3}
-
-    def key(row):
-        value = row["values"][0] if row["values"] else math.nan
-        return order[row["state"]], sign * value if value == value else math.inf
-
-    return sorted(rows, key=key)
 
 
 def format_value(v: Any) -> str:
@@ -198,7 +43,6 @@ def save_plots(study, folder: Path, target_name: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from rnnlab.report_figures import plot_optuna  # it imports this module: a late import
 
     figures = plot_optuna(study, folder, target_name)
     for figure in figures:

@@ -20,9 +20,10 @@ import torch
 
 from rnnlab.checkpoint import atomic_write_bytes, load_latest
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import to_flat_dict, validate
+from rnnlab.config.overrides import to_flat_dict
 from rnnlab.data import TaskData, load_task_data, save_vocab
 from rnnlab.models import build_model, count_parameters
+from rnnlab.registries import validate
 from rnnlab.tasks import Metrics
 from rnnlab.train import ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 

@@ -4,7 +4,8 @@ import pytest
 
 from rnnlab.cli import main
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import apply_overrides, from_flat_dict, parse_set_args, to_flat_dict
+from rnnlab.config.overrides import parse_set_args, to_flat_dict
+from rnnlab.registries import apply_overrides, from_flat_dict
 
 
 def test_flat_names_round_trip():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.search_report import STUDY_NAME, SearchSpec, open_study_storage
+from rnnlab.search_folder import STUDY_NAME, SearchSpec, open_study_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

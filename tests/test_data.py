@@ -12,7 +12,7 @@ import torch
 from rnnlab.config import DataConfig
 from rnnlab.data import BUILTIN_TASKS, DATASETS, DataError, load_task_data, load_vocab, save_vocab
 from rnnlab.data import prepare as prepare_module
-from rnnlab.data.tasks import integrate_mackey_glass
+from rnnlab.data.builtin import integrate_mackey_glass
 
 SMALL = {"num_samples": 64, "seq_len": 12}
 

@@ -3,8 +3,8 @@
 import optuna
 import pytest
 
-from rnnlab.config.overrides import apply_overrides
 from rnnlab.experiment import available, load_experiment
+from rnnlab.registries import apply_overrides
 from rnnlab.trial import run_trial
 
 SHRINK = {"train.epochs": 1, "train.max_batches": 2, "train.batch_size": 16}

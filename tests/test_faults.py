@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from rnnlab.checkpoint import load_latest, save_checkpoint
-from rnnlab.search_report import SearchSpec, load_study
+from rnnlab.search_folder import SearchSpec, load_study
 from rnnlab.tracking.wandb_log import read_history
 from rnnlab.trial import read_metrics
 

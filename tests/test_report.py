@@ -17,7 +17,7 @@ from PIL import Image
 from rnnlab.cli import main
 from rnnlab.replicates import mean_rows
 from rnnlab.report import noise_verdict, t_interval
-from rnnlab.search_report import STUDY_NAME, SearchSpec, load_study, open_study_storage
+from rnnlab.search_folder import STUDY_NAME, SearchSpec, load_study, open_study_storage
 from rnnlab.tracking.wandb_log import read_history, read_records
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
-"""A Config addressed by dotted paths: flat dicts, typed `--set a.b=v` overrides, and validation.
+"""A Config addressed by dotted paths: flat dicts, typed `--set a.b=v` field setting, and the checks of each value.
 
-One `apply_overrides` serves `--set` on the command line and the values a Tune trial receives: it rejects
-unknown paths (suggesting the closest), coerces strings to the field's type and validates the result.
+Standard library only, and nothing of the registries: `rnnlab.registries.apply_overrides` builds on `set_fields`
+and `check_fields` and adds what needs the model families and built-in datasets.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ def to_flat_dict(cfg: Any, prefix: str = "") -> dict[str, Any]:
         else:
             flat[key] = list(value) if isinstance(value, list) else value
     return flat
-
-
-def from_flat_dict(flat: dict[str, Any]) -> Config:
-    """Inverse of `to_flat_dict`: a Config from a (possibly partial) flat dict, validated."""
-    return apply_overrides(Config(), flat)
 
 
 def field_paths(cls: type = Config, prefix: str = "") -> dict[str, Any]:
@@ -117,8 +112,8 @@ def coerce(path: str, tp: Any, value: Any) -> Any:
     raise ConfigError(path, f"cannot set a field of type {_type_name(tp)}")
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """A copy of `cfg` with dotted-path overrides applied, type-checked and validated."""
+def set_fields(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """A copy of `cfg` with dotted-path overrides applied and type-coerced (unknown paths refused)."""
     cfg = copy_config(cfg)
     paths = field_paths(type(cfg))
     for path, value in overrides.items():
@@ -129,7 +124,6 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
         for p in parents:
             target = getattr(target, p)
         setattr(target, leaf, coerce(path, paths[path], value))
-    validate(cfg)
     return cfg
 
 
@@ -189,14 +183,10 @@ def _check_types(obj: Any, prefix: str = "") -> None:
             _check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
 
 
-def validate(cfg: Config) -> Config:
-    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise."""
-    from rnnlab.data import DATASETS  # late: the registries import torch and datasets; `--set` parsing needs neither
-    from rnnlab.models import MODELS
-
+def check_fields(cfg: Config) -> Config:
+    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise (registry names aside)."""
     _check_types(cfg)
     m, d, o, t, s = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.search
-    _check(m.family in MODELS, "model.family", f"unknown model {m.family!r}; valid choices: {', '.join(MODELS)}")
     _check(m.hidden_size > 0, "model.hidden_size", f"must be > 0, got {m.hidden_size}")
     _check(m.num_layers >= 1, "model.num_layers", f"must be >= 1, got {m.num_layers}")
     _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
@@ -216,8 +206,6 @@ def validate(cfg: Config) -> Config:
     _check(m.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {m.hopfield.beta}")
     _check(m.hopfield.max_iterations >= 1, "model.hopfield.max_iterations", "must be >= 1")
     _check(m.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
-    if d.source == "builtin":
-        _check(d.name in DATASETS, "data.name", f"unknown built-in task {d.name!r}; valid: {', '.join(DATASETS)}")
     _check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
     _check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
     _check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")

@@ -1,4 +1,4 @@
-"""Data: built-in tasks, hub and local datasets, encoders fitted on train, and the prepared-data cache.
+"""Data: built-in datasets, hub and local datasets, encoders fitted on train, and the prepared-data cache.
 
 `load_task_data(cfg.data, seed) -> TaskData` is the one entry point. Shapes per task (N sequences, T steps):
 - classification: inputs float32 (N, T, D) or int64 (N, T) token ids, targets int64 (N,)
@@ -9,36 +9,10 @@
 - recall: inputs float32 (N, 1, D) cues, targets float32 (N, D) clean ±1 patterns
 """
 
+from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import load_vocab, save_vocab
 from rnnlab.data.prepare import load_task_data
 from rnnlab.data.taskdata import DataError, Split, TaskData
-from rnnlab.data.tasks import (
-    generate_adding,
-    generate_copy,
-    generate_digits,
-    generate_digits_patterns,
-    generate_mackey_glass,
-    generate_patterns,
-)
-
-DATASETS = {
-    "adding": generate_adding,
-    "copy": generate_copy,
-    "mackey_glass": generate_mackey_glass,
-    "digits": generate_digits,
-    "patterns": generate_patterns,
-    "digits_patterns": generate_digits_patterns,
-}
-
-# The task(s) each built-in dataset serves; the first is the one to suggest when data.task does not fit.
-BUILTIN_TASKS = {
-    "adding": ("regression",),
-    "copy": ("tagging",),
-    "mackey_glass": ("forecast",),
-    "digits": ("classification",),
-    "patterns": ("recall",),
-    "digits_patterns": ("recall", "classification"),
-}
 
 __all__ = [
     "BUILTIN_TASKS",

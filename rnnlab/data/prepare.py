@@ -14,6 +14,7 @@ from datasets import Dataset
 
 from rnnlab.config import DataConfig
 from rnnlab.data import cache, encoders, sources
+from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import FEATURES_COLUMN, IGNORE_INDEX
 from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
 
@@ -207,8 +208,6 @@ PREPARERS = {
 
 
 def builtin_generator(cfg: DataConfig):
-    from rnnlab.data import BUILTIN_TASKS, DATASETS  # late: the registry's package imports this module
-
     if cfg.name not in DATASETS:
         raise DataError("data.name", f"unknown built-in task {cfg.name!r}; valid: {', '.join(DATASETS)}")
     if cfg.task not in BUILTIN_TASKS[cfg.name]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.search_report import SearchSpec, load_study, trial_rows
+from rnnlab.search_folder import SearchSpec, load_study, trial_rows
 from rnnlab.tracking.tracker import finish_run, resolve_mode, wandb_settings, warn
 
 TABLE_KEY = "search/trials"

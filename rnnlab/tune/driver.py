@@ -16,9 +16,10 @@ from pathlib import Path
 from ray.tune.search.optuna import OptunaSearch
 
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import apply_overrides, to_flat_dict
+from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
-from rnnlab.search_report import RAY_DIR, STUDY_NAME, SearchSpec, open_study_storage
+from rnnlab.registries import apply_overrides
+from rnnlab.search_folder import RAY_DIR, STUDY_NAME, SearchSpec, open_study_storage
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 
@@ -205,7 +206,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
                                   restart_errored=False)  # fmt: skip
     grid = None
     if s.sampler == "grid":
-        from rnnlab.search_report import grid_from_space, grid_size
+        from rnnlab.search_folder import grid_from_space, grid_size
 
         grid = grid_from_space(experiment.search_space)
         if grid_size(grid) != samples:
@@ -269,7 +270,8 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
     Bad input (the config, the data, the space) fails before the search folder is created or Ray starts. SIGINT
     stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
     """
-    from rnnlab.search_report import close_orphans, report_search
+    from rnnlab.search_folder import close_orphans
+    from rnnlab.search_report import report_search
     from rnnlab.tracking import resolve_mode
     from rnnlab.tracking.search import log_search_results
     from rnnlab.trial import prepare_data

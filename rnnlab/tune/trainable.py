@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.config.overrides import apply_overrides, from_flat_dict
-from rnnlab.search_report import TRIALS_DIR
+from rnnlab.registries import apply_overrides, from_flat_dict
+from rnnlab.search_folder import TRIALS_DIR
 
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
 FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns

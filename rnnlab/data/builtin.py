@@ -1,4 +1,5 @@
-"""Built-in tasks: synthetic sequence benchmarks and small bundled datasets, each a `datasets.Dataset`.
+"""Built-in datasets: synthetic sequence benchmarks and small bundled data, each a `datasets.Dataset`, by name in
+`DATASETS` (with the tasks each serves in `BUILTIN_TASKS`).
 
 Every generator is `generate_x(cfg, seed)`, deterministic in (cfg, seed), and writes the column names the config
 asks for, so built-in tasks go through the same encoding as local and hub data. Float feature sequences go in the
@@ -126,3 +127,23 @@ def generate_digits_patterns(cfg: DataConfig, seed: int) -> Dataset:
     picks = [by_class[k % 10][k // 10 % len(by_class[k % 10])] for k in range(count)]
     patterns = np.where(images[picks].reshape(count, 64) > 8, 1.0, -1.0)
     return Dataset.from_dict({FEATURES: patterns.tolist(), cfg.label_column: labels[picks].tolist()})
+
+
+DATASETS = {
+    "adding": generate_adding,
+    "copy": generate_copy,
+    "mackey_glass": generate_mackey_glass,
+    "digits": generate_digits,
+    "patterns": generate_patterns,
+    "digits_patterns": generate_digits_patterns,
+}
+
+# The task(s) each built-in dataset serves; the first is the one to suggest when data.task does not fit.
+BUILTIN_TASKS = {
+    "adding": ("regression",),
+    "copy": ("tagging",),
+    "mackey_glass": ("forecast",),
+    "digits": ("classification",),
+    "patterns": ("recall",),
+    "digits_patterns": ("recall", "classification"),
+}
