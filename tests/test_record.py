@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.search_report import SearchSpec, load_study
+from rnnlab.search_folder import SearchSpec, load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
