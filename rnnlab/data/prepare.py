@@ -223,7 +223,7 @@ def load_task_data(cfg: DataConfig, seed: int) -> TaskData:
         raw, identity = None, {"builtin": cfg.name}  # (cfg, seed) are keyed too; no need to generate to key
     else:
         raw = sources.load_hub(cfg) if cfg.source == "hub" else sources.load_local(cfg)
-        identity = {name: split._fingerprint for name, split in raw.items()}
+        identity = {name: split._fingerprint for name, split in raw.items()}  # private: datasets bounded (pyproject)
         if cfg.source == "local":
             identity["files"] = sources.local_identity(cfg)
     key = cache.fingerprint(cfg, seed, identity)

@@ -84,6 +84,7 @@ class Reservoir(nn.Module):
     def recurrent_operator(self, dtype: torch.dtype) -> torch.Tensor:
         """W in `dtype`, as CSR with int32 indices when sparse (half the index traffic of int64), cached until
         the buffer changes (e.g. load_state_dict), so one-step calls (closed-loop generation) do not rebuild it."""
+        # Tensor._version is torch's in-place version counter (no public accessor; stable since torch 1.0)
         key = (dtype, self.weight.device, self.weight.data_ptr(), self.weight._version)
         cached = getattr(self, "_operator", None)
         if cached is not None and cached[0] == key:

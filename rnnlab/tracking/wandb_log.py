@@ -26,7 +26,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 def read_records(path: str | Path) -> list:
     """Every whole record of the log, in order. A torn or corrupt tail ends the list; it never raises."""
     from google.protobuf.message import DecodeError
-    from wandb.proto import wandb_internal_pb2
+    from wandb.proto import wandb_internal_pb2  # private: pyproject.toml bounds wandb at the tested 0.31
 
     data = Path(path).read_bytes()
     if len(data) < HEADER_BYTES:  # killed before the header was written

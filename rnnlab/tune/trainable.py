@@ -138,7 +138,7 @@ class GracefulStop:
     def cleanup(self):
         import sys
 
-        from ray.train._internal.session import get_session
+        from ray.train._internal.session import get_session  # private: pyproject.toml bounds ray at the tested 2.60
 
         thread = getattr(get_session(), "training_thread", None)
         super().cleanup()
