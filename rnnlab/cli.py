@@ -1,29 +1,51 @@
-"""The `rnnlab` command line: run one trial, search, replay, sync and report.
+"""The `rnnlab` command line: run one trial, search, replay, sync, report and list the config fields.
 
 Bad input (unknown fields, wrong types, invalid values, missing files) exits with code 2 and a message naming the
-field, before any work starts. Anything else is a bug or a real failure and shows its full traceback.
+field, before any work starts. Anything else is a bug or a real failure and shows its full traceback. Status goes
+to stderr through the `rnnlab` logger (`-v` adds the libraries' own output, `-q` keeps warnings and errors); the
+results a command was asked for go to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
-import time
 from pathlib import Path
 
+from rnnlab import console
 from rnnlab.config import ConfigError
 from rnnlab.config.overrides import parse_set_args
 
 EXIT_BAD_INPUT = 2
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
 
+logger = logging.getLogger("rnnlab.cli")
+
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="experiment file (path or name in ./experiments)")
+    parser.add_argument("experiment", nargs="?",
+                        help="experiment file: a path, or a name looked up in ./experiments, then in the experiments "
+                        "folder of rnnlab's checkout")  # fmt: skip
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override a config field by its dotted path, e.g. model.hidden_size=64")  # fmt: skip
+                        help="override a config field by its dotted path, e.g. model.hidden_size=64 (rnnlab fields "
+                        "lists them)")  # fmt: skip
     parser.add_argument("--device", help="force a device (cpu, cuda, cuda:N); default: CUDA when present")
+
+
+def experiment_from(args: argparse.Namespace) -> str:
+    """The EXPERIMENT argument, also when `--set a=1 NAME` took it as one more override (it has no `=`)."""
+    if args.experiment is None and args.overrides and "=" not in args.overrides[-1]:
+        args.experiment = args.overrides.pop()
+    if args.experiment is None:
+        raise ConfigError("experiment", "missing: give an experiment file or name (rnnlab run NAME --set k=v ...)")
+    stray = [item for item in args.overrides if "=" not in item]
+    if stray:
+        raise ConfigError("--set", f"{stray[0]!r} is not KEY=VALUE; put the experiment before --set, e.g. "
+                          f"rnnlab {args.command} {args.experiment} --set model.hidden_size=64")  # fmt: skip
+    return args.experiment
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, str]:
@@ -33,59 +55,17 @@ def overrides_from(args: argparse.Namespace) -> dict[str, str]:
     return overrides
 
 
-def check_output_dir(out: Path, resume: bool) -> None:
-    """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not (out / "checkpoints").exists():
-        raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    import os
-
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from rnnlab.experiment import load_experiment
-    from rnnlab.progress import EpochProgress
-    from rnnlab.tracking import open_tracker, resolve_mode
-    from rnnlab.trial import TrialStopped, prepare_data, run_trial
+    from rnnlab import api
 
-    experiment = load_experiment(args.experiment, overrides_from(args))
-    cfg = experiment.config
-    out = Path(args.out or f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    check_output_dir(out, args.resume)
-    resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
-    data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
-
-    # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one that is
-    # already past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
-    stop: list[str] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signal.Signals(signum).name))
+    experiment = experiment_from(args)
     try:
-        with EpochProgress(cfg.train.epochs, cfg.metric) as progress, open_tracker(cfg, out, job_type="run") as tracker:
-
-            def report(metrics, checkpoint=None):  # noqa: E306
-                tracker.log(metrics, checkpoint)
-                progress.update(metrics)
-                if stop:
-                    raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
-
-            def should_stop():  # noqa: E306
-                return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
-
-            result = run_trial(cfg, report, out, out / "checkpoints" if args.resume else None, data, should_stop)
-            tracker.finish(result)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print(f"run folder: {out}")
-    if result["status"] == "stopped":
-        print(f"run {result['reason']}; continue it with: rnnlab run {args.experiment} --out {out} --resume",
-              file=sys.stderr)  # fmt: skip
+        result = api.run(experiment, overrides_from(args), args.out, args.resume, verbosity=console.verbosity())
+    except api.RunTerminated as err:
+        logger.warning(str(err))
         return EXIT_TERMINATED
     if result["status"] in ("diverged", "out_of_memory"):
-        print(f"trial {result['status']}: {result['reason']}", file=sys.stderr)
+        logger.error(f"trial {result['status']}: {result['reason']}")
         return 1
     shown = {k: v for k, v in result.items() if k.startswith(("test/", "best/"))}
     print("result: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
@@ -98,9 +78,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     if not Path(args.path).exists():
         raise ConfigError("path", f"{args.path} does not exist")
-    if not find_offline_runs(args.path):
+    runs = find_offline_runs(args.path)
+    if not runs:
         print(f"no offline W&B runs under {args.path}")
         return 0
+    if not os.environ.get("WANDB_API_KEY"):  # checked once, before any upload is tried
+        raise ConfigError("WANDB_API_KEY", f"not set; {len(runs)} offline run(s) under {args.path} wait for it. "
+                          "Export your key (wandb.ai/authorize) as WANDB_API_KEY and rerun rnnlab sync")  # fmt: skip
     results = sync_offline_runs(args.path, timeout=args.timeout)
     for run_dir, (ok, message) in results.items():
         print(f"{'synced' if ok else 'FAILED'}  {run_dir}  ({message})")
@@ -111,35 +95,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a search, or resume (and extend) the one in <storage>/<name> or in the folder given."""
+    from rnnlab.api import plan_search
     from rnnlab.experiment import load_experiment
     from rnnlab.search_folder import SEARCH_FILE, SearchSpec
     from rnnlab.tune import run_search
 
+    experiment = experiment_from(args)
     overrides = overrides_from(args)
     if args.samples is not None:
         overrides["search.samples"] = str(args.samples)
     if args.concurrency is not None:
         overrides["search.concurrency"] = str(args.concurrency)
-    given = Path(args.experiment)
+    given = Path(experiment)
     folder = given if (given / SEARCH_FILE).is_file() else Path(args.storage) / (args.name or "")
     if args.resume:
         if not (folder / SEARCH_FILE).is_file():
             raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
         spec = SearchSpec.load(folder)
         spec.overrides.update({k: v for k, v in overrides.items() if k.startswith("search.samples")})
-        experiment = load_experiment(spec.experiment, spec.overrides)
-        return run_search(experiment, spec, resume=True, address=args.address)
-    experiment = load_experiment(args.experiment, overrides)
-    cfg = experiment.config
-    name = args.name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    local = Path("searches") if "://" in args.storage else Path(args.storage)
-    folder = (local / name).resolve()
-    if (folder / SEARCH_FILE).is_file():
-        raise ConfigError("--name", f"{folder} already holds a search; pass --resume to continue it or another --name")
-    spec = SearchSpec(experiment=str(experiment.path.resolve()), name=name, storage=args.storage,
-                      folder=str(folder), overrides=overrides, metric=cfg.metric, mode=cfg.mode,
-                      objectives=cfg.search.objectives)  # fmt: skip
-    return run_search(experiment, spec, address=args.address)
+        return run_search(load_experiment(spec.experiment, spec.overrides), spec, resume=True, address=args.address)
+    return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
@@ -147,8 +122,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     from rnnlab.experiment import load_experiment
     from rnnlab.preflight import run_preflight
 
-    cfg = load_experiment(args.experiment, overrides_from(args)).config
-    log = lambda message: print(f"preflight: {message}")  # noqa: E731
+    cfg = load_experiment(experiment_from(args), overrides_from(args)).config
+    log = lambda message: logger.info(f"preflight: {message}")  # noqa: E731
     failures = run_preflight(cfg, args.address, args.storage, args.cluster_config, log=log)
     for failure in failures:
         print(f"preflight: FAIL {failure}", file=sys.stderr)
@@ -171,6 +146,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fields(args: argparse.Namespace) -> int:
+    """Every config field under PREFIX by its dotted path (the --set flag), with its type, default and meaning."""
+    from rnnlab.fields import describe, format_sections, select
+
+    print("\n".join(format_sections(select(describe(), args.prefix))))
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from rnnlab.report import serve_dashboard
 
@@ -178,19 +161,42 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("rnnlab")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def verbosity_flags() -> argparse.ArgumentParser:
+    """-v/-q, accepted before the subcommand and after it (SUPPRESS: a subcommand's absent flag keeps the other)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("-v", "--verbose", action="store_const", const=console.VERBOSE, dest="verbosity",
+                       default=argparse.SUPPRESS, help="also the output of Ray Tune, Ray, Optuna, wandb")  # fmt: skip
+    flags.add_argument("-q", "--quiet", action="store_const", const=console.QUIET, dest="verbosity",
+                       default=argparse.SUPPRESS, help="only warnings, errors and the results")  # fmt: skip
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0])
+    flags = verbosity_flags()
+    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0], parents=[flags])
+    parser.add_argument("--version", action="version", version=f"rnnlab {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run one trial in-process (no Ray)")
+    add = lambda name, **kw: sub.add_parser(name, parents=[flags], **kw)  # noqa: E731
+    run = add("run", help="run one trial in-process (no Ray)")
     add_common(run)
     run.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.set_defaults(func=cmd_run)
-    sync = sub.add_parser("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
-    sync.add_argument("path", help="a run folder, or any folder holding run folders")
+    sync = add("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
+    sync.add_argument("path", help="a run or search folder, or any folder holding them")
     sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
     sync.set_defaults(func=cmd_sync)
-    tune = sub.add_parser("tune", help="search the experiment's search_space with Ray Tune + Optuna")
+    tune = add("tune", help="search the experiment's search_space with Ray Tune + Optuna")
     add_common(tune)
     tune.add_argument("--samples", type=int, help="trials in total (shorthand for --set search.samples=N)")
     tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
@@ -203,37 +209,40 @@ def build_parser() -> argparse.ArgumentParser:
                       help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples "
                       "extend a finished one")  # fmt: skip
     tune.set_defaults(func=cmd_tune)
-    replay = sub.add_parser("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
+    replay = add("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
     replay.add_argument("search_dir", help="the search folder (holds search.json)")
     replay.add_argument("trial_id", help="the trial's id (its folder under trials/)")
     replay.add_argument("--out", help="folder of the replay (default: SEARCH_DIR/replays/TRIAL_ID-TIMESTAMP)")
     replay.set_defaults(func=cmd_replay)
-    preflight = sub.add_parser("preflight", help="check trials fit the cluster and reach storage, data and W&B")
+    preflight = add("preflight", help="check trials fit the cluster and reach storage, data and W&B")
     add_common(preflight)
     preflight.add_argument("--address", help="Ray cluster to check: auto or host:6379 (default: this machine)")
     preflight.add_argument("--storage", default="searches", help="the --storage of the search (folder or URI)")
     preflight.add_argument("--cluster-config", help="a `ray up` YAML: trials must also fit one of its node types")
     preflight.set_defaults(func=cmd_preflight)
-    report = sub.add_parser("report", help="a search's HTML report and markdown summary (best trials, families)")
+    report = add("report", help="a search's HTML report and markdown summary (best trials, families)")
     report.add_argument("search_dir", help="the search folder (holds search.json)")
     report.add_argument("--out", help="folder of the report (default: SEARCH_DIR/report)")
     report.set_defaults(func=cmd_report)
-    dashboard = sub.add_parser("dashboard", help="serve a search's Optuna study in optuna-dashboard")
+    dashboard = add("dashboard", help="serve a search's Optuna study in optuna-dashboard")
     dashboard.add_argument("search_dir", help="the search folder (holds search.json and optuna.journal)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable remotely)")
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.set_defaults(func=cmd_dashboard)
+    fields = add("fields", help="list the config fields (the --set paths) with type, default and meaning")
+    fields.add_argument("prefix", nargs="?", help="only the fields under this dotted path, e.g. optim or model.esn")
+    fields.set_defaults(func=cmd_fields)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as err:
-        print(f"rnnlab: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    args = build_parser().parse_args(argv)
+    with console.output(getattr(args, "verbosity", console.DEFAULT)):
+        try:
+            return args.func(args)
+        except ConfigError as err:
+            logger.error(str(err))
+            return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.registries import apply_overrides
 
 EXPERIMENTS_DIR = Path("experiments")
+REPO_EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"  # the checkout's, for an editable install
 
 
 @dataclass
@@ -32,19 +33,26 @@ class Experiment:
     search_space: Callable[[Any], dict[str, Any]] | None = None
 
 
-def available(directory: Path = EXPERIMENTS_DIR) -> list[str]:
-    return sorted(p.stem for p in Path(directory).glob("*.py") if not p.name.startswith("_"))
+def search_dirs() -> list[Path]:
+    """Where a name is looked up, in order: ./experiments, then the experiments folder of rnnlab's checkout."""
+    return list(dict.fromkeys(d.resolve() for d in (EXPERIMENTS_DIR, REPO_EXPERIMENTS_DIR) if d.is_dir()))
+
+
+def available() -> list[str]:
+    return sorted({p.stem for d in search_dirs() for p in d.glob("*.py") if not p.name.startswith("_")})
 
 
 def resolve_path(spec: str) -> Path:
-    """A path to an experiment file, or a name in ./experiments/; a ConfigError lists the valid names."""
+    """An experiment file by path, else by name in `search_dirs()`; a ConfigError lists the valid names."""
     path = Path(spec)
     if path.is_file():
         return path
-    candidate = EXPERIMENTS_DIR / f"{spec}.py"
-    if candidate.is_file():
-        return candidate
-    names = ", ".join(available()) or f"none in {EXPERIMENTS_DIR.resolve()}"
+    for directory in search_dirs():
+        candidate = directory / f"{path.stem if path.suffix == '.py' else spec}.py"
+        if candidate.is_file():
+            return candidate
+    where = " or ".join(str(d) for d in search_dirs()) or f"{EXPERIMENTS_DIR.resolve()} (missing)"
+    names = ", ".join(available()) or f"none in {where}"
     raise ConfigError("experiment", f"no experiment file {spec!r}; valid: a .py path or one of {names}")
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from tqdm import tqdm
 
+logger = logging.getLogger(__name__)
+
 
 class EpochProgress:
     def __init__(self, epochs: int, metric: str, enabled: bool | None = None):
         self.metric = metric
-        enabled = sys.stderr.isatty() if enabled is None else enabled
+        enabled = sys.stderr.isatty() and logger.isEnabledFor(logging.INFO) if enabled is None else enabled
         self.bar = tqdm(total=epochs, unit="epoch", disable=not enabled, dynamic_ncols=True)
         self.enabled = enabled
 
@@ -22,7 +25,7 @@ class EpochProgress:
         self.bar.refresh()
         if not self.enabled:  # no terminal (CI, logs): one plain line per epoch instead of a bar
             parts = "  ".join(f"{k}={v:.4g}" for k, v in shown.items())
-            print(f"epoch {metrics.get('epoch')}/{self.bar.total}  {parts}", file=sys.stderr, flush=True)
+            logger.info(f"epoch {metrics.get('epoch')}/{self.bar.total}  {parts}")
 
     def __enter__(self) -> EpochProgress:
         return self

@@ -66,7 +66,6 @@ def open_study_storage(folder: str | Path):
 def load_study(folder: str | Path):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
 
 

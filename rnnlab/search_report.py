@@ -4,8 +4,8 @@ Optuna's plots as PNG files, and `replay_trial`, which re-runs one trial in-proc
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from rnnlab.config import ConfigError
 from rnnlab.registries import from_flat_dict
 from rnnlab.report_figures import plot_optuna
 from rnnlab.search_folder import TRIALS_DIR, SearchSpec, load_study, read_json, trial_folder, trial_rows
+
+logger = logging.getLogger(__name__)
 
 TOP_TRIALS = 10
 
@@ -33,8 +35,8 @@ def print_table(rows: list[dict[str, Any]], metrics: list[str], limit: int = TOP
 
 
 def best_overrides(spec: SearchSpec, params: dict[str, Any]) -> str:
-    """One `--set` line: the search's own overrides, then the best trial's parameters."""
-    merged = {**spec.overrides, **{k: v for k, v in params.items()}}
+    """One `--set` line for `rnnlab run`: the search's own overrides but its `search.*`, then the trial's parameters."""
+    merged = {**{k: v for k, v in spec.overrides.items() if not k.startswith("search.")}, **params}
     return "--set " + " ".join(f"{k}={v}" for k, v in merged.items())
 
 
@@ -47,12 +49,12 @@ def save_plots(study, folder: Path, target_name: str) -> list[Path]:
     figures = plot_optuna(study, folder, target_name)
     for figure in figures:
         if figure.note:
-            print(f"rnnlab: note: no {figure.name} plot ({figure.note})", file=sys.stderr)
+            logger.info(f"note: no {figure.name} plot ({figure.note})")
     return [figure.path for figure in figures if figure.path]
 
 
 def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
-    """Print the best trials and write best_overrides.txt and the plots; 1 if no trial completed."""
+    """Print the best trials and what to do next; write best_overrides.txt and the plots; 1 if no trial completed."""
     from optuna.trial import TrialState
 
     study = load_study(spec.folder)
@@ -70,7 +72,7 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
         print(f"wall time {wall_time:.1f} s; trials' own time {busy:.1f} s in total")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        print("no trial completed: no best config", file=sys.stderr)
+        logger.error("no trial completed: no best config")
         return 1
     if len(study.directions) > 1:
         front = study.best_trials
@@ -80,11 +82,29 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
         best = study.best_trial
     line = best_overrides(spec, best.params)
     Path(spec.folder, "best_overrides.txt").write_text(line + "\n")
-    print(f"best trial {best.user_attrs.get('ray_trial_id')} ({spec.metric}={format_value(best.values[0])});"
-          f" run it with:\n  rnnlab run {spec.experiment} {line}")  # fmt: skip
-    for path in save_plots(study, Path(spec.folder), spec.metric):
-        print(f"plot: {path}")
+    best_id = best.user_attrs.get("ray_trial_id", str(best.number))
+    params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+    print(f"best trial {best_id} ({spec.metric}={format_value(best.values[0])}): {params}")
+    plots = save_plots(study, Path(spec.folder), spec.metric)
+    if plots:
+        print(f"plots: {', '.join(p.name for p in plots)} in {spec.folder}")
+    print_next_steps(spec, best_id, line)
     return 0
+
+
+def print_next_steps(spec: SearchSpec, best_id: str, overrides: str) -> None:
+    """The commands that continue from a finished search, with its folder and best trial filled in."""
+    folder = spec.folder
+    steps = [(f"rnnlab report {folder}", "HTML report: best trials, curves, families"),
+             (f"rnnlab dashboard {folder}", "the Optuna study in optuna-dashboard"),
+             (f"rnnlab replay {folder} {best_id}", "the best trial again, in-process, compared"),
+             (f"rnnlab run {spec.experiment} {overrides}", "the best configuration as a new run")]  # fmt: skip
+    if next(Path(folder).rglob("offline-run-*"), None) is not None:
+        steps.append((f"rnnlab sync {folder}", "upload the search's offline W&B runs"))
+    width = max(len(command) for command, _ in steps if not command.startswith("rnnlab run"))
+    print("next:")
+    for command, what in steps:
+        print(f"  {command.ljust(width)}  # {what}")
 
 
 # --- replay ----------------------------------------------------------------------------------------------------
@@ -103,7 +123,7 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")
     cfg = from_flat_dict(read_json(trial_dir / "config.json")["flat"])
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    print(f"replaying trial {trial_id} into {out}")
+    logger.info(f"replaying trial {trial_id} into {out}")
     result = run_trial(cfg, None, out)
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}

@@ -178,6 +178,8 @@ def _check_types(obj: Any, prefix: str = "") -> None:
         value = getattr(obj, name)
         if dataclasses.is_dataclass(tp):
             _check_types(value, f"{prefix}{name}.")
+        elif tp is float and type(value) is int:  # `weight_decay=0` in an experiment file means 0.0
+            setattr(obj, name, float(value))
         else:
             coerced = coerce(f"{prefix}{name}", tp, value)
             _check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")

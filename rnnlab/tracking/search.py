@@ -8,6 +8,7 @@ either it is skipped with one line saying why. wandb is imported only inside fun
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 from rnnlab.config import Config
 from rnnlab.search_folder import SearchSpec, load_study, trial_rows
 from rnnlab.tracking.tracker import finish_run, resolve_mode, wandb_settings, warn
+
+logger = logging.getLogger(__name__)
 
 TABLE_KEY = "search/trials"
 COLUMNS = ["trial_id", "number", "family", "params", "metric", "status", "state"]
@@ -61,8 +64,7 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
     except Exception as err:
         warn(f"logging the search's W&B Table failed ({type(err).__name__}: {err}); the local report is unaffected")
         return None
-    print(f"W&B: the search's trials Table is in {Path(folder).parent}"
-          + (f"; upload it with: rnnlab sync {spec.folder}/wandb" if mode == "offline" else ""))  # fmt: skip
+    logger.info(f"W&B: the search's trials Table is in {Path(folder).parent}")  # `rnnlab sync` ends the summary
     if mode == "online":
         create_wandb_report(spec, cfg)
     return str(Path(folder).parent)
@@ -74,12 +76,12 @@ def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
     Online only; skipped with a message when the package is missing (`pip install wandb-workspaces`).
     """
     if resolve_mode(cfg) != "online" or not os.environ.get("WANDB_API_KEY"):
-        print("W&B report: skipped (needs online mode and WANDB_API_KEY)")
+        logger.info("W&B report: skipped (needs online mode and WANDB_API_KEY)")
         return None
     try:
         import wandb_workspaces.reports.v2 as wr
     except ImportError:
-        print("W&B report: skipped (optional package wandb-workspaces not installed: pip install wandb-workspaces)")
+        logger.info("W&B report: skipped (optional package wandb-workspaces missing: pip install wandb-workspaces)")
         return None
     try:
         import wandb
@@ -111,5 +113,5 @@ def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
     except Exception as err:
         warn(f"creating the W&B report failed ({type(err).__name__}: {err}); the runs and the Table are unaffected")
         return None
-    print(f"W&B report: {report.url}")
+    logger.info(f"W&B report: {report.url}")
     return report.url

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rnnlab import console
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
@@ -93,8 +95,11 @@ def summary_ops(key: str) -> str | None:
     return None
 
 
+logger = logging.getLogger(__name__)
+
+
 def warn(message: str) -> None:
-    print(f"rnnlab: warning: {message}", file=sys.stderr, flush=True)
+    logger.warning(message)
 
 
 # --- the tracker -------------------------------------------------------------------------------------------------
@@ -226,7 +231,7 @@ class Tracker:
             warn(f"closing the W&B run failed ({type(err).__name__}: {err}); the local record is unaffected.")
             return
         if run.offline:
-            print(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
+            logger.info(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
 
 
 def finish_run(run, exit_code: int = 0) -> None:
@@ -255,6 +260,7 @@ def wandb_settings(mode: str):
         disable_git=True,  # git state is in provenance.*
         save_code=False,
         quiet=True,
+        silent=not console.is_verbose(),  # wandb's banners: shown with -v
         reinit="create_new",  # trials sharing a process each get their own run
     )
 

@@ -9,18 +9,22 @@ scheduler, Tuner, resume); each trial runs `trainable.train_trial` in a Ray work
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from ray.tune.search.optuna import OptunaSearch
 
+from rnnlab import console
 from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
 from rnnlab.registries import apply_overrides
 from rnnlab.search_folder import RAY_DIR, STUDY_NAME, SearchSpec, open_study_storage
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
+
+logger = logging.getLogger(__name__)
 
 
 def is_uri(storage: str) -> bool:
@@ -111,7 +115,7 @@ class StudySearch(OptunaSearch):
             ot_trial.set_user_attr("reason", reason)
             self._ot_study.tell(ot_trial, state=TrialState.FAIL if error else TrialState.PRUNED)
         except Exception as err:  # told already, before a driver restart: the journal keeps the first ending
-            print(f"rnnlab: note: trial {trial_id} already ended in the study ({err})")
+            logger.info(f"note: trial {trial_id} already ended in the study ({err})")
         self._completed_trials.add(trial_id)
 
 
@@ -170,13 +174,15 @@ def connect(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    # log_to_driver: a worker's warnings and errors reach this terminal; below -v a worker prints nothing else
+    level = console.ray_logging_level()
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_level=level)
         return
     root = str(Path(__file__).resolve().parents[2])  # the checkout holding the rnnlab package
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # local workers inherit the environment
-    ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True)
+    ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True, logging_level=level)
 
 
 def ray_storage(spec: SearchSpec) -> str:
@@ -197,7 +203,8 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
 
     cfg = experiment.config
     s = cfg.search
-    setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial)
+    setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial,
+                       verbosity=console.verbosity())  # fmt: skip
     trainable = make_trainable(setup, s.cpus_per_trial, s.gpus_per_trial)
     storage = ray_storage(spec)
     path = f"{storage}/{ray_run}"
@@ -210,7 +217,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
 
         grid = grid_from_space(experiment.search_space)
         if grid_size(grid) != samples:
-            print(f"rnnlab: note: the grid has {grid_size(grid)} points and the search runs {samples} samples")
+            logger.info(f"note: the grid has {grid_size(grid)} points and the search runs {samples} samples")
     searcher = ConcurrencyLimiter(make_searcher(experiment.search_space, cfg, spec.folder, grid), s.concurrency)
     return tune.Tuner(
         trainable,
@@ -219,7 +226,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
                                     # a fresh worker per trial: a reused one can fail to reset while the
                                     # previous trial still records its end (Ray then drops the new trial)
                                     reuse_actors=False),
-        run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1,
+        run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1 if console.is_verbose() else 0,
                                   callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
@@ -238,7 +245,6 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
     configs = []
     for _ in range(draws):  # random draws reach the branches of a conditional space
@@ -269,7 +275,13 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
 
     Bad input (the config, the data, the space) fails before the search folder is created or Ray starts. SIGINT
     stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
+    Below -v, Ray Tune, Ray and Optuna stay quiet (`console.quiet_libraries`).
     """
+    with console.quiet_libraries():
+        return search(experiment, spec, resume, address)
+
+
+def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str | None) -> int:
     from rnnlab.search_folder import close_orphans
     from rnnlab.search_report import report_search
     from rnnlab.tracking import resolve_mode
@@ -305,11 +317,10 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
         if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
             return interrupted(spec)
     close_orphans(spec)
-    code = report_search(spec, wall_time=time.time() - t0)
     log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
-    return code
+    return report_search(spec, wall_time=time.time() - t0)
 
 
 def interrupted(spec: SearchSpec) -> int:
-    print(f"rnnlab: search interrupted; its state is saved. Continue it with: rnnlab tune {spec.folder} --resume")
+    logger.warning(f"search interrupted; its state is saved. Continue it with: rnnlab tune {spec.folder} --resume")
     return 130

@@ -6,22 +6,23 @@ A `ray.tune.Callback` (passed through `RunConfig(callbacks=...)`): Ray 2.60's de
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from ray.tune import Callback
 
 from rnnlab.tune.trainable import FINAL_KEY, stopped_reason
 
+logger = logging.getLogger(__name__)
+
 
 class SearchProgress(Callback):
     """Prints e.g. `[search 42s] 5/8 started | running 2 | done 2 | pruned 1 | errored 0 | best val/acc=0.91 (a1b2)`."""
 
-    def __init__(self, metric: str, mode: str, total: int, stream: TextIO | None = None):
+    def __init__(self, metric: str, mode: str, total: int):
         self.metric, self.mode, self.total = metric, mode, total
-        self.stream = stream
         self.t0 = time.time()
         self.started: set[str] = set()
         self.running: set[str] = set()
@@ -39,7 +40,7 @@ class SearchProgress(Callback):
         counts = " | ".join(f"{k} {v}" for k, v in self.counts.items())
         line = (f"[search {time.time() - self.t0:.0f}s] {len(self.started)}/{self.total} started | "
                 f"running {len(self.running)} | {counts} | best {best}  <- {event}")  # fmt: skip
-        print(line, file=self.stream or sys.stdout, flush=True)
+        logger.info(line)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         self.started.add(trial.trial_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rnnlab import console
 from rnnlab.config import Config
 from rnnlab.registries import apply_overrides, from_flat_dict
 from rnnlab.search_folder import TRIALS_DIR
@@ -25,12 +26,13 @@ STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, re
 
 @dataclass
 class TrialSetup:
-    """What every trial shares: the base config (flat), where records go, and its resources."""
+    """What every trial shares: the base config (flat), where records go, its resources and the driver's verbosity."""
 
     base: dict[str, Any]
     folder: str
     name: str
     cpus: float
+    verbosity: int = 0  # console.DEFAULT: the worker prints only warnings and errors
 
 
 def trial_config(setup: TrialSetup, params: dict[str, Any]) -> Config:
@@ -83,6 +85,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     from rnnlab.tracking import open_tracker
     from rnnlab.trial import TrialStopped, is_out_of_memory, last_row, run_trial, write_json
 
+    console.quiet_worker(setup.verbosity)
     trial_id = tune.get_context().get_trial_id()
     cfg = trial_config(setup, params)
     out = Path(setup.folder) / TRIALS_DIR / trial_id

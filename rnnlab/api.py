@@ -1,0 +1,242 @@
+"""rnnlab from Python (a notebook, a script): run one trial, launch a search, load a search as a table.
+
+    import rnnlab
+    result = rnnlab.run("digits_bilstm", overrides={"train.epochs": 2}, out="runs/nb")   # result.json's dict
+    summary = rnnlab.search("search_digits", overrides={"search.samples": 4}, name="nb")
+    table = rnnlab.load_search(summary.folder)            # a pandas DataFrame, one row per trial
+
+Bad input raises `rnnlab.ConfigError` (naming the field) before any work; nothing here exits the interpreter. Each
+call leaves the process as it found it: os.environ (PYTHONPATH included), Optuna's verbosity, torch's thread count,
+the random generators' states, logging, signal handlers, the working directory, and Ray (a Ray it started is shut
+down; one already running stays). `rnnlab run` and `rnnlab tune` go through the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rnnlab import console
+from rnnlab.config import Config, ConfigError
+
+__all__ = ["RunTerminated", "SearchSummary", "load_search", "run", "search"]
+
+logger = logging.getLogger(__name__)
+
+
+class RunTerminated(RuntimeError):
+    """SIGTERM stopped `rnnlab.run`; its record holds every completed epoch and `resume=True` continues it."""
+
+
+@contextlib.contextmanager
+def process_state() -> Iterator[None]:
+    """Torch's thread count and the random generators as they were before a trial set and seeded them."""
+    import numpy as np
+    import torch
+
+    threads, py_rng, np_rng, torch_rng = torch.get_num_threads(), random.getstate(), np.random.get_state(), None
+    torch_rng = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)  # torch has no getter: back to its default (a trial sets its config's)
+        random.setstate(py_rng)
+        np.random.set_state(np_rng)
+        torch.set_rng_state(torch_rng)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(stop: list[str]) -> Iterator[None]:
+    """SIGTERM appends its name to `stop` (training stops at its next batch); the previous handler comes back."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signal.Signals(signum).name))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def load(experiment: str | Path | Config, overrides: dict[str, Any] | None):
+    """An Experiment from a file or name (see `experiment.search_dirs`), or around a Config built in Python."""
+    from rnnlab.config.overrides import apply_overrides
+    from rnnlab.experiment import Experiment, load_experiment
+
+    if isinstance(experiment, Config):
+        cfg = apply_overrides(experiment, overrides or {})
+        return Experiment(name=cfg.name, path=Path(f"{cfg.name}.py"), config=cfg)
+    return load_experiment(str(experiment), overrides)
+
+
+def default_out(cfg: Config) -> Path:
+    return Path(f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def check_output_dir(out: Path, resume: bool) -> None:
+    """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
+    import os
+
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not (out / "checkpoints").exists():
+        raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
+
+
+def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None, out: str | Path | None = None,
+        resume: bool = False, verbosity: int = console.DEFAULT) -> dict[str, Any]:  # fmt: skip
+    """Run one trial in this process (no Ray) and return its result, the dict written to `out/result.json`.
+
+    `experiment`: a file path, a name in ./experiments (or the checkout's), or a `Config`. `overrides`: dotted paths
+    as `--set` takes them ({"optim.learning_rate": 1e-3}). `out`: the run folder (default runs/NAME-TIMESTAMP); an
+    existing one is resumed with `resume=True`, never overwritten. The result's "status" says how it ended
+    ("completed", "diverged", "out_of_memory"); SIGTERM raises RunTerminated once the record is closed.
+    """
+    from rnnlab.progress import EpochProgress
+    from rnnlab.tracking import open_tracker, resolve_mode
+    from rnnlab.trial import TrialStopped, prepare_data, run_trial
+
+    with console.output(verbosity):
+        cfg = load(experiment, overrides).config
+        out = Path(out) if out is not None else default_out(cfg)
+        check_output_dir(out, resume)
+        resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
+        data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
+        # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
+        # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
+        stop: list[str] = []
+        with process_state(), stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
+                open_tracker(cfg, out, job_type="run") as tracker:  # fmt: skip
+
+            def report(metrics, checkpoint=None):
+                tracker.log(metrics, checkpoint)
+                progress.update(metrics)
+                if stop:
+                    raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
+
+            def should_stop():
+                return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
+
+            result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop)
+            tracker.finish(result)
+        logger.info(f"run folder: {out}")
+        if result["status"] == "stopped":
+            raise RunTerminated(f"run {result['reason']}; its record is in {out}; continue it with resume=True "
+                                f"(rnnlab run EXPERIMENT --out {out} --resume)")  # fmt: skip
+        return result
+
+
+@dataclasses.dataclass
+class SearchSummary:
+    """What `rnnlab.search` returns: the search's folder, its best trial (None when none completed), its table."""
+
+    folder: Path
+    best_trial: str | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    counts: dict[str, int]  # trials per Optuna state: COMPLETE, PRUNED, FAIL
+    trials: Any  # pandas.DataFrame, as `load_search` gives it
+
+
+@contextlib.contextmanager
+def own_ray() -> Iterator[None]:
+    """Shut down on exit the Ray this block starts; leave one that was running."""
+    import ray
+
+    running = ray.is_initialized()
+    try:
+        yield
+    finally:
+        if not running and ray.is_initialized():
+            ray.shutdown()
+
+
+def search(experiment: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None,
+         storage: str | Path = "searches", address: str | None = None,
+         verbosity: int = console.DEFAULT) -> SearchSummary:  # fmt: skip
+    """Launch a search of the experiment's `search_space` (as `rnnlab tune`) and return its summary.
+
+    `overrides` holds `search.samples`, `search.concurrency` and any other field. The search goes in
+    `storage/name/` (default name NAME-TIMESTAMP). It prints its status lines and summary as the CLI does
+    (`verbosity=console.QUIET` keeps warnings only). Raises ConfigError on bad input, KeyboardInterrupt if
+    interrupted (its state is saved: `rnnlab tune FOLDER --resume`).
+    """
+    from rnnlab.tune import run_search
+
+    with console.output(verbosity):
+        exp, spec = plan_search(experiment, overrides, name, storage)
+        with own_ray(), process_state():
+            code = run_search(exp, spec, address=address)
+        if code == 130:
+            raise KeyboardInterrupt(f"search interrupted; continue it with: rnnlab tune {spec.folder} --resume")
+        return summarize(spec.folder)
+
+
+def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: str | None, storage: str | Path):
+    """The experiment and the SearchSpec of a new search in `storage/name/`; ConfigError if that holds one."""
+    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+
+    if isinstance(experiment, Config):
+        raise ConfigError("experiment", "a search needs an experiment file with search_space(trial); got a Config")
+    overrides = dict(overrides or {})
+    exp = load(experiment, overrides)
+    cfg = exp.config
+    name = name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    local = Path("searches") if "://" in str(storage) else Path(storage)
+    folder = (local / name).resolve()
+    if (folder / SEARCH_FILE).is_file():
+        raise ConfigError("--name", f"{folder} already holds a search; pass --resume to continue it or another --name")
+    spec = SearchSpec(experiment=str(exp.path.resolve()), name=name, storage=str(storage), folder=str(folder),
+                      overrides=overrides, metric=cfg.metric, mode=cfg.mode,
+                      objectives=cfg.search.objectives)  # fmt: skip
+    return exp, spec
+
+
+def summarize(folder: Path) -> SearchSummary:
+    from rnnlab.search_folder import load_study
+
+    study = load_study(folder)
+    table = load_search(folder)
+    complete = table[table["state"] == "COMPLETE"]
+    best = None
+    if len(complete) and len(study.directions) == 1:
+        best = study.best_trial
+    counts = {state: int((table["state"] == state).sum()) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    return SearchSummary(folder=Path(folder), best_trial=best.user_attrs.get("ray_trial_id") if best else None,
+                         best_value=best.value if best else None, best_params=dict(best.params) if best else {},
+                         counts=counts, trials=table)  # fmt: skip
+
+
+def load_search(folder: str | Path):
+    """A finished (or running) search as a pandas DataFrame: one row per trial, best first.
+
+    Columns: `trial_id`, `number` (Optuna's), `state` (COMPLETE, PRUNED, FAIL), `status` (result.json's:
+    completed, stopped, diverged, ... or the reason of a trial without one), each parameter by its dotted path,
+    then every metric of the trial's result.json (`val/acc`, `test/acc`, `time/total_s`, ...). Needs no Ray.
+    """
+    import pandas as pd
+
+    from rnnlab.search_folder import SearchSpec, load_study, read_json, trial_folder, trial_rows
+
+    spec = SearchSpec.load(folder)
+    study = load_study(spec.folder)
+    params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
+    records = []
+    for row in trial_rows(spec, study):
+        result = read_json(trial_folder(spec, row["trial_id"]) / "result.json")
+        metrics = {k: v for k, v in result.items() if "/" in k and isinstance(v, (int, float))}
+        records.append({"trial_id": row["trial_id"], "number": row["number"], "state": row["state"],
+                        "status": row["status"], **params[row["number"]], **metrics})  # fmt: skip
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,115 @@
+"""CLI habits: --set never takes the experiment, --version, python -m rnnlab, rnnlab fields, names resolved from any
+folder, ints for floats, rnnlab sync asking for the W&B key first, -v/-q on every subcommand."""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.config import Config, OptimConfig
+from rnnlab.config.overrides import apply_overrides, to_flat_dict, validate
+from rnnlab.fields import describe, format_sections, select
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["train.epochs=1", "train.max_batches=2", "data.num_samples=400"]
+
+
+def test_set_before_the_experiment_takes_only_key_values(tmp_path, capsys):
+    assert main(["run", "--set", *TINY, "digits_lstm", "--out", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "result.json").is_file()
+    assert main(["run", "--set", "train.epochs=1", "digits_lstm", "extra", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "'digits_lstm' is not KEY=VALUE" in err and "put the experiment before --set" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_missing_experiment_is_a_clear_error(capsys):
+    assert main(["run", "--set", "train.epochs=1"]) == 2
+    assert "experiment: missing" in capsys.readouterr().err
+
+
+def test_version_and_python_m(tmp_path):
+    import rnnlab
+
+    for cmd in (["rnnlab", "--version"], [sys.executable, "-m", "rnnlab", "--version"]):
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout.strip() == f"rnnlab {rnnlab.__version__}", done.stderr
+
+
+def test_names_resolve_from_any_folder(tmp_path):
+    """From a folder without experiments/, a name (and the repo-relative path of the README) finds the checkout's."""
+    cmd = [sys.executable, "-m", "rnnlab", "-q", "run", "experiments/digits_lstm.py", "--set", *TINY,
+           "tracking.mode=disabled", "--out", str(tmp_path / "r")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # -q: results on stdout only
+    assert done.stdout.startswith("result: ")
+
+
+def test_fields_lists_every_config_path_with_type_default_and_meaning(capsys):
+    assert main(["fields"]) == 0
+    out = capsys.readouterr().out
+    for path, value in to_flat_dict(Config()).items():
+        assert any(line.split()[:1] == [path] and repr(value) in line for line in out.splitlines()), path
+    line = next(line for line in out.splitlines() if line.split()[:1] == ["model.esn.density"])
+    assert line.split()[1:3] == ["float", "0.1"] and "fraction of non-zero recurrent weights" in line
+    assert "[model.esn]  Echo state network" in out
+    assert main(["fields", "optim"]) == 0
+    assert all(line.startswith(("[optim]", "  optim.")) for line in capsys.readouterr().out.splitlines())
+    assert main(["fields", "nope"]) == 2 and "sections: data, model" in capsys.readouterr().err
+
+
+def test_fields_follow_a_config_class_wherever_it_lives():
+    @dataclasses.dataclass
+    class FamilyConfig:
+        """A family's own knobs."""
+
+        width: int = 3  # units per layer
+        # how fast it forgets
+        leak: float = 0.5
+
+    @dataclasses.dataclass
+    class Outer:
+        family: FamilyConfig = dataclasses.field(default_factory=FamilyConfig)
+
+    sections = describe(Outer)
+    assert [(f.path, f.type, f.default, f.meaning) for f in sections[1].fields] == [
+        ("family.width", "int", 3, "units per layer"),
+        ("family.leak", "float", 0.5, "how fast it forgets"),
+    ]
+    assert sections[1].doc == "A family's own knobs." and format_sections(select(sections, "family.leak"))
+
+
+def test_an_int_where_a_float_is_expected_is_accepted():
+    cfg = validate(Config(optim=OptimConfig(weight_decay=0, learning_rate=1)))
+    assert cfg.optim.weight_decay == 0.0 and type(cfg.optim.weight_decay) is float
+    assert type(apply_overrides(Config(), {"optim.weight_decay": 0}).optim.weight_decay) is float
+
+
+def test_sync_asks_for_the_key_once_before_any_upload(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "trials" / "a" / "wandb" / "offline-run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run-1.wandb").write_bytes(b"")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert main(["sync", str(tmp_path)]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.count("\n") == 1 and "WANDB_API_KEY: not set; 1 offline run(s)" in printed.err
+    assert printed.out == ""
+
+
+@pytest.mark.parametrize("flags", [["-q", "fields", "train.epochs"], ["fields", "-q", "train.epochs"]])
+def test_verbosity_flags_go_before_or_after_the_subcommand(flags, capsys):
+    assert main(flags) == 0
+    assert "train.epochs" in capsys.readouterr().out
+
+
+def test_main_leaves_logging_as_found(capsys):
+    import logging
+
+    logger = logging.getLogger("rnnlab")
+    before = (logger.level, list(logger.handlers), logger.propagate)
+    assert main(["-v", "fields", "seed"]) == 0
+    assert (logger.level, list(logger.handlers), logger.propagate) == before
