@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import signal
 import threading
@@ -38,15 +39,27 @@ class RunTerminated(RuntimeError):
 
 @contextlib.contextmanager
 def process_state() -> Iterator[None]:
-    """Torch's thread count and the random generators as they were before a trial set and seeded them."""
+    """os.environ, signal handlers, torch's thread count and the random generators as a call found them.
+
+    The environment as a whole: besides rnnlab's own settings, libraries write to it on first use (torch's
+    inductor its cache folder, Ray its session's variables).
+    """
     import numpy as np
     import torch
 
-    threads, py_rng, np_rng, torch_rng = torch.get_num_threads(), random.getstate(), np.random.get_state(), None
-    torch_rng = torch.get_rng_state()
+    environ, threads = dict(os.environ), torch.get_num_threads()
+    py_rng, np_rng, torch_rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    handlers = {s: signal.getsignal(s) for s in signal.valid_signals()}  # Ray installs its own on init
     try:
         yield
     finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():
+                if handler is not None and signal.getsignal(signum) is not handler:
+                    signal.signal(signum, handler)
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        os.environ.update(environ)
         torch.set_num_threads(threads)
         torch.set_flush_denormal(False)  # torch has no getter: back to its default (a trial sets its config's)
         random.setstate(py_rng)
@@ -84,8 +97,6 @@ def default_out(cfg: Config) -> Path:
 
 def check_output_dir(out: Path, resume: bool) -> None:
     """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
-    import os
-
     if out.exists() and any(out.iterdir()) and not resume:
         raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not (out / "checkpoints").exists():
@@ -108,7 +119,7 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
     from rnnlab.tracking import open_tracker, resolve_mode
     from rnnlab.trial import TrialStopped, prepare_data, run_trial
 
-    with console.output(verbosity):
+    with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
         out = Path(out) if out is not None else default_out(cfg)
         check_output_dir(out, resume)
@@ -117,7 +128,7 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
         # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
         # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
         stop: list[str] = []
-        with process_state(), stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
+        with stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
                 open_tracker(cfg, out, job_type="run") as tracker:  # fmt: skip
 
             def report(metrics, checkpoint=None):
@@ -175,9 +186,9 @@ def search(experiment: str | Path, overrides: dict[str, Any] | None = None, name
     """
     from rnnlab.tune import run_search
 
-    with console.output(verbosity):
+    with console.output(verbosity), process_state():
         exp, spec = plan_search(experiment, overrides, name, storage)
-        with own_ray(), process_state():
+        with own_ray():
             code = run_search(exp, spec, address=address)
         if code == 130:
             raise KeyboardInterrupt(f"search interrupted; continue it with: rnnlab tune {spec.folder} --resume")

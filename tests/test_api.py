@@ -33,7 +33,12 @@ def process_state() -> dict:
 
 
 def changed(before: dict, after: dict) -> list[str]:
-    return [key for key in before if before[key] != after[key]]
+    keys = [key for key in before if before[key] != after[key]]
+    if "environ" in keys:  # name the variables
+        keys += sorted(
+            k for k in {*before["environ"], *after["environ"]} if before["environ"].get(k) != after["environ"].get(k)
+        )
+    return keys
 
 
 def test_import_is_cheap_and_has_a_version():

@@ -181,7 +181,7 @@ def test_sync_without_credentials_says_once_how_to_give_them(resumed_run, monkey
     printed = capsys.readouterr()
     assert code == 2 and printed.out == ""  # nothing was tried
     assert printed.err.count("\n") == 1 and "WANDB_API_KEY: not set; 2 offline run(s)" in printed.err
-    assert not any(run_dir.glob("*.wandb.synced") for run_dir in resumed_run["run_dirs"])
+    assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in resumed_run["run_dirs"])
 
 
 def test_a_wandb_failure_warns_once_and_the_run_still_finishes(tmp_path, monkeypatch, capsys):

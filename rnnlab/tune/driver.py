@@ -169,20 +169,29 @@ def make_scheduler(cfg: Config):
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at `address`, or start a local Ray whose workers can import rnnlab from this checkout."""
+    """Join the cluster at `address` (or RAY_ADDRESS's, as in a Ray Job), or start a local Ray of this search's own
+    whose workers can import rnnlab from this checkout."""
     import ray
 
     if ray.is_initialized():
         return
     # log_to_driver: a worker's warnings and errors reach this terminal; below -v a worker prints nothing else
     level = console.ray_logging_level()
-    if address:
+    if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=True, logging_level=level)
         return
     root = str(Path(__file__).resolve().parents[2])  # the checkout holding the rnnlab package
-    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # local workers inherit the environment
-    ray.init(include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True, logging_level=level)
+    saved = os.environ.get("PYTHONPATH")
+    paths = [root, *filter(None, (saved or "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # the raylet it starts passes it to workers
+    try:  # "local": not the cluster a `ray start` on this machine last recorded, which ray.init() would join
+        ray.init(address="local", include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True,
+                 logging_level=level)  # fmt: skip
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 def ray_storage(spec: SearchSpec) -> str:
