@@ -82,8 +82,8 @@ def stop_on_sigterm(stop: list[str]) -> Iterator[None]:
 
 def load(experiment: str | Path | Config, overrides: dict[str, Any] | None):
     """An Experiment from a file or name (see `experiment.search_dirs`), or around a Config built in Python."""
-    from rnnlab.config.overrides import apply_overrides
     from rnnlab.experiment import Experiment, load_experiment
+    from rnnlab.registries import apply_overrides
 
     if isinstance(experiment, Config):
         cfg = apply_overrides(experiment, overrides or {})

@@ -10,8 +10,9 @@ import pytest
 
 from rnnlab.cli import main
 from rnnlab.config import Config, OptimConfig
-from rnnlab.config.overrides import apply_overrides, to_flat_dict, validate
+from rnnlab.config.overrides import to_flat_dict
 from rnnlab.fields import describe, format_sections, select
+from rnnlab.registries import apply_overrides, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["train.epochs=1", "train.max_batches=2", "data.num_samples=400"]
