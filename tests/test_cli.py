@@ -2,6 +2,7 @@
 folder, ints for floats, rnnlab sync asking for the W&B key first, -v/-q on every subcommand."""
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,35 @@ def test_main_leaves_logging_as_found(capsys):
     before = (logger.level, list(logger.handlers), logger.propagate)
     assert main(["-v", "fields", "seed"]) == 0
     assert (logger.level, list(logger.handlers), logger.propagate) == before
+
+
+def tune_output(tmp_path: Path, *flags: str) -> list[str]:
+    """What `rnnlab tune` prints (stdout and stderr) for a 2-trial search of search_digits, run as a user runs it."""
+    tmp_path.mkdir()
+    cmd = [sys.executable, "-m", "rnnlab", *flags, "tune", "search_digits", "--storage", str(tmp_path), "--name", "s",
+           "--samples", "2", "--set", "train.epochs=2", "train.max_batches=4", "search.grace_period=1",
+           "tracking.mode=offline"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_SILENT", "RAY_DEDUP_LOGS")}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return (done.stdout + done.stderr).splitlines()
+
+
+@pytest.mark.slow
+def test_tune_prints_rnnlab_lines_by_default_and_the_libraries_with_v(tmp_path):
+    quiet = tune_output(tmp_path / "default")
+    noisy = ("Trial status", "Checkpoint successfully created", "wandb:", "tensorboard", "ExperimentalWarning",
+             "W&B offline run saved", "INFO worker.py", "A new study created")  # fmt: skip
+    assert not [line for line in quiet if any(n in line for n in noisy)]
+    assert sum(line.startswith("[search ") for line in quiet) == 4  # a start and an end per trial
+    assert len(quiet) <= 30, "\n".join(quiet)
+    best = next(line for line in quiet if line.startswith("best trial "))
+    assert "search." not in best
+    folder = tmp_path / "default" / "s"
+    for command in ("report", "dashboard", "replay", "sync"):
+        assert any(line.strip().startswith(f"rnnlab {command} {folder}") for line in quiet), command
+
+    verbose = tune_output(tmp_path / "verbose", "-v")
+    for shown in ("Trial status", "Checkpoint successfully created", "wandb:"):
+        assert any(shown in line for line in verbose), shown
+    assert len(verbose) > 2 * len(quiet)
