@@ -34,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 
 class RunTerminated(RuntimeError):
-    """SIGTERM stopped `rnnlab.run`; its record holds every completed epoch and `resume=True` continues it."""
+    """SIGTERM stopped `rnnlab.run`; its record in `out` holds every completed epoch and `resume=True` continues it."""
+
+    def __init__(self, reason: str, out: Path):
+        super().__init__(f"run {reason}; its record is in {out}; continue it with resume=True")
+        self.reason, self.out = reason, out
 
 
 @contextlib.contextmanager
@@ -144,8 +148,7 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
             tracker.finish(result)
         logger.info(f"run folder: {out}")
         if result["status"] == "stopped":
-            raise RunTerminated(f"run {result['reason']}; its record is in {out}; continue it with resume=True "
-                                f"(rnnlab run EXPERIMENT --out {out} --resume)")  # fmt: skip
+            raise RunTerminated(result["reason"], out)
         return result
 
 

@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = api.run(experiment, overrides_from(args), args.out, args.resume, verbosity=console.verbosity())
     except api.RunTerminated as err:
-        logger.warning(str(err))
+        logger.warning(f"run {err.reason}; continue it with: rnnlab run {experiment} --out {err.out} --resume")
         return EXIT_TERMINATED
     if result["status"] in ("diverged", "out_of_memory"):
         logger.error(f"trial {result['status']}: {result['reason']}")
