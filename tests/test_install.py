@@ -69,10 +69,17 @@ def venv_torch(env: dict[str, str]) -> str:
     return subprocess.run(["python", "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.fixture
+def venv_path(tmp_path):
+    """Where the test's virtualenv goes; removed afterwards (GBs: pytest keeps the last runs' tmp dirs)."""
+    yield tmp_path / "venv"
+    shutil.rmtree(tmp_path / "venv", ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_readme_command_1_on_a_fresh_venv_runs_the_main_job_and_the_report(tmp_path):
+def test_readme_command_1_on_a_fresh_venv_runs_the_main_job_and_the_report(tmp_path, venv_path):
     clone = fresh_clone(tmp_path / "clone")
-    env = make_venv(tmp_path / "venv")
+    env = make_venv(venv_path)
     install, job = readme_command(1).split(" && ")
     assert install.startswith("pip install -e .") and "[" not in install  # the base install: no extras
     assert job == "rnnlab tune experiments/search_digits.py"
@@ -103,11 +110,11 @@ def test_readme_command_1_on_a_fresh_venv_runs_the_main_job_and_the_report(tmp_p
 
 
 @pytest.mark.slow
-def test_install_into_a_venv_with_another_torch_keeps_it(tmp_path):
+def test_install_into_a_venv_with_another_torch_keeps_it(tmp_path, venv_path):
     """A venv holding torch 2.14.1 (a CUDA build; the other packages come from the system's site-packages, so only
     torch is new): `pip install -e .`, as README "GPU" says, keeps that torch and rnnlab imports with it."""
     clone = fresh_clone(tmp_path / "clone")
-    env = make_venv(tmp_path / "venv", system_site_packages=True)
+    env = make_venv(venv_path, system_site_packages=True)
     assert shell(f"pip install torch=={OTHER_TORCH}", clone, env, tmp_path / "torch.log", timeout=1800) == 0
     assert venv_torch(env) == OTHER_TORCH
 
@@ -115,7 +122,7 @@ def test_install_into_a_venv_with_another_torch_keeps_it(tmp_path):
     log = (tmp_path / "install.log").read_text()
     assert venv_torch(env) == OTHER_TORCH, log[-3000:]
     assert "Uninstalling torch" not in log
-    assert f"Requirement already satisfied: torch>=2.8 in {tmp_path / 'venv'}" in log
+    assert f"Requirement already satisfied: torch>=2.8 in {venv_path}" in log
     code = "import rnnlab.trial, torch, rnnlab; print(torch.__version__, rnnlab.__file__)"
     done = subprocess.run(["python", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
