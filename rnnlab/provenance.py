@@ -7,6 +7,7 @@ No environment variable is ever read into it: a record that travels must not car
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import socket
@@ -42,6 +43,7 @@ def describe_git(cwd: Path) -> dict[str, Any]:
     return {"git.commit": commit, "git.dirty": bool(status), "git.root": run_git(["rev-parse", "--show-toplevel"], cwd)}
 
 
+@functools.cache  # once per process: a worker that runs many trials runs the code it imported at its start
 def package_versions() -> dict[str, str]:
     """Installed versions from package metadata: nothing is imported, so this stays cheap."""
     versions = {}

@@ -18,6 +18,7 @@ from typing import Any
 
 from rnnlab.config import Config
 from rnnlab.registries import apply_overrides
+from rnnlab.train import ShouldStop, TrialStopped
 from rnnlab.trial import Report, read_metrics, run_trial, write_json
 
 
@@ -87,7 +88,8 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
 
 
 def run_replicates(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
-                   resume_from: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+                   resume_from: str | Path | None = None, should_stop: ShouldStop | None = None,
+                   ) -> dict[str, Any]:  # fmt: skip
     """Run `cfg.search.seeds` seeds of `cfg` one after the other; report and return their mean.
 
     A seed whose `result.json` exists is not run again (a retried trial continues where it failed); `resume_from`
@@ -101,13 +103,17 @@ def run_replicates(cfg: Config, report: Report | None = None, out_dir: str | Pat
         folder = seed_folder(out, index)
         seed_cfg = apply_overrides(cfg, {"seed": cfg.seed + index})
         last = index == count - 1
-        if (folder / "result.json").is_file():
-            results.append(json.loads((folder / "result.json").read_text()))
+        done = json.loads((folder / "result.json").read_text()) if (folder / "result.json").is_file() else {}
+        if done and done.get("status") != "stopped":
+            results.append(done)
         elif not last:
-            results.append(run_trial(seed_cfg, None, folder, own_checkpoints(folder)))
+            results.append(run_trial(seed_cfg, None, folder, own_checkpoints(folder), should_stop=should_stop))
         else:
             report_mean = mean_reporter(out, count, cfg.metric, report)
-            results.append(run_trial(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder)))
+            results.append(run_trial(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder),
+                                     should_stop=should_stop))  # fmt: skip
+        if not last and results[-1].get("status") == "stopped":  # by should_stop: the trial ends as asked
+            raise TrialStopped(results[-1]["reason"])
         if results[-1].get("status") == "diverged":  # one diverging seed is enough to judge the configuration
             break
     result = combine_results(results, cfg)

@@ -19,6 +19,7 @@ from rnnlab.config.schema import Config, ConfigError
 # --- flattening and overrides ----------------------------------------------------------------------------------
 
 
+@functools.cache  # a config class's hints never change; resolving them is most of a validate()
 def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

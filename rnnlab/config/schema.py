@@ -162,6 +162,7 @@ class SearchConfig:
     objectives: list[str] = field(default_factory=list)  # extra objectives "metric:mode" (multi-objective)
     seeds: int = 1  # replicates per configuration (seed, seed+1, ...); the search optimises their mean
     memory_per_trial_mb: int = 0  # address-space cap of a trial's worker above its size at start; 0: no cap
+    reuse_workers: bool = True  # a Ray worker runs trial after trial (imports, data, W&B service kept); off: fresh
 
 
 @dataclass

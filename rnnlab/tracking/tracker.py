@@ -10,6 +10,7 @@ Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -262,7 +263,27 @@ def wandb_settings(mode: str):
         quiet=True,
         silent=not console.is_verbose(),  # wandb's banners: shown with -v
         reinit="create_new",  # trials sharing a process each get their own run
+        # wandb would parse every installed package's metadata again at each init (~0.5 s per run);
+        # save_requirements writes the same requirements.txt from a list read once per process
+        x_save_requirements=False,
     )
+
+
+@functools.cache
+def installed_packages() -> str:
+    """`name==version` of every installed distribution, as wandb's own requirements.txt lists them."""
+    from importlib import metadata
+
+    lines = set()
+    for dist in metadata.distributions():
+        with contextlib.suppress(KeyError, UnicodeDecodeError, TypeError):  # malformed metadata, as wandb skips
+            lines.add(f"{dist.metadata['Name']}=={dist.version}")
+    return "".join(f"{line}\n" for line in sorted(lines, key=str.lower))
+
+
+def save_requirements(run) -> None:
+    """The run's requirements.txt (its files folder, synced with the run), as wandb writes it when asked."""
+    (Path(run.dir) / "requirements.txt").write_text(installed_packages())
 
 
 def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str, group: str, name: str,
@@ -279,6 +300,7 @@ def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str,
                      settings=wandb_settings(mode))  # fmt: skip
     run.define_metric("epoch", hidden=True)
     run.define_metric("*", step_metric="epoch")
+    save_requirements(run)
     return run
 
 

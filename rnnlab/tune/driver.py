@@ -232,9 +232,9 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=samples,
                                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname,
-                                    # a fresh worker per trial: a reused one can fail to reset while the
-                                    # previous trial still records its end (Ray then drops the new trial)
-                                    reuse_actors=False),
+                                    # a reused worker first waits for its previous trial to record its end
+                                    # (trainable.GracefulStop.reset_config)
+                                    reuse_actors=s.reuse_workers),
         run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1 if console.is_verbose() else 0,
                                   callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),

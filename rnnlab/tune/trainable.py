@@ -22,6 +22,7 @@ from rnnlab.search_folder import TRIALS_DIR
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
 FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns
 STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, result.json and W&B run
+STOPPED_BY_RAY = "stopped by Ray during an epoch, which was dropped"
 
 
 @dataclass
@@ -80,6 +81,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     becomes TrialStopped, so the trial still writes result.json (status "stopped") and closes its W&B run.
     """
     from ray import tune
+    from ray.train._internal.session import get_session  # private (Ray 2.60): the event Ray sets to stop a trial
 
     from rnnlab.replicates import run_replicates
     from rnnlab.tracking import open_tracker
@@ -94,6 +96,10 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
     checkpoint = tune.get_checkpoint()
     runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
+    stop_event = get_session().stop_event  # this trial's: a reused worker's session gets a new one on reset
+
+    def should_stop() -> str | None:  # Ray stopped the trial (reset for the next one, or ended) mid-epoch
+        return STOPPED_BY_RAY if stop_event.is_set() else None
 
     with open_tracker(cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name,
                       name=trial_id) as tracker:  # fmt: skip
@@ -109,10 +115,10 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         try:
             with memory_cap(cfg.search.memory_per_trial_mb):
                 if checkpoint is None:
-                    result = runner(cfg, report, out)
+                    result = runner(cfg, report, out, should_stop=should_stop)
                 else:  # a retry or a resumed search: continue from the epoch Ray last recorded
                     with checkpoint.as_directory() as resume_from:
-                        result = runner(cfg, report, out, resume_from=resume_from)
+                        result = runner(cfg, report, out, resume_from=resume_from, should_stop=should_stop)
         except TrialStopped as err:  # run_replicates lets it through; run_trial records it itself
             result = {**last_row(out), "status": "stopped", "reason": str(err)}
             write_json(out / "result.json", result)
@@ -123,20 +129,36 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
             write_json(out / "result.json", result)
         tracker.finish(result)
-    if result.get("status") == "stopped":
-        return  # Ray ends the trial; a report now would wait forever for a go-ahead that never comes
+    if result.get("status") == "stopped":  # end the thread as Ray's own stop does: after a return, Ray's wrapper
+        raise SystemExit(0)  # reports once more and waits for a go-ahead that never comes (a reused worker hangs)
     summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
     summary.setdefault(cfg.metric, math.nan)  # a diverged trial has no value; the searcher tells Optuna why
     tune.report({**summary, **number, FINAL_KEY: True})
 
 
 class GracefulStop:
-    """Mixed into Ray's function trainable: on stop, wait for the training thread to record the trial's end.
+    """Mixed into Ray's function trainable: on stop or reuse, wait for the training thread to record the trial's end.
 
-    Ray's own cleanup only signals the thread (it leaves `tune.report` with SystemExit) and returns, and the
-    worker may exit before the thread writes result.json and closes the W&B run. W&B's service is then shut down
-    while the worker is still whole, not by an atexit hook that finds it already gone (a teardown traceback).
+    Ray's own cleanup only signals the thread (it leaves `tune.report` with SystemExit, and `should_stop` ends an
+    epoch in progress) and returns, and the worker may exit before the thread writes result.json and closes the W&B
+    run. W&B's service is then shut down while the worker is still whole, not by an atexit hook that finds it already
+    gone (a teardown traceback).
+
+    A reused worker (search.reuse_workers): Ray keeps the worker of a trial the scheduler stopped without telling
+    its thread, which waits in `tune.report`, and resets it for the next trial, giving the old thread 2 s
+    (TUNE_FUNCTION_THREAD_TIMEOUT_S) to end, or else failing the *next* trial. The reset here signals the same way
+    and waits up to STOP_GRACE_S for the old trial to record its end, so the worker's next trial starts only once
+    the previous one is whole, and only a thread stuck past that refuses the reuse.
     """
+
+    def reset_config(self, new_config):
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        session.finish(timeout=STOP_GRACE_S)  # sets the old trial's stop event and lets its report return
+        if session.training_thread.is_alive():
+            return False
+        return super().reset_config(new_config)
 
     def cleanup(self):
         import sys
