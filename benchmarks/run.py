@@ -27,6 +27,7 @@ SECTIONS = {  # name -> module under benchmarks/
     "search": "benchmarks.search",
     "data": "benchmarks.data_pipeline",
     "memory": "benchmarks.memory",
+    "short_trials": "benchmarks.short_trials",
 }
 
 
@@ -44,11 +45,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller searches (< 3 minutes)")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads for every measurement")
     parser.add_argument("--search-trials", type=int, default=0, help="trials per search (default 25, quick 3)")
+    parser.add_argument("--short-trials", type=int, default=0, help="trials per short-trial search (default 200)")
+    parser.add_argument(
+        "--fresh-trials",
+        type=int,
+        default=0,
+        help="trials of the fresh-worker Ray Tune search in short_trials (default 20)",
+    )
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     args = parser.parse_args(argv)
     pin_threads(args.threads)
     if args.search_trials:
         os.environ["RNNLAB_BENCH_SEARCH_TRIALS"] = str(args.search_trials)
+    if args.short_trials:
+        os.environ["RNNLAB_BENCH_SHORT_TRIALS"] = str(args.short_trials)
+    if args.fresh_trials:
+        os.environ["RNNLAB_BENCH_FRESH_TRIALS"] = str(args.fresh_trials)
     from benchmarks.timing import table
 
     t0 = time.perf_counter()

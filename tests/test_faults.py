@@ -85,6 +85,7 @@ def assert_epochs_exact(folder: Path, epochs: int | None = None) -> None:
 
 # --- 1. driver kills -------------------------------------------------------------------------------------------
 
+RELAUNCH_S = 40.0
 SEARCH_ARGS = ["--samples", "8", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=6"]
 
 
@@ -111,7 +112,8 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
             break
         done = len(list(folder.glob("trials/*/result.json")))
         wait_for(lambda d=done: len(list(folder.glob("trials/*/result.json"))) > d, 300, "a finished trial", driver)
-        time.sleep(rng.uniform(0.0, 8.0))
+        time.sleep(rng.uniform(0.0, 2.0))  # reused workers run a 3-epoch trial in a few seconds
+        assert driver.poll() is None, "the search ended before its fault could be injected"
         if sig == signal.SIGINT:  # Tune saves its state, stops the trials (they record it) and returns
             driver.send_signal(signal.SIGINT)
             assert driver.wait(timeout=180) == 130, "SIGINT must end the driver cleanly with exit code 130"
@@ -138,7 +140,9 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[driver kills] faults {faults}; orphaned asks {len(orphans)}; uninterrupted {uninterrupted:.0f} s, "
               f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f})")  # fmt: skip
-    assert interrupted <= 2 * uninterrupted
+    # A relaunch restarts Ray and its workers (~30-40 s on 2 shared cores). With workers reused the uninterrupted
+    # search is ~2x faster than with a fresh worker per trial, so that fixed cost no longer hides in the 2x.
+    assert interrupted <= 2 * uninterrupted + RELAUNCH_S * len(faults)
 
 
 # --- 2, 4, 5. worker kill, divergence, memory cap in one search ------------------------------------------------

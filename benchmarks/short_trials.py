@@ -1,0 +1,197 @@
+"""Section 7: a search of many short trials (an ESN on Mackey-Glass, ~0.1 s each) against what a user would write.
+
+Five searches of the same space (experiments/search_esn_mackey_glass.py), each a fresh process timed from its start:
+`rnnlab tune` at concurrency 2 with W&B offline; a plain in-process Optuna loop calling `run_trial` (tracking off);
+plain Ray Tune + OptunaSearch calling `run_trial` with fresh workers and with `reuse_actors=True`; reservoirpy
+0.4.2's own `reservoirpy.hyper.research` (hyperopt) with its own ESN. The Optuna searches sample with
+RandomSampler(seed=0), so they run the same configurations in the same order.
+
+    python -m benchmarks --only short_trials [--short-trials 200] [--fresh-trials 20]
+    python -m benchmarks.short_trials CONTENDER TRIALS OUT      (one search; what the section runs)
+
+Per-trial overhead = (wall x concurrency - the trials' own time) / trials: the slot time a trial costs beyond its
+own work. A trial's own time is run_trial's `time/total_s` (reservoirpy: its objective's duration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.timing import Goal, Section, table
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT = str(ROOT / "experiments" / "search_esn_mackey_glass.py")
+CONCURRENCY = 2
+SEED = 0
+
+
+def trial_times(folder: Path) -> list[float]:
+    return [json.loads(p.read_text())["time/total_s"] for p in folder.glob("**/result.json")]
+
+
+# --- the contenders (each runs in its own process) ---------------------------------------------------------------
+
+
+def rnnlab_tune(trials: int, out: Path) -> list[float]:
+    argv = ["rnnlab", "tune", EXPERIMENT, "--samples", str(trials), "--storage", str(out), "--name", "tune",
+            "--set", f"seed={SEED}"]  # fmt: skip
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "WANDB_MODE": "offline"})
+    return trial_times(out / "tune" / "trials")
+
+
+def load_space():
+    from rnnlab.experiment import load_experiment
+
+    experiment = load_experiment(EXPERIMENT, {"seed": SEED, "tracking.mode": "disabled", "train.threads": 1})
+    return experiment.config, experiment.search_space
+
+
+def optuna_loop(trials: int, out: Path) -> list[float]:
+    import optuna
+
+    from rnnlab.config.overrides import apply_overrides
+    from rnnlab.trial import run_trial
+
+    cfg, space = load_space()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=cfg.mode + "imize", sampler=optuna.samplers.RandomSampler(seed=SEED))
+    times = []
+    for number in range(trials):
+        trial = study.ask()
+        result = run_trial(apply_overrides(cfg, space(trial)), None, out / str(number))
+        study.tell(trial, result[cfg.metric])
+        times.append(result["time/total_s"])
+    return times
+
+
+def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
+    import ray
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from rnnlab.config.overrides import apply_overrides, from_flat_dict, to_flat_dict
+
+    cfg, space = load_space()
+    base, folder = to_flat_dict(cfg), str(out / "trials")
+
+    def trainable(params):
+        from rnnlab.trial import run_trial
+
+        out_dir = Path(folder) / tune.get_context().get_trial_id()
+        result = run_trial(apply_overrides(from_flat_dict(base), params), None, out_dir)
+        tune.report({"val/rmse": result["val/rmse"]})
+
+    import optuna
+
+    searcher = OptunaSearch(space, metric=cfg.metric, mode=cfg.mode, sampler=optuna.samplers.RandomSampler(seed=SEED))
+    ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False, log_to_driver=False)
+    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
+                       tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, CONCURRENCY),
+                                                   num_samples=trials, reuse_actors=reuse),
+                       run_config=tune.RunConfig(storage_path=str(out / "ray"), verbose=0))  # fmt: skip
+    tuner.fit()
+    return trial_times(Path(folder))
+
+
+def reservoirpy_research(trials: int, out: Path) -> list[float]:
+    """reservoirpy's ESN (Reservoir >> Ridge) of the same size on the same series, searched by its hyperopt helper."""
+    import numpy as np
+    from reservoirpy.hyper import research
+    from reservoirpy.nodes import Reservoir, Ridge
+
+    from rnnlab.trial import prepare_data
+
+    cfg, _ = load_space()
+    esn = cfg.model.esn
+    data = prepare_data(cfg)
+    (x_train, y_train), (x_val, y_val) = [(s.inputs.numpy()[0], s.targets.numpy()[0]) for s in (data.train, data.val)]
+
+    def objective(dataset, config, *, sr, lr, input_scaling, ridge):
+        start = time.perf_counter()
+        (xt, yt), (xv, yv) = dataset
+        reservoir = Reservoir(esn.units, sr=sr, lr=lr, input_scaling=input_scaling, rc_connectivity=esn.density,
+                              input_connectivity=esn.input_density, seed=SEED)  # fmt: skip
+        model = reservoir >> Ridge(ridge=ridge)
+        model.fit(xt, yt, warmup=esn.washout)
+        predicted = model.run(xv)
+        loss = float(np.sqrt(np.mean((predicted[esn.washout :] - yv[esn.washout :]) ** 2)))
+        return {"loss": loss, "trial_s": time.perf_counter() - start}
+
+    config = {"exp": "esn", "hp_max_evals": trials, "hp_method": "random", "seed": SEED,
+              "hp_space": {"sr": ["loguniform", 0.1, 1.5], "lr": ["loguniform", 0.05, 1.0],
+                           "input_scaling": ["loguniform", 0.1, 2.0], "ridge": ["loguniform", 1e-9, 1e-2]}}  # fmt: skip
+    config_path = out / "esn.config.json"
+    config_path.write_text(json.dumps(config))
+    _, results = research(objective, ((x_train, y_train), (x_val, y_val)), str(config_path), str(out))
+    return [r["result"]["trial_s"] for r in results.trials]
+
+
+CONTENDERS = {  # slug -> (label, search, concurrency)
+    "rnnlab": ("rnnlab tune", rnnlab_tune, CONCURRENCY),
+    "loop": ("Optuna loop + run_trial", optuna_loop, 1),
+    "ray-reuse": ("Ray Tune, reuse_actors", lambda n, out: ray_tune(n, out, reuse=True), CONCURRENCY),
+    "ray-fresh": ("Ray Tune, fresh workers", lambda n, out: ray_tune(n, out, reuse=False), CONCURRENCY),
+    "reservoirpy": ("reservoirpy research", reservoirpy_research, 1),
+}
+
+
+def main(argv: list[str]) -> None:
+    """One contender's search in this process: write its trial times to OUT/times.json."""
+    slug, trials, out = argv[0], int(argv[1]), Path(argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "times.json").write_text(json.dumps(CONTENDERS[slug][1](trials, out)))
+
+
+# --- the section -------------------------------------------------------------------------------------------------
+
+
+def time_contender(slug: str, trials: int, root: Path) -> dict:
+    """Wall time of one contender's process, from its start (imports, Ray, workers) to its exit."""
+    name, _, concurrency = CONTENDERS[slug]
+    out = root / slug
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "benchmarks.short_trials", slug, str(trials), str(out)],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return {"name": name, "error": lines[-1] if lines else f"exit code {done.returncode}", "load": load}
+    times = json.loads((out / "times.json").read_text())
+    return {"name": name, "trials": len(times), "wall": wall, "busy": sum(times), "load": load,
+            "rate": 60 * len(times) / wall, "overhead": (wall * concurrency - sum(times)) / len(times)}  # fmt: skip
+
+
+def run(quick: bool) -> Section:
+    trials = int(os.environ.get("RNNLAB_BENCH_SHORT_TRIALS", 20 if quick else 200))
+    fresh = min(trials, int(os.environ.get("RNNLAB_BENCH_FRESH_TRIALS", 6 if quick else 20)))
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {slug: time_contender(slug, fresh if slug == "ray-fresh" else trials, Path(tmp)) for slug in CONTENDERS}
+    ours, loop = rows["rnnlab"], rows["loop"]
+    goals = []
+    if "error" not in ours and "error" not in loop:
+        goals.append(Goal(f"rnnlab tune wall / in-process Optuna loop ({trials} ESN trials)",
+                          ours["wall"] / loop["wall"], "<= 1.0x"))  # fmt: skip
+        goals.append(Goal("rnnlab tune per-trial overhead, s", ours["overhead"], "<= 0.25"))
+    header = ["search", "trials", "wall s", "trials' own s", "trials/min", "overhead s/trial", "wall / loop's",
+              "load (1 min)"]  # fmt: skip
+    lines = []
+    for r in rows.values():
+        if "error" in r:
+            lines.append([r["name"], "-", "-", "-", "-", "-", f"did not run: {r['error'][:120]}", f"{r['load']:.1f}"])
+            continue
+        ratio = r["wall"] / loop["wall"] * (trials / r["trials"]) if "error" not in loop else float("nan")
+        lines.append([r["name"], r["trials"], r["wall"], r["busy"], r["rate"], r["overhead"], ratio, r["load"]])
+    note = f"\n\nFresh workers run {fresh} trials (a Ray worker each); their wall / loop's is scaled to {trials}."
+    return Section("Many short trials (ESN, Mackey-Glass)", goals, table(header, lines) + note)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

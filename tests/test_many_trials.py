@@ -1,0 +1,85 @@
+"""Many tiny trials on reused workers, with faults from outside: ASHA stops, a worker SIGKILLed mid-trial, the
+driver SIGKILLed and resumed. Every trial is in Optuna, has its folder, result.json and one W&B run, exactly once,
+and the study's value of each equals its result.json's."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlab.search_report import load_study
+from rnnlab.trial import read_metrics
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_faults import SEARCH_DIGITS, cli, env, history_rows, ray_trials, wait_for, wandb_run_ids  # noqa: E402
+
+TRIALS = 24
+SEARCH = ["--samples", str(TRIALS), "--concurrency", "2", "--set", "train.epochs=4", "train.max_batches=2",
+          "search.grace_period=1", "search.sampler=random", "search.scheduler=asha"]  # fmt: skip
+STATES = {"completed": "COMPLETE", "early_stopped": "COMPLETE", "stopped": "PRUNED"}
+
+
+def mid_training(folder: Path) -> Path | None:
+    """A trial with 1-3 epochs recorded and no result yet: its worker is training it."""
+    for log in folder.glob("trials/*/metrics.jsonl"):
+        if not (log.parent / "result.json").exists() and 1 <= len(read_metrics(log)) < 4:
+            return log.parent
+    return None
+
+
+def finished(folder: Path) -> int:
+    return len(list(folder.glob("trials/*/result.json")))
+
+
+@pytest.mark.slow
+def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
+    folder = tmp_path / "many"
+    driver = subprocess.Popen(cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "many", *SEARCH),
+                              env=env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_for(lambda: finished(folder) >= 2 and mid_training(folder) is not None, 600, "a reused worker", driver)
+    victim = mid_training(folder)
+    os.kill(int((victim / "pid").read_text()), signal.SIGKILL)  # the worker, which ran trials before this one
+    count = finished(folder)
+    wait_for(lambda: finished(folder) >= count + 4, 600, "trials after the worker kill", driver)
+    assert driver.poll() is None, "the search ended before the driver could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait()
+    for _ in range(3):  # resume until the search is done
+        resumed = subprocess.run(cli("tune", str(folder), "--resume"), env=env(), timeout=900,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        if resumed.returncode == 0:
+            break
+    assert resumed.returncode == 0
+
+    trials = {t.trial_id: t for t in ray_trials(folder)}
+    assert len(trials) == TRIALS
+    assert trials[victim.name].run_metadata.num_failures >= 1, "the killed trial was retried"
+    pids = {(folder / "trials" / trial_id / "pid").read_text() for trial_id in trials}
+    assert len(pids) < TRIALS / 2, f"{len(pids)} workers ran {TRIALS} trials: they were reused"
+    study = load_study(folder)
+    ran = {t.user_attrs["ray_trial_id"]: t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")}
+    assert sorted(ran) == sorted(trials), "each Ray trial is one Optuna trial, asked and told"
+    assert all(t.user_attrs["reason"].startswith("orphaned") for t in study.trials if t.state.name == "FAIL")
+    runs = wandb_run_ids(folder)
+    assert sorted(runs) == sorted(trials), "a folder per trial, no other"
+    statuses = []
+    for trial_id, optuna_trial in ran.items():
+        out = folder / "trials" / trial_id
+        result = json.loads((out / "result.json").read_text())
+        statuses.append(result["status"])
+        assert optuna_trial.state.name == STATES[result["status"]], (trial_id, result)
+        assert math.isclose(optuna_trial.value, result["val/acc"]), (trial_id, optuna_trial.value, result)
+        assert runs[trial_id] == {f"many-{trial_id}"}, f"{trial_id}: one W&B run, continued after a kill"
+        epochs = [row["epoch"] for row in read_metrics(out / "metrics.jsonl")]
+        assert epochs == list(range(1, len(epochs) + 1)), (trial_id, epochs)
+        logged = sorted(e for run in out.glob("wandb/offline-run-*") for e in history_rows(run))
+        assert logged == epochs, f"{trial_id}: every epoch in W&B exactly once"
+    assert "stopped" in statuses and "completed" in statuses, statuses
