@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.search_report import load_study
+from rnnlab.search_folder import load_study
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,7 +46,8 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
                               stderr=subprocess.DEVNULL)  # fmt: skip
     wait_for(lambda: finished(folder) >= 2 and mid_training(folder) is not None, 600, "a reused worker", driver)
     victim = mid_training(folder)
-    os.kill(int((victim / "pid").read_text()), signal.SIGKILL)  # the worker, which ran trials before this one
+    killed = int((victim / "pid").read_text())
+    os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
     count = finished(folder)
     wait_for(lambda: finished(folder) >= count + 4, 600, "trials after the worker kill", driver)
     assert driver.poll() is None, "the search ended before the driver could be killed"
@@ -61,7 +62,8 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
 
     trials = {t.trial_id: t for t in ray_trials(folder)}
     assert len(trials) == TRIALS
-    assert trials[victim.name].run_metadata.num_failures >= 1, "the killed trial was retried"
+    # retried on another worker (Ray's num_failures may predate the driver kill: its state is saved periodically)
+    assert int((victim / "pid").read_text()) != killed, "the killed trial finished on another worker"
     pids = {(folder / "trials" / trial_id / "pid").read_text() for trial_id in trials}
     assert len(pids) < TRIALS / 2, f"{len(pids)} workers ran {TRIALS} trials: they were reused"
     study = load_study(folder)
