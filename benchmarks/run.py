@@ -42,7 +42,7 @@ def pin_threads(threads: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller searches (< 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller searches (~5 minutes)")
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads for every measurement")
     parser.add_argument("--search-trials", type=int, default=0, help="trials per search (default 25, quick 3)")
     parser.add_argument("--short-trials", type=int, default=0, help="trials per short-trial search (default 200)")

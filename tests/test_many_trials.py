@@ -27,9 +27,11 @@ STATES = {"completed": "COMPLETE", "early_stopped": "COMPLETE", "stopped": "PRUN
 
 
 def mid_training(folder: Path) -> Path | None:
-    """A trial with 1-3 epochs recorded and no result yet: its worker is training it."""
+    """A trial with 1-3 epochs recorded, no result yet and still RUNNING in Optuna (not stopped by ASHA and waiting
+    for its worker's next reset to record its end): its worker is training it."""
+    running = {t.user_attrs.get("ray_trial_id") for t in load_study(folder).trials if t.state.name == "RUNNING"}
     for log in folder.glob("trials/*/metrics.jsonl"):
-        if not (log.parent / "result.json").exists() and 1 <= len(read_metrics(log)) < 4:
+        if log.parent.name in running and not (log.parent / "result.json").exists() and 1 <= len(read_metrics(log)) < 4:
             return log.parent
     return None
 
