@@ -127,8 +127,9 @@ def grid_size(grid: dict[str, list]) -> int:
     return math.prod(len(v) for v in grid.values()) if grid else 0
 
 
-def close_orphans(spec: SearchSpec) -> None:
-    """Mark FAIL the study's trials still RUNNING after Ray finished: asked just before a driver died, never run."""
+def close_orphans(spec: SearchSpec, reason: str = "orphaned: asked before the driver died; not run") -> None:
+    """Mark FAIL the study's trials still RUNNING after Ray finished (asked just before a driver died, never run),
+    or after the driver itself failed."""
     import optuna
     from optuna.trial import TrialState
 
@@ -137,7 +138,7 @@ def close_orphans(spec: SearchSpec) -> None:
     study_id = storage.get_study_id_from_name(STUDY_NAME)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_user_attr(trial_id, "reason", "orphaned: asked before the driver died; not run")
+        storage.set_trial_user_attr(trial_id, "reason", reason)
         study.tell(t.number, state=TrialState.FAIL)
 
 

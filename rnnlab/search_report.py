@@ -110,6 +110,17 @@ def print_next_steps(spec: SearchSpec, best_id: str, overrides: str) -> None:
 # --- replay ----------------------------------------------------------------------------------------------------
 
 
+def config_from_params(spec: SearchSpec, trial_dir: Path):
+    """A trial's config as its worker built it (the experiment, the search's overrides, the parameters it was sent),
+    for a trial that failed before run_trial wrote its config.json."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.registries import apply_overrides
+
+    params = {k: v for k, v in read_json(trial_dir / "params.json").items() if k != "optuna_trial_number"}
+    cfg = apply_overrides(load_experiment(spec.experiment, spec.overrides).config, params)
+    return apply_overrides(cfg, {"train.threads": max(1, int(cfg.search.cpus_per_trial))})
+
+
 def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
     """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones."""
     from rnnlab.trial import read_metrics, run_trial
@@ -118,10 +129,13 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     trial_dir = trial_folder(spec, trial_id)
     if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
         trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
-    if not (trial_dir / "config.json").is_file():
+    if (trial_dir / "config.json").is_file():
+        cfg = from_flat_dict(read_json(trial_dir / "config.json")["flat"])
+    elif (trial_dir / "params.json").is_file():  # it failed before run_trial wrote its config (bad config or data)
+        cfg = config_from_params(spec, trial_dir)
+    else:
         known = sorted(p.name for p in Path(spec.folder, TRIALS_DIR).glob("*") if p.is_dir())
         raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")
-    cfg = from_flat_dict(read_json(trial_dir / "config.json")["flat"])
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
     logger.info(f"replaying trial {trial_id} into {out}")
     result = run_trial(cfg, None, out)
@@ -138,5 +152,8 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         same = math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-6)
         ok &= same
         print(f"{label:28}  {a:10.5g}  {b:10.5g}  {'' if same else 'DIFFERS'}")
-    print("replay reproduces the recorded metrics" if ok else f"replay differs beyond rel_tol={rel_tol}")
+    if not pairs:
+        print(f"nothing to compare: trial {trial_id} recorded no {cfg.metric}")
+    else:
+        print("replay reproduces the recorded metrics" if ok else f"replay differs beyond rel_tol={rel_tol}")
     return 0 if ok and pairs else 1

@@ -50,9 +50,14 @@ def metric_names(task: str, char_level: bool) -> list[str]:
 
 
 def check_metric(cfg: Config, task: str) -> None:
+    """`metric` and every search objective must be a metric each epoch reports (Ray fails a search otherwise)."""
     valid = metric_names(task, cfg.data.tokenizer == "char")
     if cfg.metric not in valid:
         raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task!r}; valid: {', '.join(valid)}")
+    for objective in cfg.search.objectives:
+        if objective.partition(":")[0] not in valid:
+            raise ConfigError("search.objectives", f"{objective!r}: not reported for task {task!r}; valid: "
+                              f"{', '.join(valid)}")  # fmt: skip
 
 
 def prepare_data(cfg: Config) -> TaskData:

@@ -237,6 +237,8 @@ def check_fields(cfg: Config) -> Config:
     _check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
     _check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
            f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}")  # fmt: skip
+    _check(s.trial_time_limit_s >= 0, "search.trial_time_limit_s",
+           f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}")  # fmt: skip
     _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
     _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:

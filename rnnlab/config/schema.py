@@ -15,8 +15,11 @@ class ConfigError(ValueError):
     """A bad config value. `field` is the dotted path; the message says what would be valid."""
 
     def __init__(self, field_path: str, message: str):
-        self.field = field_path
+        self.field, self.message = field_path, message
         super().__init__(f"{field_path}: {message}")
+
+    def __reduce__(self):  # pickled by its two arguments: it crosses the Ray boundary with field and message intact
+        return type(self), (self.field, self.message)
 
 
 # --- model -----------------------------------------------------------------------------------------------------
@@ -163,6 +166,7 @@ class SearchConfig:
     seeds: int = 1  # replicates per configuration (seed, seed+1, ...); the search optimises their mean
     memory_per_trial_mb: int = 0  # address-space cap of a trial's worker above its size at start; 0: no cap
     reuse_workers: bool = True  # a Ray worker runs trial after trial (imports, data, W&B service kept); off: fresh
+    trial_time_limit_s: float = 0.0  # wall time of one attempt of a trial before it ends as failed; 0: no limit
 
 
 @dataclass

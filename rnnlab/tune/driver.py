@@ -10,6 +10,7 @@ scheduler, Tuner, resume); each trial runs `trainable.train_trial` in a Ray work
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
 from rnnlab.registries import apply_overrides
-from rnnlab.search_folder import RAY_DIR, STUDY_NAME, SearchSpec, open_study_storage
+from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, SearchSpec, open_study_storage
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
@@ -66,14 +67,39 @@ class StudySearch(OptunaSearch):
     """Records each trial's Ray id and Optuna number; scheduler stops and divergence end as PRUNED + reason."""
 
     folder = ""  # the search folder, for the replay command in an error's reason
+    ray_run = RAY_DIR  # Ray's run folder of this launch, where Ray writes a failed trial's error.txt
+    space_failures = 0  # consecutive trials whose search_space raised
 
     def suggest(self, trial_id: str) -> dict | None:
-        params = super().suggest(trial_id)
+        try:
+            params = super().suggest(trial_id)
+        except Exception as err:  # the space raised on this draw: that Optuna trial fails, the search goes on
+            return self.space_failed(trial_id, err)
+        self.space_failures = 0
         if params is None:
             return None
         ot_trial = self._ot_trials[trial_id]
         ot_trial.set_user_attr("ray_trial_id", trial_id)
         return {**params, NUMBER_KEY: ot_trial.number}
+
+    def space_failed(self, trial_id: str, err: Exception) -> str | None:
+        """Tell FAIL (with the error) for the draw the space raised on; after 3 in a row, end the search."""
+        from optuna.trial import TrialState
+        from ray.tune.search import Searcher
+
+        reason = f"search_space raised {type(err).__name__}: {err}"
+        ot_trial = self._ot_trials.pop(trial_id, None)
+        if ot_trial is not None:
+            ot_trial.set_user_attr("reason", reason)
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        self.space_failures += 1
+        logger.error(f"trial #{getattr(ot_trial, 'number', '?')}: {reason}")
+        if self.space_failures < 3:
+            return None  # Ray asks again with a new trial id; the sampler draws again
+        logger.error(
+            "search_space raised on 3 draws in a row; no more trials start (fix it and extend the search with --resume)"
+        )
+        return Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
@@ -99,14 +125,16 @@ class StudySearch(OptunaSearch):
         result = result or {}
         reason = None
         if error:
-            reason = f"error; see Ray's error file or replay: {replay_command(self.folder, trial_id)}"
+            reason = f"{self.error_reason(trial_id)}; replay it with: {replay_command(self.folder, trial_id)}"
         elif not result.get(FINAL_KEY):  # a scheduler stop: Ray passes the epoch it stopped on here, not to
             self.report_epoch(trial_id, result)  # on_trial_result, and the PRUNED value is the last one reported
             reason = stopped_reason(result)
         elif result.get("status") == "diverged":
             reason = f"diverged: {result.get('reason')}"
-        elif result.get("status") == "out_of_memory":
+        elif result.get("status") in ("out_of_memory", "failed"):
             reason, error = str(result.get("reason")), True
+        elif missing := [m for m in self.metrics() if not is_finite(result.get(m))]:
+            reason, error = f"no finite value of {', '.join(missing)} in the trial's result", True
         if reason is None:
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
@@ -117,6 +145,26 @@ class StudySearch(OptunaSearch):
         except Exception as err:  # told already, before a driver restart: the journal keeps the first ending
             logger.info(f"note: trial {trial_id} already ended in the study ({err})")
         self._completed_trials.add(trial_id)
+
+    def metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
+
+    def error_reason(self, trial_id: str) -> str:
+        """Why a trial errored: the worker's own record (result.json), else the last line of Ray's error.txt."""
+        from rnnlab.search_folder import read_json
+
+        result = read_json(Path(self.folder, TRIALS_DIR, trial_id, "result.json"))
+        if result.get("status") == "failed" and result.get("reason"):
+            return str(result["reason"])
+        try:
+            lines = Path(self.folder, self.ray_run, trial_id, "error.txt").read_text().strip().splitlines()
+        except OSError:
+            return "error (Ray recorded no error file)"
+        return lines[-1][:300] if lines else "error"
+
+
+def is_finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None):
@@ -227,7 +275,9 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
         grid = grid_from_space(experiment.search_space)
         if grid_size(grid) != samples:
             logger.info(f"note: the grid has {grid_size(grid)} points and the search runs {samples} samples")
-    searcher = ConcurrencyLimiter(make_searcher(experiment.search_space, cfg, spec.folder, grid), s.concurrency)
+    study_search = make_searcher(experiment.search_space, cfg, spec.folder, grid)
+    study_search.ray_run = ray_run
+    searcher = ConcurrencyLimiter(study_search, s.concurrency)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=samples,
@@ -272,6 +322,18 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     return configs
 
 
+def check_fits(cfg: Config, address: str | None) -> None:
+    """A trial must fit one live node (CPUs and GPUs): fail now (exit 2) on this machine's Ray; on a cluster, whose
+    autoscaler may still add a bigger node, say that the trials will wait."""
+    from rnnlab.preflight import check_resources, nodes_from_ray
+
+    failures = check_resources(cfg, nodes_from_ray())
+    if failures and address is None:
+        raise ConfigError("search.cpus_per_trial", "; ".join(f.split(": ", 1)[1] for f in failures))
+    for failure in failures:
+        logger.warning(f"{failure} (trials wait until the autoscaler adds such a node)")
+
+
 def fit_tuner(tuner, samples: int | None = None) -> bool:
     """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early)."""
     grid = tuner.fit()
@@ -311,20 +373,26 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
         from rnnlab.models.indrnn import prepare_kernel
 
         prepare_kernel()  # build the C++ recurrence once, here: the trials on this machine find it built
+    connect(address)
+    check_fits(cfg, address)  # a trial no node can hold would wait forever
     Path(spec.folder).mkdir(parents=True, exist_ok=True)
     spec.save()
-    connect(address)
     t0 = time.time()
-    if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):
-        return interrupted(spec)
-    done = count_ray_trials(spec) if resume else 0
-    if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
-        if resume:
-            spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
-            spec.save()
-        samples = cfg.search.samples - done
-        if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
+    try:
+        if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):
             return interrupted(spec)
+        done = count_ray_trials(spec) if resume else 0
+        if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
+            if resume:
+                spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
+                spec.save()
+            samples = cfg.search.samples - done
+            if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
+                return interrupted(spec)
+    except BaseException as err:  # the driver itself failed: no trial of the study stays RUNNING
+        if not isinstance(err, KeyboardInterrupt) and Path(spec.folder, JOURNAL_FILE).is_file():
+            close_orphans(spec, f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished")
+        raise
     close_orphans(spec)
     log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
     return report_search(spec, wall_time=time.time() - t0)

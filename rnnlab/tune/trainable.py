@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rnnlab import console
-from rnnlab.config import Config
+from rnnlab.config import Config, ConfigError
 from rnnlab.registries import apply_overrides, from_flat_dict
 from rnnlab.search_folder import TRIALS_DIR
 
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
+PARAMS_FILE = "params.json"  # trials/<id>/params.json: the trial's parameters as the searcher sent them
 FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns
 STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, result.json and W&B run
 STOPPED_BY_RAY = "stopped by Ray during an epoch, which was dropped"
@@ -74,6 +76,24 @@ def stopped_reason(metrics: dict[str, Any]) -> str:
     return f"stopped by the scheduler after epoch {metrics.get('epoch', 0)}"
 
 
+class TimeLimit:
+    """`search.trial_time_limit_s` of one attempt of a trial, polled before each batch and after each epoch."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.fired = seconds, False
+        self.deadline = time.monotonic() + seconds if seconds else math.inf
+
+    def exceeded(self) -> str | None:
+        if time.monotonic() < self.deadline:
+            return None
+        self.fired = True
+        return f"exceeded search.trial_time_limit_s={self.seconds:g} (raise it, or 0 for no limit)"
+
+
+def objective_names(cfg: Config) -> list[str]:
+    return [cfg.metric, *(o.partition(":")[0] for o in cfg.search.objectives)]
+
+
 def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     """Ray's function trainable: one run_trial, reporting each epoch with its checkpoint, then a summary row.
 
@@ -89,17 +109,24 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
 
     console.quiet_worker(setup.verbosity)
     trial_id = tune.get_context().get_trial_id()
-    cfg = trial_config(setup, params)
     out = Path(setup.folder) / TRIALS_DIR / trial_id
     out.mkdir(parents=True, exist_ok=True)
     (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
+    write_json(out / PARAMS_FILE, params)  # what the searcher sent: replay rebuilds a trial that failed from it
+    try:
+        cfg = trial_config(setup, params)
+    except ConfigError as err:  # a parameter out of range: the same on every retry, so it is the trial's result
+        result = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        write_json(out / "result.json", result)
+        return report_summary(from_flat_dict(setup.base), result, number)
     checkpoint = tune.get_checkpoint()
     runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
     stop_event = get_session().stop_event  # this trial's: a reused worker's session gets a new one on reset
+    limit = TimeLimit(cfg.search.trial_time_limit_s)
 
-    def should_stop() -> str | None:  # Ray stopped the trial (reset for the next one, or ended) mid-epoch
-        return STOPPED_BY_RAY if stop_event.is_set() else None
+    def should_stop() -> str | None:  # Ray stopped the trial (reset for the next one, or ended) mid-epoch, or the
+        return STOPPED_BY_RAY if stop_event.is_set() else limit.exceeded()  # trial outlived its time limit
 
     with open_tracker(cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name,
                       name=trial_id) as tracker:  # fmt: skip
@@ -111,6 +138,8 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
                 tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
             except SystemExit:
                 raise TrialStopped(stopped_reason(metrics)) from None
+            if limit.exceeded():
+                raise TrialStopped(limit.exceeded())
 
         try:
             with memory_cap(cfg.search.memory_per_trial_mb):
@@ -122,17 +151,33 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         except TrialStopped as err:  # run_replicates lets it through; run_trial records it itself
             result = {**last_row(out), "status": "stopped", "reason": str(err)}
             write_json(out / "result.json", result)
+        except ConfigError as err:  # bad config or data (DataError): the same on every retry, so it is a result
+            result = {**last_row(out), "status": "failed", "reason": f"{type(err).__name__}: {err}"}
+            write_json(out / "result.json", result)
         except Exception as err:
             if not is_out_of_memory(err):  # out of memory before training (building the model): a result too
-                raise RuntimeError(f"trial {trial_id} failed ({type(err).__name__}: {err}); replay it in-process "
+                reason = f"{type(err).__name__}: {err}"  # the searcher reads it back as the trial's reason
+                write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
+                raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process "
                                    f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
             result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
+            write_json(out / "result.json", result)
+        if limit.fired and result.get("status") == "stopped":  # our own stop, not Ray's: the trial failed
+            result = {**result, "status": "failed", "reason": limit.exceeded()}
             write_json(out / "result.json", result)
         tracker.finish(result)
     if result.get("status") == "stopped":  # end the thread as Ray's own stop does: after a return, Ray's wrapper
         raise SystemExit(0)  # reports once more and waits for a go-ahead that never comes (a reused worker hangs)
+    report_summary(cfg, result, number)
+
+
+def report_summary(cfg: Config, result: dict[str, Any], number: dict[str, int]) -> None:
+    """The row after the last epoch: the trial's result, which the searcher tells Optuna."""
+    from ray import tune
+
     summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
-    summary.setdefault(cfg.metric, math.nan)  # a diverged trial has no value; the searcher tells Optuna why
+    for name in objective_names(cfg):  # a diverged or failed trial has no value; the searcher tells Optuna why
+        summary.setdefault(name, math.nan)
     tune.report({**summary, **number, FINAL_KEY: True})
 
 

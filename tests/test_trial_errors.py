@@ -1,0 +1,115 @@
+"""Errors cross the Ray boundary intact: picklable with field and message, a deterministic one not retried, a late
+failure or a raising search space ends that trial FAIL with its reason while the search goes on, no trial of the
+study stays RUNNING, the printed replay command works, a trial no node can hold fails before launch."""
+
+import json
+import pickle
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.config import ConfigError
+from rnnlab.data import DataError
+from rnnlab.search_folder import SearchSpec, load_study
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
+
+# trial #1 asks for a width of 0 (a ConfigError in its worker), #2 makes the space raise, #3 outlives its time limit;
+# only in the search's own study ("search"): the pre-launch check of the space draws from a throwaway one
+FAULTY_SPACE = f"""
+from rnnlab.experiment import extend
+
+config = extend({SEARCH_DIGITS!r}, {{"search.sampler": "random", "search.scheduler": "none", "search.max_failures": 2,
+                                     "train.epochs": 2, "train.max_batches": 3}})
+
+
+def search_space(trial):
+    space = {{"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-3, 1e-2, log=True)}}
+    if trial.study.study_name == "search" and trial.number == 1:
+        space["model.hidden_size"] = 0
+    if trial.study.study_name == "search" and trial.number == 2:
+        raise ValueError("no such branch")
+    if trial.study.study_name == "search" and trial.number == 3:
+        space.update({{"search.trial_time_limit_s": 10.0, "train.epochs": 400, "train.max_batches": 3}})
+    return space
+"""
+
+
+@pytest.mark.parametrize("error", [ConfigError("model.hidden_size", "must be > 0"), DataError("data.x", "empty")])
+def test_errors_pickle_with_field_and_message(error):
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and copy.field == error.field and str(copy) == str(error)
+    assert copy.message == error.message
+
+
+def test_unreported_objective_is_refused_before_launch(tmp_path, capsys):
+    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "o",
+                 "--set", "search.objectives=[val/nosuch:max]"])  # fmt: skip
+    assert code == 2 and "search.objectives" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    from rnnlab.tune import connect
+
+    connect(None)
+    yield
+    ray.shutdown()
+
+
+def test_trial_larger_than_any_node_fails_before_launch(tmp_path, local_ray, capsys):
+    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "big",
+                 "--set", "search.cpus_per_trial=512"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "search.cpus_per_trial" in err and "512" in err
+    assert not (tmp_path / "big").exists()  # nothing written: the same command works once fixed
+
+
+@pytest.mark.slow
+def test_failures_end_their_trials_and_the_search_goes_on(tmp_path, local_ray, capsys):
+    from ray.tune import ExperimentAnalysis
+
+    experiment = tmp_path / "faulty.py"
+    experiment.write_text(textwrap.dedent(FAULTY_SPACE))
+    code = main(["tune", str(experiment), "--storage", str(tmp_path), "--name", "f", "--samples", "5",
+                 "--concurrency", "2"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err[-2000:]
+    folder = tmp_path / "f"
+    study = load_study(folder)
+    by_number = {t.number: t for t in study.trials}
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(folder / "ray")).trials}
+
+    width = by_number[1]  # deterministic: not retried, the reason names the field, result.json agrees
+    width_id = width.user_attrs["ray_trial_id"]
+    assert width.state.name == "FAIL" and "model.hidden_size" in width.user_attrs["reason"]
+    assert ray_trials[width_id].run_metadata.num_failures == 0
+    result = json.loads((folder / "trials" / width_id / "result.json").read_text())
+    assert result["status"] == "failed" and result["reason"] == width.user_attrs["reason"]
+
+    space = by_number[2]  # the space raised: that draw fails, no Ray trial for it
+    assert space.state.name == "FAIL" and "no such branch" in space.user_attrs["reason"]
+    assert "ray_trial_id" not in space.user_attrs
+
+    slow = by_number[3]  # late: after some epochs, ended by its time limit
+    slow_id = slow.user_attrs["ray_trial_id"]
+    result = json.loads((folder / "trials" / slow_id / "result.json").read_text())
+    assert slow.state.name == "FAIL" and "search.trial_time_limit_s=10" in slow.user_attrs["reason"]
+    assert result["status"] == "failed" and result["reason"] == slow.user_attrs["reason"]
+    assert result["epoch"] >= 1 and slow.intermediate_values  # its epochs are on record
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3  # the rest of the search ran: 5 Ray trials
+    assert len(ray_trials) == 5
+
+    # the replay command works for a failed trial: it reproduces the error in-process, with the field
+    assert main(["replay", str(folder), width_id, "--out", str(tmp_path / "replay")]) == 2
+    assert "model.hidden_size" in capsys.readouterr().err
+    spec = SearchSpec.load(folder)
+    assert spec.metric == "val/acc"
