@@ -101,7 +101,11 @@ def default_out(cfg: Config) -> Path:
 
 def check_output_dir(out: Path, resume: bool) -> None:
     """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
-    if out.exists() and any(out.iterdir()) and not resume:
+    from rnnlab.folder_lock import LOCK_FILE
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()) and not resume:
         raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not (out / "checkpoints").exists():
         raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
@@ -119,37 +123,43 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
     existing one is resumed with `resume=True`, never overwritten. The result's "status" says how it ended
     ("completed", "diverged", "out_of_memory"); SIGTERM raises RunTerminated once the record is closed.
     """
-    from rnnlab.progress import EpochProgress
-    from rnnlab.tracking import open_tracker, resolve_mode
-    from rnnlab.trial import TrialStopped, prepare_data, run_trial
+    from rnnlab.folder_lock import hold_folder
 
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
         out = Path(out) if out is not None else default_out(cfg)
-        check_output_dir(out, resume)
-        resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
-        data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
-        # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
-        # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
-        stop: list[str] = []
-        with stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
-                open_tracker(cfg, out, job_type="run") as tracker:  # fmt: skip
+        with hold_folder(out, "--out", lambda: check_output_dir(out, resume)):  # one process per run folder
+            return run_in_folder(cfg, out, resume)
 
-            def report(metrics, checkpoint=None):
-                tracker.log(metrics, checkpoint)
-                progress.update(metrics)
-                if stop:
-                    raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
 
-            def should_stop():
-                return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
+def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
+    from rnnlab.progress import EpochProgress
+    from rnnlab.tracking import open_tracker, resolve_mode
+    from rnnlab.trial import TrialStopped, prepare_data, run_trial
 
-            result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop)
-            tracker.finish(result)
-        logger.info(f"run folder: {out}")
-        if result["status"] == "stopped":
-            raise RunTerminated(result["reason"], out)
-        return result
+    resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
+    data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
+    # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
+    # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
+    stop: list[str] = []
+    with stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
+            open_tracker(cfg, out, job_type="run") as tracker:  # fmt: skip
+
+        def report(metrics, checkpoint=None):
+            tracker.log(metrics, checkpoint)
+            progress.update(metrics)
+            if stop:
+                raise TrialStopped(f"terminated by {stop[0]} after epoch {metrics['epoch']}")
+
+        def should_stop():
+            return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
+
+        result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop)
+        tracker.finish(result)
+    logger.info(f"run folder: {out}")
+    if result["status"] == "stopped":
+        raise RunTerminated(result["reason"], out)
+    return result
 
 
 @dataclasses.dataclass

@@ -22,7 +22,15 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
 from rnnlab.registries import apply_overrides
-from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, SearchSpec, open_study_storage
+from rnnlab.search_folder import (
+    JOURNAL_FILE,
+    RAY_DIR,
+    SEARCH_FILE,
+    STUDY_NAME,
+    TRIALS_DIR,
+    SearchSpec,
+    open_study_storage,
+)
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
@@ -348,7 +356,20 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
     stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
     Below -v, Ray Tune, Ray and Optuna stay quiet (`console.quiet_libraries`).
     """
-    with console.quiet_libraries():
+    from rnnlab.folder_lock import hold_folder
+
+    check_storage(spec.storage)  # before the folder lock creates the folder
+
+    def check() -> None:  # before taking the folder and again once held: another driver may have just used it
+        if resume:
+            SearchSpec.load(spec.folder)
+        elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
+            raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
+        elif Path(spec.folder, SEARCH_FILE).is_file():
+            raise ConfigError("--name", f"{spec.folder} already holds a search; pass --resume to continue it or "
+                              "another --name")  # fmt: skip
+
+    with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
         return search(experiment, spec, resume, address)
 
 
