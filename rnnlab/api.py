@@ -209,8 +209,8 @@ def search(experiment: str | Path, overrides: dict[str, Any] | None = None, name
 
 
 def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: str | None, storage: str | Path):
-    """The experiment and the SearchSpec of a new search in `storage/name/`; ConfigError if that holds one."""
-    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+    """The experiment and the SearchSpec of a new search in `storage/name/`."""
+    from rnnlab.search_folder import SearchSpec
 
     if isinstance(experiment, Config):
         raise ConfigError("experiment", "a search needs an experiment file with search_space(trial); got a Config")
@@ -219,9 +219,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
     cfg = exp.config
     name = name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     local = Path("searches") if "://" in str(storage) else Path(storage)
-    folder = (local / name).resolve()
-    if (folder / SEARCH_FILE).is_file():
-        raise ConfigError("--name", f"{folder} already holds a search; pass --resume to continue it or another --name")
+    folder = (local / name).resolve()  # run_search refuses it if it holds a search (or a driver holds it)
     spec = SearchSpec(experiment=str(exp.path.resolve()), name=name, storage=str(storage), folder=str(folder),
                       overrides=overrides, metric=cfg.metric, mode=cfg.mode,
                       objectives=cfg.search.objectives)  # fmt: skip

@@ -71,8 +71,18 @@ def test_failed_start_leaves_no_folder(tmp_path, capsys):
 def test_concurrent_runs_on_one_folder(tmp_path):
     """Two `rnnlab run --out X` at once, data not cached yet: one runs, the other is refused; epochs are whole."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rnnlab.cli", "run", DIGITS, "--out", str(out), "--set", "train.epochs=3",
-           "train.max_batches=3"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab.cli",
+        "run",
+        DIGITS,
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=12",
+        "train.batch_size=16",
+    ]  # fmt: skip  (long enough to outlast the second's start-up)
     first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: read_holder(out).get("pid") == first.pid)
     second = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
@@ -81,7 +91,7 @@ def test_concurrent_runs_on_one_folder(tmp_path):
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3]
+    assert epochs == list(range(1, 13))
 
 
 @pytest.mark.slow
