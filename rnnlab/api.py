@@ -99,9 +99,11 @@ def default_out(cfg: Config) -> Path:
     return Path(f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def check_output_dir(out: Path, resume: bool) -> None:
-    """An existing run folder is never overwritten: it must be resumed or another folder chosen."""
+def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None:
+    """An existing run folder is never overwritten: it must be resumed (with the config it was computed with, from
+    a valid checkpoint) or another folder chosen."""
     from rnnlab.folder_lock import LOCK_FILE
+    from rnnlab.resume import check_resume
 
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
@@ -109,6 +111,8 @@ def check_output_dir(out: Path, resume: bool) -> None:
         raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not (out / "checkpoints").exists():
         raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
+    if resume and cfg is not None:
+        check_resume(out, cfg)
     probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
@@ -128,7 +132,7 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
         out = Path(out) if out is not None else default_out(cfg)
-        with hold_folder(out, "--out", lambda: check_output_dir(out, resume)):  # one process per run folder
+        with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg)):  # one process per run folder
             return run_in_folder(cfg, out, resume)
 
 
@@ -139,6 +143,10 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
 
     resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
+    if resume:
+        from rnnlab.resume import check_resume_data
+
+        check_resume_data(out, data.fingerprint)
     # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
     # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
     stop: list[str] = []
