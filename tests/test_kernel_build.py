@@ -3,6 +3,7 @@ venv whose bin/ (and so `ninja`) is not on PATH. Each case runs fresh processes 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -133,3 +134,31 @@ def test_a_bad_build_timeout_is_named(monkeypatch):
     monkeypatch.setenv("RNNLAB_INDRNN_BUILD_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="RNNLAB_INDRNN_BUILD_TIMEOUT='soon': expected a number of seconds"):
         indrnn_kernel.build_timeout()
+
+
+@pytest.mark.slow
+def test_a_search_builds_the_kernel_in_its_driver_before_its_trials_start(tmp_path, monkeypatch):
+    """`rnnlab tune` over IndRNN on an empty extension dir: the driver builds the kernel before Ray starts the
+    trials, so they find it built (its binary is older than every trial's config.json) and none falls back."""
+    base = Path(__file__).resolve().parents[1] / "experiments" / "indrnn_adding.py"
+    experiment = tmp_path / "indrnn_search.py"
+    experiment.write_text(
+        "from rnnlab.experiment import extend\n"
+        f"config = extend({str(base)!r}, {{'data.num_samples': 200, 'train.epochs': 1, 'train.max_batches': 2}})\n"
+        "def search_space(trial):\n"
+        "    return {'optim.learning_rate': trial.suggest_float('optim.learning_rate', 1e-3, 1e-2, log=True)}\n"
+    )
+    env = fresh_env(tmp_path, WANDB_MODE="disabled")
+    folder = kernel_folder(env, monkeypatch)
+    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", str(experiment), "--storage", str(tmp_path / "searches"),
+           "--name", "k", "--samples", "2", "--set", "search.scheduler=none"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    built = sorted(folder.glob("*.so"))
+    assert built, f"no kernel in {folder}"
+    trials = sorted((tmp_path / "searches" / "k" / "trials").iterdir())
+    assert len(trials) == 2
+    assert all(json.loads((t / "result.json").read_text())["status"] == "completed" for t in trials)
+    started = min((t / "config.json").stat().st_mtime for t in trials)  # written as a trial starts, before training
+    assert max(so.stat().st_mtime for so in built) < started
+    assert "Python recurrence runs" not in done.stdout + done.stderr
