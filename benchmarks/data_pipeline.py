@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import Goal, Section, table
-from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.data import load_task_data
-from rnnlab.models import build_model
+from rnnlab.models import build_model, model_config
 from rnnlab.train import iterate_batches, make_optimizer, run_epoch
 
 WORDS = ["the", "a", "reservoir", "gate", "state", "hidden", "memory", "signal", "noise", "echo", "loss"]
@@ -42,7 +42,7 @@ def run(quick: bool) -> Section:
         t0 = time.perf_counter()
         load_task_data(data_cfg, 0)
         cached = time.perf_counter() - t0
-    cfg = Config(model=ModelConfig(family="lstm", hidden_size=64), data=data_cfg,
+    cfg = Config(model=model_config("lstm", hidden_size=64), data=data_cfg,
                  train=TrainConfig(batch_size=64, max_batches=100 if quick else 300))  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from benchmarks.timing import Goal, Section, interleaved_medians, table
-from rnnlab.config import ModelConfig
 from rnnlab.data.builtin import integrate_mackey_glass
+from rnnlab.models import model_config
 from rnnlab.models.esn import ESN
 from rnnlab.models.sequence import ridge_regression
 
@@ -36,7 +36,7 @@ def compare(units: int, steps: int, repeats: int) -> dict[str, float]:
     import scipy.sparse
     from reservoirpy.nodes import Reservoir, Ridge
 
-    cfg = ModelConfig(family="esn")
+    cfg = model_config("esn")
     cfg.esn = dataclasses.replace(cfg.esn, units=units, spectral_radius=1.25, leak_rate=0.3, density=0.1)
     torch.manual_seed(0)
     encoder = ESN(cfg, 1)

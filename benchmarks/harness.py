@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.timing import Goal, Section, table
-from rnnlab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig
-from rnnlab.models import build_model
+from rnnlab.config import Config, DataConfig, TrackingConfig, TrainConfig
+from rnnlab.models import build_model, model_config
 from rnnlab.trial import prepare_data, run_trial, seed_everything
 
 
 def make_config(epochs: int) -> Config:
-    return Config(name="harness", metric="val/acc", mode="max", model=ModelConfig(family="lstm", hidden_size=64),
+    return Config(name="harness", metric="val/acc", mode="max", model=model_config("lstm", hidden_size=64),
                   data=DataConfig(name="digits", task="classification"), tracking=TrackingConfig(mode="disabled"),
                   train=TrainConfig(epochs=epochs, batch_size=32, device="cpu"))  # fmt: skip
 

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from rnnlab.config import ModelConfig
+from rnnlab.models import model_config
 from rnnlab.models.indrnn import IndRNN
 
 B, T, SIZE = 64, 200, 128
@@ -31,7 +31,7 @@ def time_forward_backward(module, x: torch.Tensor, run, repeats: int = 20) -> fl
 
 def main() -> None:
     torch.manual_seed(0)
-    indrnn = IndRNN(ModelConfig(family="indrnn", hidden_size=SIZE), SIZE)
+    indrnn = IndRNN(model_config("indrnn", hidden_size=SIZE), SIZE)
     lstm = torch.nn.LSTM(SIZE, SIZE, batch_first=True)
     x = torch.randn(B, T, SIZE, requires_grad=True)
     lengths = torch.full((B,), T)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.timing import Goal, Section, interleaved_medians, table
-from rnnlab.config import ModelConfig
+from rnnlab.models import model_config
 from rnnlab.models.indrnn import IndRNN
 
 SHAPES = [(64, 200, 128), (64, 100, 512)]  # (B, T, I = H)
@@ -34,7 +34,7 @@ def mm_gflops(repeats: int, n: int = 2048) -> float:
 
 def build(name: str, size: int) -> torch.nn.Module:
     if name == "IndRNN":
-        return IndRNN(ModelConfig(family="indrnn", hidden_size=size), size)
+        return IndRNN(model_config("indrnn", hidden_size=size), size)
     return {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN": torch.nn.RNN}[name](size, size, batch_first=True)
 
 

@@ -17,8 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.config.overrides import parse_set_args
+from rnnlab.models import model_config
 from rnnlab.registries import apply_overrides
 from rnnlab.tracking import open_tracker
 from rnnlab.trial import run_trial
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per mode")
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    cfg = Config(name="wandb_overhead", metric="val/acc", mode="max", model=ModelConfig(family=args.family),
+    cfg = Config(name="wandb_overhead", metric="val/acc", mode="max", model=model_config(args.family),
                  data=DataConfig(name="digits", task="classification"),
                  train=TrainConfig(epochs=args.epochs, batch_size=32, diagnostics_every=0))  # fmt: skip
     cfg = apply_overrides(cfg, parse_set_args(args.overrides))

@@ -4,12 +4,13 @@ At T=500 the LSTM stalls at that baseline, as in the IndRNN paper (test MSE 0.17
 thread; indrnn_adding.py solves it): `--set data.seq_len=500 data.num_samples=10000 train.patience=0`.
 """
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
+from rnnlab.models.encoder import RecurrentConfig
 
 config = Config(
     metric="val/mse",
     mode="min",
-    model=ModelConfig(family="lstm", hidden_size=128),
+    model=RecurrentConfig(family="lstm", hidden_size=128),
     data=DataConfig(
         source="builtin", name="adding", task="regression", seq_len=100, num_samples=20000, normalize=False
     ),  # fmt: skip

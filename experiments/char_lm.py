@@ -1,11 +1,12 @@
 """A character-level LSTM language model on a local text file (experiments/data/corpus.txt), truncated BPTT."""
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
+from rnnlab.models.encoder import RecurrentConfig
 
 config = Config(
     metric="val/bpc",
     mode="min",
-    model=ModelConfig(family="lstm", hidden_size=256, embedding_size=32),
+    model=RecurrentConfig(family="lstm", hidden_size=256, embedding_size=32),
     data=DataConfig(
         source="local", name="experiments/data/corpus.txt", task="lm", tokenizer="char", text_column="text"
     ),  # fmt: skip

@@ -6,13 +6,13 @@ One change from the README: every unit receives the input (`input_density=1.0`, 
 the test RMSE over seeds 0-4 is 6e-3 to 1e-2 (reservoirpy itself gets 3e-3 to 8e-3), with 100% 1.7e-3 to 2.3e-3.
 """
 
-from rnnlab.config import Config, DataConfig, ESNConfig, ModelConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrainConfig
+from rnnlab.models.esn import ESNConfig, ESNModelConfig
 
 config = Config(
     metric="train/rmse",  # no validation split: the readout is fit once, in closed form
     mode="min",
-    model=ModelConfig(
-        family="esn",
+    model=ESNModelConfig(
         esn=ESNConfig(
             units=100,
             spectral_radius=1.25,
@@ -24,7 +24,7 @@ config = Config(
             ridge=1e-5,
             readout="ridge",
         ),
-    ),  # fmt: skip
+    ),
     data=DataConfig(
         source="builtin",
         name="mackey_glass",
@@ -35,6 +35,6 @@ config = Config(
         normalize=False,
         val_fraction=0.0,
         test_fraction=0.2,
-    ),  # fmt: skip
+    ),
     train=TrainConfig(epochs=1, batch_size=1),
 )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.config import Config, DataConfig, HopfieldConfig, ModelConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrainConfig
+from rnnlab.models.hopfield import HopfieldConfig, HopfieldModelConfig
 
 SIZES = (100, 200)
 RULES = ("hebbian", "storkey")
@@ -25,7 +26,7 @@ RECALLED = 0.9  # capacity: the largest load at which this fraction of patterns 
 config = Config(
     metric="val/exact",
     mode="max",
-    model=ModelConfig(family="hopfield", hopfield=HopfieldConfig(rule="hebbian", update="async", max_iterations=20)),
+    model=HopfieldModelConfig(hopfield=HopfieldConfig(rule="hebbian", update="async", max_iterations=20)),
     data=DataConfig(source="builtin", name="patterns", task="recall", seq_len=100, num_samples=10, noise=NOISE),
     train=TrainConfig(epochs=1, batch_size=256),
 )

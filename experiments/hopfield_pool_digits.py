@@ -4,14 +4,16 @@ queries retrieve from the 8 row states, instead of keeping only the last one (co
 `--set model.hopfield.encoder=none` pools the raw rows (no recurrence at all).
 """
 
-from rnnlab.config import Config, DataConfig, HopfieldConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
+from rnnlab.models.hopfield import HopfieldPoolingConfig, HopfieldPoolModelConfig
 
 config = Config(
     metric="val/acc",
     mode="max",
-    model=ModelConfig(
-        family="hopfield_pool", hidden_size=64, hopfield=HopfieldConfig(encoder="lstm", num_queries=4, beta=0.125)
-    ),  # fmt: skip
+    model=HopfieldPoolModelConfig(
+        hidden_size=64,
+        hopfield=HopfieldPoolingConfig(encoder="lstm", num_queries=4, beta=0.125),
+    ),
     data=DataConfig(source="builtin", name="digits", task="classification"),
     optim=OptimConfig(optimizer="adam", learning_rate=5e-3, schedule="cosine", grad_clip=1.0),
     train=TrainConfig(epochs=20, batch_size=32),

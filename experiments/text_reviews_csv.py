@@ -1,11 +1,12 @@
 """A word-level LSTM sentiment classifier on a local CSV (experiments/data/reviews.csv: columns text, label)."""
 
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
+from rnnlab.models.encoder import RecurrentConfig
 
 config = Config(
     metric="val/acc",
     mode="max",
-    model=ModelConfig(family="lstm", hidden_size=64, embedding_size=32),
+    model=RecurrentConfig(family="lstm", hidden_size=64, embedding_size=32),
     data=DataConfig(
         source="local",
         name="experiments/data/reviews.csv",

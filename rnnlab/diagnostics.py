@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from rnnlab.config import Config
+from rnnlab.models.encoder import Encoder
 from rnnlab.models.sequence import PER_STEP_TASKS
 from rnnlab.tasks import compute_loss
 
@@ -145,32 +146,26 @@ def spectral_radius(matrix: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def spectral_radii(encoder: nn.Module, rnn: nn.RNNBase | None) -> dict[str, float]:
+def spectral_radii(encoder: Encoder, rnn: nn.RNNBase | None) -> dict[str, float]:
     """Largest |eigenvalue| of each recurrent matrix; LSTM/GRU per gate block (each square)."""
     radii = {}
-    matrices = encoder.recurrent_matrices() if hasattr(encoder, "recurrent_matrices") else {}
-    for name, weight in matrices.items():
+    for name, weight in encoder.recurrent_matrices().items():
         if weight.dim() == 2 and weight.shape[0] == weight.shape[1]:
             radii[f"diag/spectral_radius/{name}"] = spectral_radius(weight)
         elif rnn is not None and type(rnn) in GATE_NAMES and weight.dim() == 2:
             for gate, block in zip(GATE_NAMES[type(rnn)], weight.chunk(len(GATE_NAMES[type(rnn)]), dim=0)):
                 radii[f"diag/spectral_radius/{name}/{gate}"] = spectral_radius(block)
-    for name, module in encoder.named_modules():  # reservoirs: frozen square `weight` buffers with a leak rate
-        weight = getattr(module, "weight", None)
-        if hasattr(module, "leak_rate") and isinstance(weight, torch.Tensor) and weight.dim() == 2:
-            radii[f"diag/spectral_radius/{name or 'reservoir'}"] = spectral_radius(weight)
     return radii
 
 
 @torch.no_grad()
-def indrnn_weights(encoder: nn.Module) -> dict[str, float]:
-    """|u| of IndRNN's element-wise recurrent weights: near the bound means near gradient explosion."""
+def indrnn_weights(encoder: Encoder) -> dict[str, float]:
+    """|u| of element-wise recurrent weights (IndRNN's u * h_{t-1}): near the bound means near gradient explosion."""
     stats = {}
-    for name, p in encoder.named_parameters():
-        if name.split(".")[-1] in ("u", "recurrent_weight", "recurrent_weights_u", "weight_hh_diag"):
-            u = p.detach().abs()
-            stats.update({f"diag/indrnn_u/{name}/mean": float(u.mean()), f"diag/indrnn_u/{name}/max": float(u.max()),
-                          f"diag/indrnn_u/{name}/min": float(u.min())})  # fmt: skip
+    for name, p in encoder.elementwise_recurrences().items():
+        u = p.detach().abs()
+        for stat in ("mean", "max", "min"):
+            stats[f"diag/indrnn_u/{name}/{stat}"] = float(getattr(u, stat)())
     return stats
 
 
@@ -191,8 +186,7 @@ def collect(model: nn.Module, batch, cfg: Config) -> dict[str, Any]:
     The model's weights, gradients and training mode are left as they were, and no random number is drawn.
     """
     encoder, task = model.encoder, model.task
-    rnn = getattr(encoder, "rnn", None)
-    rnn = rnn if isinstance(rnn, nn.RNNBase) else None
+    rnn = encoder.torch_rnn()
     was_training = model.training
     model.eval()  # dropout off: diagnostics describe the network, not one dropout mask
     try:
@@ -203,7 +197,7 @@ def collect(model: nn.Module, batch, cfg: Config) -> dict[str, Any]:
             metrics.update(hidden_gradients(model, rnn, batch, task))
         metrics.update(spectral_radii(encoder, rnn))
         metrics.update(indrnn_weights(encoder))
-        if any(hasattr(m, "leak_rate") for m in encoder.modules()):
+        if encoder.reservoir:
             metrics.update(reservoir_states(model, batch))
     finally:
         model.train(was_training)

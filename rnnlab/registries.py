@@ -1,30 +1,67 @@
-"""A Config checked against the registries it names: model families (`rnnlab.models.MODELS`) and built-in
-datasets (`rnnlab.data.DATASETS`). The one `apply_overrides` for `--set`, experiment files and Tune trials.
+"""A Config resolved against the registries it names: `cfg.model` becomes the config class of its family
+(`rnnlab.models.MODELS`), built-in dataset names are checked (`rnnlab.data.DATASETS`). The one `apply_overrides`
+for `--set`, experiment files and Tune trials.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
-from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import check_fields, set_fields
+from rnnlab.config import Config, ConfigError, ModelConfig
+from rnnlab.config.overrides import check_fields, coerce, field_paths, set_fields
 from rnnlab.data import DATASETS
-from rnnlab.models import MODELS
+from rnnlab.models import MODELS, family_of
+
+
+def switch_family(model: ModelConfig, family: str) -> ModelConfig:
+    """`model` as the config of `family`: the settings both families have carry over, the others take defaults."""
+    config_class = family_of(family).config
+    if type(model) is config_class:
+        return dataclasses.replace(model, family=family)
+    new = config_class(family=family)
+    for f in dataclasses.fields(model):
+        value = getattr(model, f.name)
+        if f.name != "family" and hasattr(new, f.name) and type(getattr(new, f.name)) is type(value):
+            setattr(new, f.name, copy.deepcopy(value))
+    return new
+
+
+def owners_of(path: str) -> list[str]:
+    """The families whose config has the dotted `path` (model.esn.units: esn)."""
+    return [name for name, family in MODELS.items() if path in field_paths(family.config(), "model.")]
 
 
 def validate(cfg: Config) -> Config:
     """Raise a ConfigError for the first invalid field or unknown registry name; return cfg unchanged otherwise."""
-    family = cfg.model.family
-    if family not in MODELS:
-        raise ConfigError("model.family", f"unknown model {family!r}; valid choices: {', '.join(MODELS)}")
+    config_class = family_of(cfg.model.family).config
+    if type(cfg.model) is not config_class:
+        raise ConfigError("model", f"family {cfg.model.family!r} takes a {config_class.__name__}, got a "
+                          f"{type(cfg.model).__name__} (rnnlab.registries.apply_overrides resolves it)")  # fmt: skip
     check_fields(cfg)
+    cfg.model.validate()
     if cfg.data.source == "builtin" and cfg.data.name not in DATASETS:
         raise ConfigError("data.name", f"unknown built-in task {cfg.data.name!r}; valid: {', '.join(DATASETS)}")
     return cfg
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """A copy of `cfg` with dotted-path overrides applied, type-checked and validated."""
+    """A copy of `cfg` with dotted-path overrides applied, type-checked and validated.
+
+    `model.family` goes first, whatever its place in `overrides`: it decides which settings `model.*` holds. A
+    setting of another family is refused naming the family it belongs to.
+    """
+    overrides = dict(overrides)
+    family = coerce("model.family", str, overrides.pop("model.family", cfg.model.family))
+    cfg = copy.copy(cfg)
+    cfg.model = switch_family(cfg.model, family)
+    paths = field_paths(cfg)
+    for path in overrides:
+        owners = [] if path in paths or not path.startswith("model.") else owners_of(path)
+        if owners:
+            which = f"{'family' if len(owners) == 1 else 'families'} {', '.join(owners)}"
+            raise ConfigError(path, f"a setting of {which}, not of model.family={family}")
     return validate(set_fields(cfg, overrides))
 
 

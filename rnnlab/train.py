@@ -136,7 +136,7 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
                                   cfg.train.max_batches)  # fmt: skip
     state = None
     # decided once per epoch, not per batch
-    after_step = getattr(model.encoder, "after_step", None) if training else None  # e.g. IndRNN's |u| bound
+    after_step = model.encoder.after_step if training else None  # e.g. IndRNN's |u| bound
     clip = training and cfg.optim.grad_clip > 0
     with torch.set_grad_enabled(training):
         for inputs, lengths, targets in batches:
@@ -224,7 +224,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
             t0 = time.perf_counter()
             if model.closed_form:
                 batches = iterate_batches(data.train, cfg.train.batch_size, device, None, cfg.train.max_batches)
-                model.fit_closed_form(batches, ridge=cfg.model.esn.ridge)
+                model.fit_closed_form(batches)
                 metrics = run_epoch(model, data, "train", cfg, device)
             else:
                 metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator, should_stop)

@@ -65,7 +65,7 @@ def prepare_data(cfg: Config) -> TaskData:
     validate(cfg)
     data = load_task_data(cfg.data, cfg.seed)
     check_metric(cfg, data.task)
-    if data.task == "lm" and cfg.model.bidirectional:
+    if data.task == "lm" and getattr(cfg.model, "bidirectional", False):
         raise ConfigError("model.bidirectional", "a language model must be unidirectional (it would see the future)")
     return data
 

@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SEARCH = str(ROOT / "experiments" / "search_digits.py")
 RUN = str(ROOT / "experiments" / "digits_lstm.py")
 BASE = """
-from rnnlab.config import Config, DataConfig, ModelConfig, SearchConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, SearchConfig, TrainConfig
+from rnnlab.models import model_config
 
-config = Config(metric="val/acc", mode="max", model=ModelConfig(family="gru", hidden_size=8),
+config = Config(metric="val/acc", mode="max", model=model_config("gru", hidden_size=8),
                 data=DataConfig(source="builtin", name="digits", task="classification"),
                 train=TrainConfig(epochs=1, max_batches=1), search=SearchConfig(samples=2))
 """

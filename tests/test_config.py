@@ -9,10 +9,44 @@ from rnnlab.registries import apply_overrides, from_flat_dict
 
 
 def test_flat_names_round_trip():
-    cfg = apply_overrides(Config(), {"model.hidden_size": "64", "optim.learning_rate": "3e-4", "model.esn.ridge": 1e-5})
+    cfg = apply_overrides(Config(), {"model.esn.ridge": 1e-5, "model.family": "esn", "optim.learning_rate": "3e-4"})
     flat = to_flat_dict(cfg)
-    assert flat["model.hidden_size"] == 64 and flat["optim.learning_rate"] == 3e-4 and flat["model.esn.ridge"] == 1e-5
+    assert flat["model.family"] == "esn" and flat["optim.learning_rate"] == 3e-4 and flat["model.esn.ridge"] == 1e-5
     assert from_flat_dict(flat) == cfg
+
+
+def test_a_run_holds_only_its_familys_settings():
+    lstm = to_flat_dict(apply_overrides(Config(), {"model.family": "lstm", "model.hidden_size": 64}))
+    assert {k for k in lstm if k.startswith("model.")} == {
+        "model.family", "model.embedding_size", "model.hidden_size", "model.num_layers", "model.bidirectional",
+        "model.dropout"}  # fmt: skip
+    esn = to_flat_dict(apply_overrides(Config(), {"model.family": "esn"}))
+    assert "model.hidden_size" not in esn and "model.nonlinearity" not in esn and esn["model.esn.units"] == 500
+    assert "model.nonlinearity" in to_flat_dict(apply_overrides(Config(), {"model.family": "elman"}))
+
+
+def test_switching_family_keeps_the_settings_both_have():
+    base = apply_overrides(Config(), {"model.hidden_size": 32, "model.num_layers": 2, "model.dropout": 0.2})
+    gru = apply_overrides(base, {"model.family": "gru"})
+    assert (gru.model.family, gru.model.hidden_size, gru.model.num_layers, gru.model.dropout) == ("gru", 32, 2, 0.2)
+    esn = apply_overrides(base, {"model.family": "esn", "model.esn.units": 40})
+    assert (esn.model.num_layers, esn.model.esn.units) == (2, 40) and not hasattr(esn.model, "hidden_size")
+    assert apply_overrides(esn, {"model.family": "indrnn"}).model.hidden_size == 128  # esn had none: the default
+
+
+@pytest.mark.parametrize(
+    "family,path,owner",
+    [
+        ("lstm", "model.esn.units", "family esn"),
+        ("lstm", "model.nonlinearity", "family elman"),
+        ("esn", "model.hidden_size", "families elman, lstm, gru"),
+        ("hopfield", "model.hopfield.beta", "family hopfield_pool"),
+    ],
+)
+def test_a_setting_of_another_family_is_refused_naming_it(family, path, owner):
+    with pytest.raises(ConfigError, match=f"a setting of {owner}.*not of model.family={family}") as err:
+        apply_overrides(Config(), {"model.family": family, path: "1"})
+    assert err.value.field == path
 
 
 def test_cli_strings_are_typed():
@@ -39,8 +73,9 @@ BAD = [
     ({"train.epochs": "0"}, "train.epochs", "must be >= 1"),
     ({"train.batch_size": "-4"}, "train.batch_size", "must be >= 1"),
     ({"data.val_fraction": "0.6", "data.test_fraction": "0.5"}, "data.test_fraction", "must be < 1"),
-    ({"model.esn.spectral_radius": "-1"}, "model.esn.spectral_radius", "must be > 0"),
-    ({"model.esn.leak_rate": "1.5"}, "model.esn.leak_rate", r"\(0, 1\]"),
+    ({"model.family": "esn", "model.esn.spectral_radius": "-1"}, "model.esn.spectral_radius", "must be > 0"),
+    ({"model.family": "esn", "model.esn.leak_rate": "1.5"}, "model.esn.leak_rate", r"\(0, 1\]"),
+    ({"model.family": "indrnn", "model.indrnn.recurrent_gamma": "0"}, "model.indrnn.recurrent_gamma", "must be > 0"),
     ({"train.device": "tpu"}, "train.device", "valid: auto, cpu, cuda"),
     ({"metric": "accuracy"}, "metric", "split/name"),
     ({"mode": "maximize"}, "mode", "valid choices: min, max"),

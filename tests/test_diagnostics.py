@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnlab.config import Config, DataConfig, ESNConfig, ModelConfig
+from rnnlab.config import Config, DataConfig
 from rnnlab.data import load_task_data
 from rnnlab.diagnostics import collect, unroll
-from rnnlab.models import build_model
+from rnnlab.models import build_model, model_config
+from rnnlab.models.esn import ESNConfig
 
 
 def adding_batch(seq_len: int, batch_size: int = 32):
@@ -19,7 +20,7 @@ def adding_batch(seq_len: int, batch_size: int = 32):
 
 
 def make_model(cfg: Config, data, **model):
-    cfg.model = ModelConfig(**model)
+    cfg.model = model_config(**model)
     torch.manual_seed(0)
     return build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
 
@@ -27,7 +28,7 @@ def make_model(cfg: Config, data, **model):
 @pytest.mark.parametrize("family", ["elman", "lstm", "gru"])
 def test_unroll_matches_the_fused_kernel_with_padding_layers_and_directions(family):
     torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(family=family, hidden_size=8, num_layers=2, bidirectional=True))
+    cfg = Config(model=model_config(family, hidden_size=8, num_layers=2, bidirectional=True))
     model = build_model(cfg, 3, 0, 2, "classification")
     x_BTD, lengths_B = torch.randn(4, 7, 3), torch.tensor([7, 5, 2, 6])
     out_ref, last_ref, _ = model.encoder(x_BTD, lengths_B)
@@ -72,7 +73,7 @@ def test_collect_reports_gru_diagnostics_and_leaves_the_model_untouched():
 
 def test_esn_reports_its_spectral_radius_and_state_statistics():
     cfg, data, batch = adding_batch(seq_len=30, batch_size=8)
-    cfg.model = ModelConfig(family="esn", esn=ESNConfig(units=50, spectral_radius=0.8, density=0.5))
+    cfg.model = model_config("esn", esn=ESNConfig(units=50, spectral_radius=0.8, density=0.5))
     torch.manual_seed(0)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
     metrics = collect(model, batch, cfg)

@@ -148,11 +148,12 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
 # --- 2, 4, 5. worker kill, divergence, memory cap in one search ------------------------------------------------
 
 FAULTS_EXPERIMENT = """
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, SearchConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, SearchConfig, TrainConfig
+from rnnlab.models import model_config
 
 config = Config(
     name="faults", metric="val/loss", mode="min",
-    model=ModelConfig(family="gru", hidden_size=32),
+    model=model_config("gru", hidden_size=32),
     data=DataConfig(source="local", name={clean!r}, task="regression", normalize=False),
     optim=OptimConfig(learning_rate=1e-3),
     train=TrainConfig(epochs=5, batch_size=16),
@@ -280,10 +281,11 @@ def test_kill_during_checkpoint_save_never_leaves_a_loadable_torn_file(tmp_path,
 
 def test_a_real_runs_checkpoint_loads_with_weights_only(tmp_path):
     from rnnlab.checkpoint import STATE, list_checkpoints
-    from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
+    from rnnlab.config import Config, DataConfig, TrainConfig
+    from rnnlab.models import model_config
     from rnnlab.trial import run_trial
 
-    cfg = Config(metric="val/acc", mode="max", model=ModelConfig(family="lstm", hidden_size=8),
+    cfg = Config(metric="val/acc", mode="max", model=model_config("lstm", hidden_size=8),
                  data=DataConfig(source="builtin", name="digits", task="classification"),
                  train=TrainConfig(epochs=1, max_batches=2))  # fmt: skip
     run_trial(cfg, None, tmp_path / "r")
@@ -297,9 +299,10 @@ def test_a_real_runs_checkpoint_loads_with_weights_only(tmp_path):
 # --- 6. SIGTERM / SIGKILL of `rnnlab run` with W&B offline -------------------------------------------------------
 
 RUN_EXPERIMENT = """
-from rnnlab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrackingConfig, TrainConfig
+from rnnlab.models import model_config
 
-config = Config(name="sigterm", metric="val/acc", mode="max", model=ModelConfig(family="lstm", hidden_size=64),
+config = Config(name="sigterm", metric="val/acc", mode="max", model=model_config("lstm", hidden_size=64),
                 data=DataConfig(source="builtin", name="digits", task="classification"),
                 train=TrainConfig(epochs=40, batch_size=32, max_batches=15), tracking=TrackingConfig(mode="offline"))
 """

@@ -20,8 +20,8 @@ from rnnlab.models import indrnn_kernel
 TRAIN = (
     "import logging, torch; logging.basicConfig(format='%(message)s'); "
     "from rnnlab.models import indrnn_kernel; from rnnlab.models.indrnn import IndRNN; "
-    "from rnnlab.config import ModelConfig; "
-    "model = IndRNN(ModelConfig(family='indrnn', hidden_size=4), 2); x = torch.randn(3, 5, 2); "
+    "from rnnlab.models import model_config; "
+    "model = IndRNN(model_config('indrnn', hidden_size=4), 2); x = torch.randn(3, 5, 2); "
     "[model(x, torch.full((3,), 5))[0].sum().backward() for _ in range(2)]; "
     "print('kernel:', 'cpp' if indrnn_kernel._module is not None else 'python')"
 )

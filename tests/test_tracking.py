@@ -13,13 +13,14 @@ from rnnlab.cli import main
 from rnnlab.tracking.wandb_log import logged_steps, read_history, read_records, run_logs
 
 EXPERIMENT = """
-from rnnlab.config import Config, DataConfig, ModelConfig, TrackingConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, TrackingConfig, TrainConfig
+from rnnlab.models import model_config
 
 config = Config(
     name="tiny_digits",
     metric="val/acc",
     mode="max",
-    model=ModelConfig(family="gru", hidden_size=16),
+    model=model_config("gru", hidden_size=16),
     data=DataConfig(source="builtin", name="digits", task="classification"),
     train=TrainConfig(epochs=2, batch_size=64, max_batches=2, diagnostics_every=1),
     tracking=TrackingConfig(mode="offline", tags=["smoke"], log_checkpoints=True),
@@ -78,6 +79,7 @@ def test_every_epoch_metric_config_group_and_summary_are_in_the_run(resumed_run)
     run = runs[-1]["run"]
     config = {u.key: json.loads(u.value_json) for u in run.config.update}
     assert config["model.hidden_size"] == 16 and config["optim.learning_rate"] == 1e-3
+    assert not any(k.startswith(("model.esn.", "model.indrnn.", "model.nonlinearity")) for k in config)  # gru's only
     assert config["provenance.packages.torch"] and config["provenance.seed"] == 0
     assert run.run_group == "tiny_digits" and run.job_type == "run"
     assert {"gru", "digits", "classification", "smoke"} <= set(run.tags)
@@ -96,6 +98,36 @@ def test_every_epoch_metric_config_group_and_summary_are_in_the_run(resumed_run)
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["data.fingerprint"] == result["data/fingerprint"]
     assert provenance["packages.wandb"] and provenance["python"]
+
+
+def test_indrnn_diagnostics_and_only_its_own_settings_reach_the_run(tmp_path, monkeypatch):
+    """|u| of every IndRNN layer is in the W&B history, equal to the checkpointed weights; the W&B config holds
+    IndRNN's settings and no other family's."""
+    from rnnlab.checkpoint import load_latest
+
+    experiment = tmp_path / "tiny_indrnn.py"
+    indrnn = 'model_config("indrnn", hidden_size=8, num_layers=2)'
+    experiment.write_text(
+        EXPERIMENT.replace('model_config("gru", hidden_size=16)', indrnn).replace("epochs=2", "epochs=1")
+    )
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["run", str(experiment), "--out", str(out)]) == 0
+    run = read_run(next((out / "wandb").glob("offline-run-*")))
+    row = next(r for r in run["history"] if r.get("epoch") == 1)
+    names = [f"layers.{layer}.0.recurrent" for layer in (0, 1)]
+    assert {k for k in row if k.startswith("diag/indrnn_u/")} == {
+        f"diag/indrnn_u/{n}/{stat}" for n in names for stat in ("mean", "max", "min")}  # fmt: skip
+    weights = load_latest(out / "checkpoints", map_location="cpu")["model"]
+    for name in names:
+        u = weights[f"encoder.{name}"].abs()
+        assert row[f"diag/indrnn_u/{name}/max"] == pytest.approx(float(u.max()))
+        assert row[f"diag/indrnn_u/{name}/mean"] == pytest.approx(float(u.mean()))
+        assert float(u.max()) <= 2.0 ** (1 / 8) + 1e-6  # the bound gamma^(1/T) on digits' 8 rows
+    config = {u.key for u in run["run"].config.update}
+    assert {"model.indrnn.recurrent_gamma", "model.hidden_size"} <= config
+    assert not any(k.startswith(("model.esn.", "model.hopfield.", "model.nonlinearity")) for k in config)
 
 
 def test_resume_continues_the_same_run_with_increasing_steps(resumed_run):

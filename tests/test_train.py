@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from rnnlab.checkpoint import list_checkpoints, load_latest, save_checkpoint
-from rnnlab.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
 from rnnlab.data import load_task_data
+from rnnlab.models import model_config
 from rnnlab.trial import read_metrics, run_trial
 
 
@@ -15,7 +16,7 @@ def small_config(**train) -> Config:
     return Config(
         metric="val/acc",
         mode="max",
-        model=ModelConfig(family="gru", hidden_size=16),
+        model=model_config("gru", hidden_size=16),
         data=DataConfig(source="builtin", name="digits", task="classification"),
         optim=OptimConfig(learning_rate=1e-2, schedule="cosine"),
         train=TrainConfig(**{"epochs": 4, "batch_size": 32, "max_batches": 8, **train}),

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.config import Config, ModelConfig
-from rnnlab.models import build_model, indrnn, indrnn_kernel
-from rnnlab.models.esn import ESN, memory_capacity
+from rnnlab.config import Config
+from rnnlab.models import build_model, indrnn, indrnn_kernel, model_config
+from rnnlab.models.esn import ESN, ESNModelConfig, memory_capacity
 from rnnlab.models.hopfield import HopfieldLayer, HopfieldMemory
-from rnnlab.models.indrnn import IndRNN, IndRNNKernelRecurrence, IndRNNRecurrence
+from rnnlab.models.indrnn import IndRNN, IndRNNKernelRecurrence, IndRNNModelConfig, IndRNNRecurrence
 
 # --- echo state network ----------------------------------------------------------------------------------------
 
 
-def esn_config(**esn) -> ModelConfig:
-    cfg = ModelConfig(family="esn")
+def esn_config(**esn) -> ESNModelConfig:
+    cfg = model_config("esn")
     cfg.esn = dataclasses.replace(cfg.esn, **{"units": 50, "density": 0.2, **esn})
     return cfg
 
@@ -81,7 +81,7 @@ def test_esn_ridge_readout_matches_numpy_least_squares():
     x = torch.randn(2, 40, 1, dtype=torch.float64)
     y = torch.roll(x, -1, dims=1)
     lengths = torch.tensor([40, 30])
-    model.fit_closed_form([(x, lengths, y)], ridge=1e-3)
+    model.fit_closed_form([(x, lengths, y)])  # the encoder's readout_ridge: model.esn.ridge
     features = model.encoder(x, lengths)[0].numpy()
     rows = [(b, t) for b in range(2) for t in range(5, int(lengths[b]))]
     X = np.array([np.append(features[b, t], 1.0) for b, t in rows])
@@ -113,8 +113,8 @@ def test_esn_memory_capacity_is_bounded_by_the_units():
 # --- IndRNN ----------------------------------------------------------------------------------------------------
 
 
-def indrnn_config(**indrnn) -> ModelConfig:
-    cfg = ModelConfig(family="indrnn", hidden_size=6)
+def indrnn_config(**indrnn) -> IndRNNModelConfig:
+    cfg = model_config("indrnn", hidden_size=6)
     cfg.indrnn = dataclasses.replace(cfg.indrnn, **indrnn)
     return cfg
 
@@ -270,8 +270,8 @@ def test_indrnn_falls_back_when_the_build_fails_in_a_fresh_process(tmp_path):
     log line."""
     code = (
         "import logging, torch; logging.basicConfig(format='%(message)s'); "
-        "from rnnlab.models.indrnn import IndRNN; from rnnlab.config import ModelConfig; "
-        "model = IndRNN(ModelConfig(family='indrnn', hidden_size=4), 2); x = torch.randn(3, 5, 2); "
+        "from rnnlab.models.indrnn import IndRNN; from rnnlab.models import model_config; "
+        "model = IndRNN(model_config('indrnn', hidden_size=4), 2); x = torch.randn(3, 5, 2); "
         "[model(x, torch.full((3,), 5))[0].sum().backward() for _ in range(2)]; "
         "assert model.layers[0][0].recurrent.grad.abs().sum() > 0"
     )
@@ -287,7 +287,7 @@ def test_indrnn_kernel_compiles_lazily_in_a_fresh_process():
     """Importing the models (and building an IndRNN) compiles nothing: the build waits for the first forward."""
     code = (
         "import sys; from rnnlab.models import indrnn_kernel; from rnnlab.models.indrnn import IndRNN; "
-        "from rnnlab.config import ModelConfig; IndRNN(ModelConfig(family='indrnn', hidden_size=4), 2); "
+        "from rnnlab.models import model_config; IndRNN(model_config('indrnn', hidden_size=4), 2); "
         "assert indrnn_kernel._module is None and 'torch.utils.cpp_extension' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -329,7 +329,7 @@ def test_indrnn_bidirectional_with_batch_norm_and_residual_ignores_padding():
 
 
 def hopfield_memory(rule: str, update: str, size: int) -> HopfieldMemory:
-    cfg = ModelConfig(family="hopfield")
+    cfg = model_config("hopfield")
     cfg.hopfield = dataclasses.replace(cfg.hopfield, rule=rule, update=update, max_iterations=20)
     return HopfieldMemory(cfg, size)
 
@@ -391,7 +391,7 @@ def test_modern_hopfield_layer_is_the_update_rule_without_projections():
 @pytest.mark.parametrize("encoder", ["none", "lstm", "gru"])
 def test_hopfield_pooling_learns_over_an_encoder(encoder):
     torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(family="hopfield_pool", hidden_size=8))
+    cfg = Config(model=model_config("hopfield_pool", hidden_size=8))
     cfg.model.hopfield = dataclasses.replace(cfg.model.hopfield, encoder=encoder, num_queries=2)
     model = build_model(cfg, input_size=3, vocab_size=0, output_size=2, task="classification")
     assert model.encoder.output_size == 16

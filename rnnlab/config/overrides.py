@@ -6,6 +6,7 @@ and `check_fields` and adds what needs the model families and built-in datasets.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -14,7 +15,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from rnnlab.config.schema import Config, ConfigError
+from rnnlab.config.schema import Config, ConfigError, check
 
 # --- flattening and overrides ----------------------------------------------------------------------------------
 
@@ -37,12 +38,14 @@ def to_flat_dict(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def field_paths(cls: type = Config, prefix: str = "") -> dict[str, Any]:
-    """Every dotted path of `cls` and its type annotation."""
+def field_paths(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """Every dotted path of the dataclass tree `cfg` and its type annotation, following the instances' own types
+    (`cfg.model` is the config class of its family)."""
     paths: dict[str, Any] = {}
-    for name, tp in _field_types(cls).items():
-        if dataclasses.is_dataclass(tp):
-            paths.update(field_paths(tp, f"{prefix}{name}."))
+    for name, tp in _field_types(type(cfg)).items():
+        value = getattr(cfg, name)
+        if dataclasses.is_dataclass(value):
+            paths.update(field_paths(value, f"{prefix}{name}."))
         else:
             paths[f"{prefix}{name}"] = tp
     return paths
@@ -115,8 +118,8 @@ def coerce(path: str, tp: Any, value: Any) -> Any:
 
 def set_fields(cfg: Config, overrides: dict[str, Any]) -> Config:
     """A copy of `cfg` with dotted-path overrides applied and type-coerced (unknown paths refused)."""
-    cfg = copy_config(cfg)
-    paths = field_paths(type(cfg))
+    cfg = copy.deepcopy(cfg)
+    paths = field_paths(cfg)
     for path, value in overrides.items():
         if path not in paths:
             raise ConfigError(path, f"unknown field; {_closest(path, paths)}")
@@ -139,22 +142,6 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
     return out
 
 
-def copy_config(cfg: Config) -> Config:
-    return from_plain(type(cfg), dataclasses.asdict(cfg))
-
-
-def from_plain(cls: type, data: dict[str, Any]) -> Any:
-    """A dataclass tree from nested plain dicts (as json.load gives back from `dataclasses.asdict`)."""
-    kwargs = {}
-    types_ = _field_types(cls)
-    for name, value in data.items():
-        tp = types_.get(name)
-        if tp is None:
-            raise ConfigError(name, f"unknown field of {cls.__name__}")
-        kwargs[name] = from_plain(tp, value) if dataclasses.is_dataclass(tp) else value
-    return cls(**kwargs)
-
-
 def _closest(path: str, paths: dict[str, Any]) -> str:
     import difflib
 
@@ -169,79 +156,56 @@ def _closest(path: str, paths: dict[str, Any]) -> str:
 # --- validation ------------------------------------------------------------------------------------------------
 
 
-def _check(ok: bool, path: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(path, message)
-
-
 def _check_types(obj: Any, prefix: str = "") -> None:
     for name, tp in _field_types(type(obj)).items():
         value = getattr(obj, name)
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
             _check_types(value, f"{prefix}{name}.")
         elif tp is float and type(value) is int:  # `weight_decay=0` in an experiment file means 0.0
             setattr(obj, name, float(value))
         else:
             coerced = coerce(f"{prefix}{name}", tp, value)
-            _check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
+            check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
 
 
 def check_fields(cfg: Config) -> Config:
-    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise (registry names aside)."""
+    """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise. The model's settings are
+    checked by its family's config (`cfg.model.validate()`); names of registry entries by `rnnlab.registries`."""
     _check_types(cfg)
-    m, d, o, t, s = cfg.model, cfg.data, cfg.optim, cfg.train, cfg.search
-    _check(m.hidden_size > 0, "model.hidden_size", f"must be > 0, got {m.hidden_size}")
-    _check(m.num_layers >= 1, "model.num_layers", f"must be >= 1, got {m.num_layers}")
-    _check(0.0 <= m.dropout < 1.0, "model.dropout", f"must be in [0, 1), got {m.dropout}")
-    _check(m.embedding_size > 0, "model.embedding_size", f"must be > 0, got {m.embedding_size}")
-    e = m.esn
-    _check(e.units > 0, "model.esn.units", f"must be > 0, got {e.units}")
-    _check(e.spectral_radius > 0, "model.esn.spectral_radius", f"must be > 0, got {e.spectral_radius}")
-    _check(0 < e.leak_rate <= 1, "model.esn.leak_rate", f"must be in (0, 1], got {e.leak_rate}")
-    _check(0 < e.density <= 1, "model.esn.density", f"must be in (0, 1], got {e.density}")
-    _check(0 < e.input_density <= 1, "model.esn.input_density", f"must be in (0, 1], got {e.input_density}")
-    _check(e.input_scaling > 0, "model.esn.input_scaling", f"must be > 0, got {e.input_scaling}")
-    _check(e.bias_scaling >= 0, "model.esn.bias_scaling", f"must be >= 0, got {e.bias_scaling}")
-    _check(e.washout >= 0, "model.esn.washout", f"must be >= 0, got {e.washout}")
-    _check(e.ridge >= 0, "model.esn.ridge", f"must be >= 0, got {e.ridge}")
-    _check(m.indrnn.recurrent_gamma > 0, "model.indrnn.recurrent_gamma", "must be > 0")
-    _check(m.indrnn.time_steps >= 0, "model.indrnn.time_steps", "must be >= 0 (0: the data's length)")
-    _check(m.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {m.hopfield.beta}")
-    _check(m.hopfield.max_iterations >= 1, "model.hopfield.max_iterations", "must be >= 1")
-    _check(m.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
-    _check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
-    _check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
-    _check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
+    d, o, t, s = cfg.data, cfg.optim, cfg.train, cfg.search
+    check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
+    check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
+    check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
     for name in ("max_vocab", "min_freq", "seq_len", "num_samples", "horizon"):
-        _check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
-    _check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
-    _check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
-    _check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
-    _check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-    _check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
-    _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
-    _check(o.step_size >= 1, "optim.step_size", "must be >= 1")
-    _check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
-    _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
-    _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
-    _check(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)")
-    _check(t.bptt >= 1, "train.bptt", "must be >= 1")
-    _check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
-    _check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
-    _check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
+        check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
+    check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
+    check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
+    check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
+    check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
+    check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
+    check(o.step_size >= 1, "optim.step_size", "must be >= 1")
+    check(0 < o.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {o.gamma}")
+    check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
+    check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    check(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)")
+    check(t.bptt >= 1, "train.bptt", "must be >= 1")
+    check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
+    check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
+    check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
            f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N")  # fmt: skip
-    _check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
-    _check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
-    _check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
-    _check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
-    _check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
-    _check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
+    check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
+    check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
+    check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
+    check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
+    check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
+    check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
            f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}")  # fmt: skip
-    _check(s.trial_time_limit_s >= 0, "search.trial_time_limit_s",
-           f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}")  # fmt: skip
-    _check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
-    _check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
+    check(s.trial_time_limit_s >= 0, "search.trial_time_limit_s",
+          f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}")  # fmt: skip
+    check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
+    check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:
         name, _, mode = obj.partition(":")
-        _check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
+        check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
     return cfg

@@ -2,7 +2,7 @@
 
 One name per hyperparameter: the dotted field path (`model.hidden_size`, `optim.learning_rate`) is the `--set`
 flag, the Optuna parameter, the W&B config key and the Ray result column. `overrides.py`, next to this module, sets
-and checks fields by that path.
+and checks fields by that path. A model family's settings live in its own config class, beside its model.
 """
 
 from __future__ import annotations
@@ -22,60 +22,26 @@ class ConfigError(ValueError):
         return type(self), (self.field, self.message)
 
 
+def check(ok: bool, path: str, message: str) -> None:
+    """A ConfigError for `path` unless `ok`."""
+    if not ok:
+        raise ConfigError(path, message)
+
+
 # --- model -----------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class ESNConfig:
-    """Echo state network: leaky reservoir x[t] = (1-a) x[t-1] + a tanh(W_in u[t] + W x[t-1] + b)."""
-
-    units: int = 500
-    spectral_radius: float = 0.9
-    leak_rate: float = 0.3
-    input_scaling: float = 1.0
-    density: float = 0.1  # fraction of non-zero recurrent weights
-    input_density: float = 1.0  # fraction of non-zero input weights
-    bias_scaling: float = 0.0
-    washout: int = 0  # leading time steps left out of the ridge fit
-    ridge: float = 1e-6
-    readout: Literal["ridge", "gradient"] = "ridge"
-    pooling: Literal["last", "mean"] = "last"  # state summary for sequence-level tasks
-
-
-@dataclass
-class IndRNNConfig:
-    """IndRNN (Li et al., 2018): h_t = relu(W x_t + u * h_{t-1} + b), |u| <= gamma^(1/T)."""
-
-    recurrent_gamma: float = 2.0  # largest gradient growth allowed over the sequence
-    time_steps: int = 0  # T in the bound; 0 takes the data's sequence length
-    batch_norm: bool = False
-    residual: bool = False
-
-
-@dataclass
-class HopfieldConfig:
-    """Classical binary Hopfield memory and modern continuous Hopfield layers (Ramsauer et al., 2021)."""
-
-    rule: Literal["hebbian", "storkey"] = "hebbian"
-    update: Literal["sync", "async"] = "async"
-    max_iterations: int = 20
-    beta: float = 1.0  # inverse temperature of the modern update softmax(beta X^T xi)
-    num_queries: int = 1  # learned query patterns of Hopfield pooling
-    encoder: Literal["none", "lstm", "gru"] = "none"  # recurrent encoder under the pooling layer
-
-
-@dataclass
 class ModelConfig:
+    """What every family's config has. Each family's own config subclasses it beside its model
+    (`rnnlab.models.MODELS[family].config`); `rnnlab.registries` turns this base into the named family's config."""
+
     family: str = "lstm"  # a key of rnnlab.models.MODELS
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0  # between stacked layers
-    nonlinearity: Literal["tanh", "relu"] = "tanh"  # Elman RNN only
     embedding_size: int = 64  # for token inputs
-    esn: ESNConfig = field(default_factory=ESNConfig)
-    indrnn: IndRNNConfig = field(default_factory=IndRNNConfig)
-    hopfield: HopfieldConfig = field(default_factory=HopfieldConfig)
+
+    def validate(self) -> None:
+        """Raise a ConfigError (path `model.<field>`) for the first invalid setting; families extend it."""
+        check(self.embedding_size > 0, "model.embedding_size", f"must be > 0, got {self.embedding_size}")
 
 
 # --- data ------------------------------------------------------------------------------------------------------

@@ -1,39 +1,56 @@
-"""The model registry: one entry per recurrent family, each an encoder class `Encoder(cfg: ModelConfig, input_size)`.
+"""The model registry: one `Family` per recurrent family, its config class (beside its model) and its encoder.
 
-Every encoder follows the contract of `rnnlab.models.rnn.TorchRNN`: forward(x_BTD, lengths_B, state) returns
-(out_BTH, last_BH, state) and it exposes `output_size`. `build_model` puts the task's embedding and head around it.
+Every encoder keeps the contract of `rnnlab.models.encoder.Encoder`: forward(x_BTD, lengths_B, state) returns
+(out_BTH, last_BH, state). `build_model` puts the task's embedding and head around it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from rnnlab.config import Config, ConfigError
-from rnnlab.models.esn import ESN
-from rnnlab.models.hopfield import HopfieldMemory, HopfieldPooling
-from rnnlab.models.indrnn import IndRNN
-from rnnlab.models.rnn import GRU, LSTM, ElmanRNN
+from rnnlab.config import Config, ConfigError, ModelConfig
+from rnnlab.models.encoder import Family, RecurrentConfig
+from rnnlab.models.esn import ESN, ESNModelConfig
+from rnnlab.models.hopfield import HopfieldMemory, HopfieldModelConfig, HopfieldPooling, HopfieldPoolModelConfig
+from rnnlab.models.indrnn import IndRNN, IndRNNModelConfig
+from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
 
-MODELS: dict[str, type[nn.Module]] = {
-    "elman": ElmanRNN,
-    "lstm": LSTM,
-    "gru": GRU,
-    "esn": ESN,
-    "indrnn": IndRNN,
-    "hopfield": HopfieldMemory,
-    "hopfield_pool": HopfieldPooling,
+MODELS: dict[str, Family] = {
+    "elman": Family(ElmanConfig, ElmanRNN),
+    "lstm": Family(RecurrentConfig, LSTM),
+    "gru": Family(RecurrentConfig, GRU),
+    "esn": Family(ESNModelConfig, ESN),
+    "indrnn": Family(IndRNNModelConfig, IndRNN),
+    "hopfield": Family(HopfieldModelConfig, HopfieldMemory),
+    "hopfield_pool": Family(HopfieldPoolModelConfig, HopfieldPooling),
 }
 
 
+def family_of(name: str) -> Family:
+    if name not in MODELS:
+        raise ConfigError("model.family", f"unknown model {name!r}; valid choices: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_config(family: str, **settings: Any) -> ModelConfig:
+    """The config of `family` with `settings` (its own fields; a field of another family is a ConfigError)."""
+    config_class = family_of(family).config
+    try:
+        return config_class(family=family, **settings)
+    except TypeError as err:
+        raise ConfigError("model", f"{err} (family {family!r}, config {config_class.__name__})") from None
+
+
 def build_model(cfg: Config, input_size: int, vocab_size: int, output_size: int, task: str) -> SequenceModel:
-    """The task model for `cfg.model.family`; token inputs (vocab_size > 0) get an embedding first."""
-    if cfg.model.family not in MODELS:
-        raise ConfigError("model.family", f"unknown model {cfg.model.family!r}; valid choices: {', '.join(MODELS)}")
-    if task == "lm" and cfg.model.bidirectional:
+    """The task model for `cfg.model`; token inputs (vocab_size > 0) get an embedding first."""
+    family = family_of(cfg.model.family)
+    if task == "lm" and getattr(cfg.model, "bidirectional", False):
         raise ConfigError("model.bidirectional", "a language model must be unidirectional (it would see the future)")
     encoder_input = cfg.model.embedding_size if vocab_size else input_size
-    encoder = MODELS[cfg.model.family](cfg.model, encoder_input)
+    encoder = family.build(cfg.model, encoder_input)
     return SequenceModel(encoder, task, output_size, vocab_size, cfg.model.embedding_size)
 
 

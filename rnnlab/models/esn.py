@@ -8,11 +8,57 @@ regression (`readout="ridge"`) or by gradient. Also here: closed-loop generation
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import torch
 from torch import nn
 
-from rnnlab.config import ModelConfig
-from rnnlab.models.sequence import reverse_padded, ridge_regression
+from rnnlab.config import ModelConfig, check
+from rnnlab.models.encoder import Encoder, last_valid, reverse_padded, valid_mask
+from rnnlab.models.sequence import ridge_regression
+
+
+@dataclass
+class ESNConfig:
+    """The reservoir and its readout (`model.esn.*`)."""
+
+    units: int = 500
+    spectral_radius: float = 0.9
+    leak_rate: float = 0.3
+    input_scaling: float = 1.0
+    density: float = 0.1  # fraction of non-zero recurrent weights
+    input_density: float = 1.0  # fraction of non-zero input weights
+    bias_scaling: float = 0.0
+    washout: int = 0  # leading time steps left out of the ridge fit
+    ridge: float = 1e-6
+    readout: Literal["ridge", "gradient"] = "ridge"
+    pooling: Literal["last", "mean"] = "last"  # state summary for sequence-level tasks
+
+
+@dataclass
+class ESNModelConfig(ModelConfig):
+    """A deep (num_layers reservoirs) and optionally bidirectional echo state network."""
+
+    family: str = "esn"
+    num_layers: int = 1
+    bidirectional: bool = False
+    esn: ESNConfig = field(default_factory=ESNConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        e = self.esn
+        check(self.num_layers >= 1, "model.num_layers", f"must be >= 1, got {self.num_layers}")
+        check(e.units > 0, "model.esn.units", f"must be > 0, got {e.units}")
+        check(e.spectral_radius > 0, "model.esn.spectral_radius", f"must be > 0, got {e.spectral_radius}")
+        check(0 < e.leak_rate <= 1, "model.esn.leak_rate", f"must be in (0, 1], got {e.leak_rate}")
+        check(0 < e.density <= 1, "model.esn.density", f"must be in (0, 1], got {e.density}")
+        check(0 < e.input_density <= 1, "model.esn.input_density", f"must be in (0, 1], got {e.input_density}")
+        check(e.input_scaling > 0, "model.esn.input_scaling", f"must be > 0, got {e.input_scaling}")
+        check(e.bias_scaling >= 0, "model.esn.bias_scaling", f"must be >= 0, got {e.bias_scaling}")
+        check(e.washout >= 0, "model.esn.washout", f"must be >= 0, got {e.washout}")
+        check(e.ridge >= 0, "model.esn.ridge", f"must be >= 0, got {e.ridge}")
+
 
 # CSR beats a dense product once rows hold enough non-zeros (measured on CPU, B = 1 and 64, N = 200..2000, in
 # benchmarks/esn_vs_reservoirpy.py): from ~500 units at density 0.1; denser reservoirs stay dense.
@@ -20,7 +66,7 @@ SPARSE_MIN_UNITS = 500
 SPARSE_MAX_DENSITY = 0.1
 
 
-def draw_reservoir(units: int, input_size: int, cfg, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def draw_reservoir(units: int, input_size: int, cfg: ESNModelConfig, generator: torch.Generator) -> dict:
     """W_in, W, b of one reservoir in float64, W rescaled so its largest |eigenvalue| is exactly spectral_radius."""
     e = cfg.esn
 
@@ -42,7 +88,7 @@ def draw_reservoir(units: int, input_size: int, cfg, generator: torch.Generator)
 class Reservoir(nn.Module):
     """One leaky reservoir layer in one direction; its weights are buffers (saved, moved, never optimised)."""
 
-    def __init__(self, units: int, input_size: int, cfg: ModelConfig, generator: torch.Generator):
+    def __init__(self, units: int, input_size: int, cfg: ESNModelConfig, generator: torch.Generator):
         super().__init__()
         for name, tensor in draw_reservoir(units, input_size, cfg, generator).items():
             self.register_buffer(name, tensor)
@@ -98,17 +144,19 @@ class Reservoir(nn.Module):
         return weight
 
 
-class ESN(nn.Module):
+class ESN(Encoder):
     """Echo state network encoder (see the module docstring), stacked (deep ESN) and optionally bidirectional.
 
     Layer l > 0 reads layer l-1's states (both directions concatenated). The features, per step and summary,
     are the concatenation of every layer's and direction's states (Gallicchio et al., 2017, "Deep reservoir
-    computing"), so `output_size = units * num_layers * directions`; `model.hidden_size` is not used.
+    computing"), so `output_size = units * num_layers * directions`.
     The weights come from a generator seeded with `torch.initial_seed()` at build time: `run_trial` seeds torch
     with the trial seed first, so the reservoir is a function of the trial seed.
     """
 
-    def __init__(self, cfg: ModelConfig, input_size: int):
+    reservoir = True
+
+    def __init__(self, cfg: ESNModelConfig, input_size: int):
         super().__init__()
         e = cfg.esn
         generator = torch.Generator().manual_seed(torch.initial_seed())
@@ -120,17 +168,22 @@ class ESN(nn.Module):
         self.output_size = e.units * cfg.num_layers * self.directions
         self.units = e.units
         self.pooling = e.pooling
+        self.bidirectional = cfg.bidirectional
         self.closed_form = e.readout == "ridge"
+        self.readout_ridge = e.ridge
         self.warmup_steps = e.washout
+
+    def recurrent_matrices(self) -> dict[str, torch.Tensor]:
+        """Each reservoir's W, named by its module path (`layers.0.1`: layer 0, backward direction)."""
+        layers = enumerate(self.layers)
+        return {f"layers.{i}.{d}": r.weight for i, directions in layers for d, r in enumerate(directions)}
 
     def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
         """state: (layers * directions, B, units) last valid states, as torch RNNs; only forward passes resume."""
         B, T, _ = x_BTD.shape
         dtype = torch.float64 if x_BTD.dtype == torch.float64 else torch.float32
         x_BTD = x_BTD.to(dtype)
-        valid_BT1 = (torch.arange(T, device=x_BTD.device)[None, :] < lengths_B.to(x_BTD.device)[:, None])[..., None]
-        last_index = (lengths_B.to(x_BTD.device) - 1).clamp(min=0)
-        rows = torch.arange(B, device=x_BTD.device)
+        valid_BT1 = valid_mask(lengths_B, T, x_BTD.device)[..., None]
         features, finals = [], []
         layer_input = x_BTD
         for layer, directions in enumerate(self.layers):
@@ -139,7 +192,7 @@ class ESN(nn.Module):
                 index = layer * self.directions + direction
                 if direction == 0:
                     states = reservoir(layer_input, state[index] if state is not None else None)
-                    finals.append(states[rows, last_index])
+                    finals.append(last_valid(states, lengths_B))
                 else:  # reversed within each length, so the backward pass starts at the last valid step
                     states = reverse_padded(reservoir(reverse_padded(layer_input, lengths_B)), lengths_B)
                     finals.append(states[:, 0])

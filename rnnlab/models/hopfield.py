@@ -7,13 +7,59 @@ Modern (Ramsauer et al., "Hopfield Networks is All You Need", ICLR 2021):  xi_ne
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import torch
 from torch import nn
 
-from rnnlab.config import ModelConfig
+from rnnlab.config import ModelConfig, check
+from rnnlab.models.encoder import Encoder, RecurrentConfig, last_valid, valid_mask
 from rnnlab.models.rnn import GRU, LSTM
 
 UPDATE_ORDER_SEED = 0  # seeds the unit order of asynchronous updates, fresh at every recall: recall is deterministic
+
+
+@dataclass
+class HopfieldConfig:
+    """The classical memory's settings (`model.hopfield.*` of family `hopfield`)."""
+
+    rule: Literal["hebbian", "storkey"] = "hebbian"
+    update: Literal["sync", "async"] = "async"
+    max_iterations: int = 20
+
+
+@dataclass
+class HopfieldModelConfig(ModelConfig):
+    family: str = "hopfield"
+    hopfield: HopfieldConfig = field(default_factory=HopfieldConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.hopfield.max_iterations >= 1, "model.hopfield.max_iterations", "must be >= 1")
+
+
+@dataclass
+class HopfieldPoolingConfig:
+    """Hopfield pooling's settings (`model.hopfield.*` of family `hopfield_pool`)."""
+
+    beta: float = 1.0  # inverse temperature of the modern update softmax(beta X^T xi)
+    num_queries: int = 1  # learned query patterns
+    encoder: Literal["none", "lstm", "gru"] = "none"  # recurrent encoder under the pooling layer
+
+
+@dataclass
+class HopfieldPoolModelConfig(RecurrentConfig):
+    """hidden_size is the width of the queries and retrieved patterns; an encoder under the pooling also uses
+    num_layers, bidirectional and dropout."""
+
+    family: str = "hopfield_pool"
+    hopfield: HopfieldPoolingConfig = field(default_factory=HopfieldPoolingConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {self.hopfield.beta}")
+        check(self.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
 
 
 def hebbian_weights(patterns_PN: torch.Tensor) -> torch.Tensor:
@@ -39,20 +85,20 @@ def sign_keep(field: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
     return torch.where(field > 0, 1.0, torch.where(field < 0, -1.0, previous)).to(previous.dtype)
 
 
-class HopfieldMemory(nn.Module):
+class HopfieldMemory(Encoder):
     """Classical binary Hopfield memory for the `recall` task, fit in closed form (`fit_closed_form`).
 
     What the encoder contract means here: every step of x (B, T, D) is an independent cue, recalled to a stored
     pattern (a ±1 vector of width D = input_size = output_size); `out_BTH` holds the recalls (zeros past a
     sequence's length), `last_BH` the recall of the last valid step (for the recall task's single-step cues, the
     recalled pattern), `state` is None. Recall is a sign threshold, so no gradient flows (`sequence_encoder = False`
-    keeps it out of the sequence-model contract tests); `model.bidirectional` and `hidden_size` do not apply.
+    keeps it out of the sequence-model contract tests).
     """
 
     closed_form = True
     sequence_encoder = False
 
-    def __init__(self, cfg: ModelConfig, input_size: int):
+    def __init__(self, cfg: HopfieldModelConfig, input_size: int):
         super().__init__()
         h = cfg.hopfield
         self.rule, self.update, self.max_iterations = h.rule, h.update, h.max_iterations
@@ -105,10 +151,8 @@ class HopfieldMemory(nn.Module):
     def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
         B, T, D = x_BTD.shape
         recalled_BTD = self.recall(x_BTD.reshape(B * T, D)).view(B, T, D)
-        valid_BT = torch.arange(T, device=x_BTD.device)[None, :] < lengths_B.to(x_BTD.device)[:, None]
-        out_BTD = recalled_BTD * valid_BT[..., None]
-        last_BD = out_BTD[torch.arange(B), (lengths_B.to(x_BTD.device) - 1).clamp(min=0)]
-        return out_BTD, last_BD, None
+        out_BTD = recalled_BTD * valid_mask(lengths_B, T, x_BTD.device)[..., None]
+        return out_BTD, last_valid(out_BTD, lengths_B), None
 
 
 class HopfieldLayer(nn.Module):
@@ -134,7 +178,7 @@ class HopfieldLayer(nn.Module):
         return torch.softmax(scores, dim=-1) @ values_BSH[:, None]
 
 
-class HopfieldPooling(nn.Module):
+class HopfieldPooling(Encoder):
     """Hopfield pooling (Ramsauer et al., 2021): `num_queries` learned state patterns retrieve from the sequence
     (raw inputs, or the states of an LSTM/GRU under it, `model.hopfield.encoder`), padding masked.
 
@@ -142,7 +186,7 @@ class HopfieldPooling(nn.Module):
     `last_BH` is the pooling over every valid step. output_size = num_queries * hidden_size.
     """
 
-    def __init__(self, cfg: ModelConfig, input_size: int):
+    def __init__(self, cfg: HopfieldPoolModelConfig, input_size: int):
         super().__init__()
         h = cfg.hopfield
         encoders = {"lstm": LSTM, "gru": GRU}
@@ -158,7 +202,7 @@ class HopfieldPooling(nn.Module):
             x_BTD, _, state = self.encoder(x_BTD, lengths_B, state)
         B, T, _ = x_BTD.shape
         steps = torch.arange(T, device=x_BTD.device)
-        valid_BS = steps[None, :] < lengths_B.to(x_BTD.device)[:, None]
+        valid_BS = valid_mask(lengths_B, T, x_BTD.device)
         if self.bidirectional:
             mask_BXS = valid_BS[:, None, :]  # one retrieval over the whole valid sequence, the same at every step
         else:
@@ -166,5 +210,4 @@ class HopfieldPooling(nn.Module):
         mask_BXQS = mask_BXS[:, :, None, :].expand(-1, -1, self.queries.shape[0], -1)
         retrieved = self.layer(self.queries.expand(B, -1, -1), x_BTD, mask_BXQS).flatten(2)
         out_BTH = retrieved.expand(-1, T, -1) * valid_BS[..., None]
-        last_BH = out_BTH[torch.arange(B), (lengths_B.to(x_BTD.device) - 1).clamp(min=0)]
-        return out_BTH, last_BH, state
+        return out_BTH, last_valid(out_BTH, lengths_B), state

@@ -13,18 +13,40 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from rnnlab.config import ModelConfig
+from rnnlab.config import check
 from rnnlab.models import indrnn_kernel
-from rnnlab.models.sequence import reverse_padded
+from rnnlab.models.encoder import Encoder, RecurrentConfig, last_valid, reverse_padded, valid_mask
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_STEPS = 100  # T of the initial bound when model.indrnn.time_steps = 0 and no data has been seen yet
+
+
+@dataclass
+class IndRNNConfig:
+    """IndRNN's own settings (`model.indrnn.*`): the bound |u| <= gamma^(1/T) and the layer options."""
+
+    recurrent_gamma: float = 2.0  # largest gradient growth allowed over the sequence
+    time_steps: int = 0  # T in the bound; 0 takes the data's sequence length
+    batch_norm: bool = False
+    residual: bool = False
+
+
+@dataclass
+class IndRNNModelConfig(RecurrentConfig):
+    family: str = "indrnn"
+    indrnn: IndRNNConfig = field(default_factory=IndRNNConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.indrnn.recurrent_gamma > 0, "model.indrnn.recurrent_gamma", "must be > 0")
+        check(self.indrnn.time_steps >= 0, "model.indrnn.time_steps", "must be >= 0 (0: the data's length)")
 
 
 class IndRNNRecurrence(torch.autograd.Function):
@@ -155,7 +177,7 @@ class IndRNNLayer(nn.Module):
         return recurrence(drive_BTH, self.recurrent.to(drive_BTH.dtype), h0_BH)
 
 
-class IndRNN(nn.Module):
+class IndRNN(Encoder):
     """Stacked IndRNN encoder: dropout between layers, optional residual connections (layers whose input and
     output widths agree) and batch norm, bidirectional by a second pass reversed within each sequence's length.
 
@@ -163,10 +185,11 @@ class IndRNN(nn.Module):
     seen so far (kept in the buffer `longest_sequence`, so a resumed trial clamps the same way).
     """
 
-    def __init__(self, cfg: ModelConfig, input_size: int):
+    def __init__(self, cfg: IndRNNModelConfig, input_size: int):
         super().__init__()
         c = cfg.indrnn
         self.hidden_size, self.num_layers = cfg.hidden_size, cfg.num_layers
+        self.bidirectional = cfg.bidirectional
         self.directions = 2 if cfg.bidirectional else 1
         self.recurrent_gamma, self.time_steps = c.recurrent_gamma, c.time_steps
         self.residual = c.residual
@@ -187,6 +210,10 @@ class IndRNN(nn.Module):
     def recurrent_bound(self, time_steps: int) -> float:
         return self.recurrent_gamma ** (1.0 / max(time_steps, 1))
 
+    def elementwise_recurrences(self) -> dict[str, torch.Tensor]:
+        """Every layer's and direction's u, by parameter name (`layers.0.1.recurrent`: layer 0, backward)."""
+        return {name: p for name, p in self.named_parameters() if name.endswith(".recurrent")}
+
     @torch.no_grad()
     def after_step(self) -> None:
         bound = self.recurrent_bound(self.time_steps or int(self.longest_sequence))
@@ -200,8 +227,7 @@ class IndRNN(nn.Module):
         lengths = lengths_B.to(x_BTD.device)
         self.longest_sequence.fill_(max(int(self.longest_sequence), T))
         padded = bool((lengths < T).any())
-        valid_BT = (torch.arange(T, device=x_BTD.device)[None, :] < lengths[:, None]) if padded else None
-        rows, last_index = torch.arange(B, device=x_BTD.device), (lengths - 1).clamp(min=0)
+        valid_BT = valid_mask(lengths, T) if padded else None
         layer_input = x_BTD
         finals = []
         for index, directions in enumerate(self.layers):
@@ -210,10 +236,10 @@ class IndRNN(nn.Module):
                 if direction == 0:
                     h0 = state[index * self.directions] if state is not None else None
                     h_BTH = layer(layer_input, valid_BT, h0)
-                    finals.append(h_BTH[rows, last_index])
+                    finals.append(last_valid(h_BTH, lengths))
                 else:  # reversed within each length: the backward pass starts at the last valid step
                     h_BTH = layer(reverse_padded(layer_input, lengths), valid_BT, None)
-                    finals.append(h_BTH[rows, last_index])
+                    finals.append(last_valid(h_BTH, lengths))
                     h_BTH = reverse_padded(h_BTH, lengths)
                 outputs.append(h_BTH)
             h_BTH = torch.cat(outputs, dim=-1) if self.directions == 2 else outputs[0]
@@ -224,7 +250,7 @@ class IndRNN(nn.Module):
             layer_input = h_BTH
         out_BTH = layer_input * valid_BT[..., None] if padded else layer_input
         # the summary: the forward direction's last valid step and the backward direction's first, as torch RNNs
-        last_BH = out_BTH[rows, last_index]
+        last_BH = last_valid(out_BTH, lengths)
         if self.directions == 2:
             last_BH = torch.cat([last_BH[:, : self.hidden_size], out_BTH[:, 0, self.hidden_size :]], dim=-1)
         return out_BTH, last_BH, torch.stack(finals)

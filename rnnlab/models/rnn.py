@@ -6,24 +6,28 @@ LSTM (Hochreiter & Schmidhuber, 1997) and GRU (Cho et al., 2014) follow torch.nn
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnlab.config import ModelConfig
+from rnnlab.models.encoder import Encoder, RecurrentConfig
 
 
-class TorchRNN(nn.Module):
-    """Encoder contract: forward(x_BTD, lengths_B, state) -> (out_BTH, last_BH, state).
+@dataclass
+class ElmanConfig(RecurrentConfig):
+    family: str = "elman"
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
 
-    `out_BTH` holds every step's top-layer output (zeros past a sequence's length), `last_BH` the summary of the
-    whole sequence (the forward direction's last valid step, concatenated with the backward direction's first
-    step when bidirectional), `state` the recurrent state to carry into the next chunk (language modelling).
-    """
+
+class TorchRNN(Encoder):
+    """One of torch's fused RNNs as an encoder (the contract of `rnnlab.models.encoder.Encoder`)."""
 
     cell: type[nn.RNNBase] = nn.RNN
 
-    def __init__(self, cfg: ModelConfig, input_size: int):
+    def __init__(self, cfg: RecurrentConfig, input_size: int):
         super().__init__()
         kwargs = dict(
             input_size=input_size,
@@ -54,6 +58,9 @@ class TorchRNN(nn.Module):
     def recurrent_matrices(self) -> dict[str, torch.Tensor]:
         """Hidden-to-hidden weights per layer and direction (for diagnostics), gates stacked as in torch."""
         return {name: p for name, p in self.rnn.named_parameters() if name.startswith("weight_hh")}
+
+    def torch_rnn(self) -> nn.RNNBase:
+        return self.rnn
 
 
 class ElmanRNN(TorchRNN):

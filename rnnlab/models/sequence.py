@@ -3,7 +3,7 @@
 Heads: classification and regression read the encoder's sequence summary; tagging, language modelling and
 forecasting read every step; associative recall passes the encoder's recalled pattern through.
 Encoders marked `closed_form` (reservoirs with a ridge readout, Hopfield memories) are fit in one pass over the
-train split by `fit_closed_form`, called by the same training loop.
+train split by `fit_closed_form`, called by the same training loop. The encoder contract is in `encoder.py`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from rnnlab.models.encoder import Encoder
+
 PER_STEP_TASKS = ("tagging", "lm", "forecast")
 
 
 class SequenceModel(nn.Module):
-    def __init__(self, encoder: nn.Module, task: str, output_size: int, vocab_size: int = 0, embedding_size: int = 0):
+    def __init__(self, encoder: Encoder, task: str, output_size: int, vocab_size: int = 0, embedding_size: int = 0):
         super().__init__()
         self.task = task
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=0) if vocab_size else None
@@ -29,12 +31,12 @@ class SequenceModel(nn.Module):
 
     @property
     def closed_form(self) -> bool:
-        return bool(getattr(self.encoder, "closed_form", False))
+        return self.encoder.closed_form
 
     @property
     def warmup_steps(self) -> int:
         """Leading steps of per-step tasks left out of losses and metrics (a reservoir's washout)."""
-        return int(getattr(self.encoder, "warmup_steps", 0))
+        return self.encoder.warmup_steps
 
     def features(self, inputs: torch.Tensor, lengths_B: torch.Tensor, state=None):
         x = self.embedding(inputs) if self.embedding is not None else inputs
@@ -46,9 +48,10 @@ class SequenceModel(nn.Module):
         return self.head(out_BTH if self.task in PER_STEP_TASKS else last_BH), state
 
     @torch.no_grad()
-    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], ridge: float):
-        """Fit without gradients: the encoder's own fit if it has one, else a ridge readout over its features."""
-        if hasattr(self.encoder, "fit_closed_form"):
+    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+        """Fit without gradients: a ridge readout over the encoder's features (its `readout_ridge`), or, for an
+        encoder without one, the encoder's own fit."""
+        if self.encoder.readout_ridge is None:
             self.encoder.fit_closed_form(((self._embed(x), n, y) for x, n, y in batches))
             return
         features, targets = [], []
@@ -61,7 +64,7 @@ class SequenceModel(nn.Module):
             else:
                 features.append(last_BH)
                 targets.append(self._readout_targets(y))
-        weight, bias = ridge_regression(torch.cat(features), torch.cat(targets), ridge)
+        weight, bias = ridge_regression(torch.cat(features), torch.cat(targets), self.encoder.readout_ridge)
         self.head.weight.copy_(weight)
         self.head.bias.copy_(bias)
 
@@ -115,17 +118,3 @@ def symmetric_gram(X_NF: torch.Tensor, block: int = 512) -> torch.Tensor:
         gram[i : i + block, i:] = rows
         gram[i + block :, i : i + block] = rows[:, block:].T
     return gram
-
-
-def reverse_padded(x_BT_: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
-    """Each sequence reversed within its own length, padding left in place; applying it twice is the identity.
-
-    The backward direction of a hand-written bidirectional encoder runs on this, so padding never leaks into
-    (or delays) the valid steps.
-    """
-    T = x_BT_.shape[1]
-    t = torch.arange(T, device=x_BT_.device)
-    lengths = lengths_B.to(x_BT_.device)[:, None]
-    index_BT = torch.where(t[None, :] < lengths, lengths - 1 - t[None, :], t[None, :])
-    index = index_BT.view(*index_BT.shape, *([1] * (x_BT_.dim() - 2))).expand_as(x_BT_)
-    return x_BT_.gather(1, index)
