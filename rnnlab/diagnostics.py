@@ -15,8 +15,7 @@ from torch import nn
 
 from rnnlab.config import Config
 from rnnlab.models.encoder import Encoder
-from rnnlab.models.sequence import PER_STEP_TASKS
-from rnnlab.tasks import compute_loss
+from rnnlab.tasks import Task
 
 HIDDEN_GRAD_STEPS = 5  # time steps reported, evenly spaced from the first to the last
 SATURATION = (0.05, 0.95)  # a sigmoid gate below/above these is saturated (closed/open)
@@ -100,7 +99,7 @@ def unroll(rnn: nn.RNNBase, x_BTD: torch.Tensor, lengths_B: torch.Tensor, dtype=
 # --- the diagnostics -----------------------------------------------------------------------------------------------
 
 
-def gradient_norms(model: nn.Module, batch, task: str) -> dict[str, float]:
+def gradient_norms(model: nn.Module, batch, task: Task) -> dict[str, float]:
     """Per-parameter gradient norms of the batch loss (the model's own forward), leaving `.grad` as it was."""
     inputs, lengths, targets = batch
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -110,7 +109,7 @@ def gradient_norms(model: nn.Module, batch, task: str) -> dict[str, float]:
     try:
         with torch.enable_grad():
             outputs, _ = model(inputs, lengths)
-            compute_loss(task, outputs, targets, lengths, model.warmup_steps).backward()
+            task.loss(outputs, targets, lengths, model.warmup_steps).backward()
         norms = {f"diag/grad_norm/{n}": float(p.grad.norm()) for n, p in params.items() if p.grad is not None}
     finally:
         for n, p in params.items():
@@ -120,15 +119,15 @@ def gradient_norms(model: nn.Module, batch, task: str) -> dict[str, float]:
     return norms
 
 
-def hidden_gradients(model: nn.Module, rnn: nn.RNNBase, batch, task: str) -> dict[str, Any]:
+def hidden_gradients(model: nn.Module, rnn: nn.RNNBase, batch, task: Task) -> dict[str, Any]:
     """|dL/dh_t| at evenly spaced steps and first/last, plus gate saturation, from one float64 unroll."""
     inputs, lengths, targets = batch
     x = model.embedding(inputs) if model.embedding is not None else inputs
     with torch.enable_grad():
         out_BTH, last_BH, states, gate_stats = unroll(rnn, x, lengths)
-        features = out_BTH if task in PER_STEP_TASKS else last_BH
+        features = out_BTH if task.per_step else last_BH
         head_dtype = next(model.head.parameters(), torch.empty(0)).dtype
-        loss = compute_loss(task, model.head(features.to(head_dtype)), targets, lengths, model.warmup_steps)
+        loss = task.loss(model.head(features.to(head_dtype)), targets, lengths, model.warmup_steps)
         # autograd.grad, not backward: the head's parameters must not collect gradients
         grads = torch.autograd.grad(loss, states, allow_unused=True)
     norms = [float(g.norm()) if g is not None else 0.0 for g in grads]

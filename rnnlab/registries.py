@@ -1,6 +1,6 @@
 """A Config resolved against the registries it names: `cfg.model` becomes the config class of its family
-(`rnnlab.models.MODELS`), built-in dataset names are checked (`rnnlab.data.DATASETS`). The one `apply_overrides`
-for `--set`, experiment files and Tune trials.
+(`rnnlab.models.MODELS`); task and built-in dataset names are checked (`rnnlab.tasks.TASKS`, `rnnlab.data.DATASETS`).
+The one `apply_overrides` for `--set`, experiment files and Tune trials.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from rnnlab.config import Config, ConfigError, ModelConfig
 from rnnlab.config.overrides import check_fields, coerce, field_paths, set_fields
 from rnnlab.data import DATASETS
 from rnnlab.models import MODELS, family_of
+from rnnlab.tasks import task_of
 
 
 def switch_family(model: ModelConfig, family: str) -> ModelConfig:
@@ -39,6 +40,7 @@ def validate(cfg: Config) -> Config:
     if type(cfg.model) is not config_class:
         raise ConfigError("model", f"family {cfg.model.family!r} takes a {config_class.__name__}, got a "
                           f"{type(cfg.model).__name__} (rnnlab.registries.apply_overrides resolves it)")  # fmt: skip
+    task_of(cfg.data.task)
     check_fields(cfg)
     cfg.model.validate()
     if cfg.data.source == "builtin" and cfg.data.name not in DATASETS:

@@ -19,7 +19,7 @@ from rnnlab import diagnostics
 from rnnlab.checkpoint import CheckpointWriter
 from rnnlab.config import Config
 from rnnlab.data import Split, TaskData
-from rnnlab.tasks import Metrics, compute_loss
+from rnnlab.tasks import Metrics, task_of
 
 Report = Callable[[dict[str, Any], "str | None"], None]
 
@@ -102,7 +102,7 @@ def lm_chunks(streams_BL: torch.Tensor, bptt: int, device, max_batches: int = 0)
 
 def diagnostics_batch(data: TaskData, cfg: Config, device):
     """The first training batch in a fixed order: diagnostics draw nothing from the training RNG streams."""
-    if data.task == "lm":
+    if task_of(data.task).stream:
         return next(lm_chunks(lm_streams(data.train.inputs, cfg.train.batch_size), cfg.train.bptt, device))
     return next(iterate_batches(data.train, cfg.train.batch_size, device))
 
@@ -126,9 +126,10 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
     split: Split = getattr(data, split_name)
     training = optimizer is not None
     model.train(training)
-    metrics = Metrics(data.task, split_name, char_level=cfg.data.tokenizer == "char")
+    task = task_of(data.task)
+    metrics = Metrics(task, split_name, char_level=cfg.data.tokenizer == "char")
     warmup = model.warmup_steps
-    if data.task == "lm":
+    if task.stream:
         batches = lm_chunks(lm_streams(split.inputs, cfg.train.batch_size), cfg.train.bptt, device,
                             cfg.train.max_batches)  # fmt: skip
     else:
@@ -142,8 +143,8 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
         for inputs, lengths, targets in batches:
             if should_stop is not None and (reason := should_stop()):
                 raise TrialStopped(reason)
-            outputs, state = model(inputs, lengths, _detach(state) if data.task == "lm" else None)
-            loss = compute_loss(data.task, outputs, targets, lengths, warmup)
+            outputs, state = model(inputs, lengths, _detach(state) if task.stream else None)
+            loss = task.loss(outputs, targets, lengths, warmup)
             if training:
                 value = loss.item()  # one scalar read instead of an isfinite kernel and its bool()
                 if not math.isfinite(value):

@@ -24,7 +24,7 @@ from rnnlab.config.overrides import to_flat_dict
 from rnnlab.data import TaskData, load_task_data, save_vocab
 from rnnlab.models import build_model, count_parameters
 from rnnlab.registries import validate
-from rnnlab.tasks import Metrics
+from rnnlab.tasks import Task, task_of
 from rnnlab.train import ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
 Report = Callable[..., None]
@@ -43,30 +43,31 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def metric_names(task: str, char_level: bool) -> list[str]:
-    """Every `split/name` a trial of this task reports for val and test."""
-    names = [k.split("/", 1)[1] for k in Metrics(task, "x", char_level).compute()]
-    return [f"{split}/{n}" for split in ("train", "val") for n in names]
-
-
-def check_metric(cfg: Config, task: str) -> None:
-    """`metric` and every search objective must be a metric each epoch reports (Ray fails a search otherwise)."""
-    valid = metric_names(task, cfg.data.tokenizer == "char")
+def check_task(cfg: Config, task: Task) -> None:
+    """`metric` and every search objective are metrics each epoch reports (Ray fails a search otherwise), the
+    monitored one watched in the direction it improves in; and the model cannot see what it predicts."""
+    names = task.metric_names(char_level=cfg.data.tokenizer == "char")
+    valid = [f"{split}/{name}" for split in ("train", "val") for name in names]
     if cfg.metric not in valid:
-        raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task!r}; valid: {', '.join(valid)}")
+        raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task.name!r}; valid: {', '.join(valid)}")
     for objective in cfg.search.objectives:
         if objective.partition(":")[0] not in valid:
-            raise ConfigError("search.objectives", f"{objective!r}: not reported for task {task!r}; valid: "
+            raise ConfigError("search.objectives", f"{objective!r}: not reported for task {task.name!r}; valid: "
                               f"{', '.join(valid)}")  # fmt: skip
+    direction = task.directions[cfg.metric.split("/", 1)[1]]
+    if cfg.mode != direction:
+        raise ConfigError("mode", f"{cfg.metric} improves towards its {direction}imum: set mode={direction}")
+    if task.causal and getattr(cfg.model, "bidirectional", False):  # a family without the setting is causal
+        raise ConfigError(
+            "model.bidirectional", f"a {task.name} model must be unidirectional (it would see the future)"
+        )
 
 
 def prepare_data(cfg: Config) -> TaskData:
     """Validate the config and load its data; every bad-input error surfaces here, before any work."""
     validate(cfg)
     data = load_task_data(cfg.data, cfg.seed)
-    check_metric(cfg, data.task)
-    if data.task == "lm" and getattr(cfg.model, "bidirectional", False):
-        raise ConfigError("model.bidirectional", "a language model must be unidirectional (it would see the future)")
+    check_task(cfg, task_of(data.task))
     return data
 
 
@@ -120,7 +121,7 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     t0 = time.time()
     data = prepare_data(cfg) if data is None else data  # bad input fails here, before anything is written
     validate(cfg)
-    check_metric(cfg, data.task)
+    check_task(cfg, task_of(data.task))
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.set_flush_denormal(cfg.train.flush_denormal)  # per trial: a reused process follows each trial's config

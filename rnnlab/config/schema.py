@@ -51,7 +51,7 @@ class ModelConfig:
 class DataConfig:
     source: Literal["builtin", "hub", "local"] = "builtin"
     name: str = "digits"  # built-in task, hub path, or local file path / glob
-    task: Literal["classification", "tagging", "lm", "regression", "forecast", "recall"] = "classification"
+    task: str = "classification"  # a key of rnnlab.tasks.TASKS
     config_name: str | None = None  # hub dataset configuration
     revision: str | None = None  # hub git revision (branch, tag or commit)
     format: Literal["csv", "json", "parquet", "text"] | None = None  # local builder; None: from the extension

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from rnnlab.data.taskdata import DataError
+from rnnlab.tasks.task import IGNORE_INDEX
 
 FEATURES_COLUMN = "inputs"  # float feature sequences (T, D) or (T,) are read from this column when present
 PAD, UNK = "<pad>", "<unk>"
-IGNORE_INDEX = -100  # targets the loss skips (torch's cross-entropy default)
 
 
 # --- vocabularies ----------------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from datasets import Dataset
 from rnnlab.config import DataConfig
 from rnnlab.data import cache, encoders, sources
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
-from rnnlab.data.encoders import FEATURES_COLUMN, IGNORE_INDEX
+from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
+from rnnlab.tasks import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines; keep their boundaries as a token

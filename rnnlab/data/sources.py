@@ -19,6 +19,7 @@ from datasets import Dataset, DatasetDict
 
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import DataError
+from rnnlab.tasks import task_of
 
 LOCAL_FORMATS = {  # file extension -> datasets builder
     ".csv": "csv",
@@ -28,7 +29,6 @@ LOCAL_FORMATS = {  # file extension -> datasets builder
     ".parquet": "parquet",
     ".txt": "text",
 }
-CHRONOLOGICAL_TASKS = ("lm", "forecast")  # splits are contiguous cuts, never shuffled
 PROBE_TIMEOUT = 2.5  # seconds
 
 
@@ -158,7 +158,8 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int) -> dict[st
     train = select_split(raw, cfg.train_split, "data.train_split")
     if len(train) == 0:
         raise DataError("data.train_split", f"split {cfg.train_split!r} is empty")
-    if cfg.task == "recall":  # cues are noisy copies of the stored (train) patterns, made in encoding
+    task = task_of(cfg.task)
+    if task.cues_from_train:  # cues are noisy copies of the stored (train) patterns, made in encoding
         return {"train": train, "val": train, "test": train}
     val = select_split(raw, cfg.val_split, "data.val_split") if cfg.val_split else None
     test = select_split(raw, cfg.test_split, "data.test_split") if cfg.test_split else None
@@ -168,7 +169,7 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int) -> dict[st
     n_train = n - n_val - n_test
     if n_train <= 0:
         raise DataError("data.val_fraction", f"{n} rows leave nothing to train on after the val/test cut")
-    if cfg.task in CHRONOLOGICAL_TASKS:
+    if task.chronological:
         order = np.arange(n)
     else:
         order = np.random.default_rng(seed).permutation(n)

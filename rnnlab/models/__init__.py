@@ -17,6 +17,7 @@ from rnnlab.models.hopfield import HopfieldMemory, HopfieldModelConfig, Hopfield
 from rnnlab.models.indrnn import IndRNN, IndRNNModelConfig
 from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
+from rnnlab.tasks import Task, task_of
 
 MODELS: dict[str, Family] = {
     "elman": Family(ElmanConfig, ElmanRNN),
@@ -44,11 +45,10 @@ def model_config(family: str, **settings: Any) -> ModelConfig:
         raise ConfigError("model", f"{err} (family {family!r}, config {config_class.__name__})") from None
 
 
-def build_model(cfg: Config, input_size: int, vocab_size: int, output_size: int, task: str) -> SequenceModel:
+def build_model(cfg: Config, input_size: int, vocab_size: int, output_size: int, task: str | Task) -> SequenceModel:
     """The task model for `cfg.model`; token inputs (vocab_size > 0) get an embedding first."""
     family = family_of(cfg.model.family)
-    if task == "lm" and getattr(cfg.model, "bidirectional", False):
-        raise ConfigError("model.bidirectional", "a language model must be unidirectional (it would see the future)")
+    task = task_of(task) if isinstance(task, str) else task
     encoder_input = cfg.model.embedding_size if vocab_size else input_size
     encoder = family.build(cfg.model, encoder_input)
     return SequenceModel(encoder, task, output_size, vocab_size, cfg.model.embedding_size)

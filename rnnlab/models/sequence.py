@@ -14,20 +14,16 @@ import torch
 from torch import nn
 
 from rnnlab.models.encoder import Encoder
-
-PER_STEP_TASKS = ("tagging", "lm", "forecast")
+from rnnlab.tasks import Task
 
 
 class SequenceModel(nn.Module):
-    def __init__(self, encoder: Encoder, task: str, output_size: int, vocab_size: int = 0, embedding_size: int = 0):
+    def __init__(self, encoder: Encoder, task: Task, output_size: int, vocab_size: int = 0, embedding_size: int = 0):
         super().__init__()
         self.task = task
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=0) if vocab_size else None
         self.encoder = encoder
-        if task == "recall":
-            self.head = nn.Identity()
-        else:
-            self.head = nn.Linear(encoder.output_size, output_size)
+        self.head = nn.Linear(encoder.output_size, output_size) if task.head else nn.Identity()
 
     @property
     def closed_form(self) -> bool:
@@ -45,7 +41,7 @@ class SequenceModel(nn.Module):
     def forward(self, inputs: torch.Tensor, lengths_B: torch.Tensor, state=None):
         """(outputs, state): outputs (B, C) for sequence-level tasks, (B, T, C) for per-step tasks."""
         out_BTH, last_BH, state = self.features(inputs, lengths_B, state)
-        return self.head(out_BTH if self.task in PER_STEP_TASKS else last_BH), state
+        return self.head(out_BTH if self.task.per_step else last_BH), state
 
     @torch.no_grad()
     def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
@@ -57,7 +53,7 @@ class SequenceModel(nn.Module):
         features, targets = [], []
         for inputs, lengths, y in batches:
             out_BTH, last_BH, _ = self.features(inputs, lengths)
-            if self.task in PER_STEP_TASKS:
+            if self.task.per_step:
                 steps = self._valid_steps(out_BTH, lengths)
                 features.append(out_BTH[steps])
                 targets.append(self._readout_targets(y[steps]))
@@ -78,7 +74,7 @@ class SequenceModel(nn.Module):
     def _readout_targets(self, y: torch.Tensor) -> torch.Tensor:
         if y.dtype.is_floating_point:
             return y.reshape(y.shape[0], -1)
-        keep = y >= 0  # class ids; -100 marks ignored steps
+        keep = y >= 0  # class ids; IGNORE_INDEX (< 0) marks ignored steps
         onehot = torch.zeros(y.shape[0], self.head.out_features, device=y.device)
         onehot[keep, y[keep]] = 1.0
         return onehot
