@@ -148,9 +148,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_fields(args: argparse.Namespace) -> int:
     """Every config field under PREFIX by its dotted path (the --set flag), with its type, default and meaning."""
-    from rnnlab.fields import describe, format_sections, select
+    from rnnlab.fields import describe_config, format_sections, select
 
-    print("\n".join(format_sections(select(describe(), args.prefix))))
+    print("\n".join(format_sections(select(describe_config(), args.prefix))))
     return 0
 
 

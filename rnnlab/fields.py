@@ -92,11 +92,28 @@ def describe(cls: type = Config, prefix: str = "", default: Any = None) -> list[
     nested = []
     for f in dataclasses.fields(cls):
         tp, value = hints[f.name], getattr(default, f.name)
-        if dataclasses.is_dataclass(tp):
-            nested += describe(tp, f"{prefix}{f.name}.", value)
+        if dataclasses.is_dataclass(value):  # the instance's own class: a family's config, not the base annotated
+            nested += describe(type(value), f"{prefix}{f.name}.", value)
         else:
             section.fields.append(FieldDoc(f"{prefix}{f.name}", short_type(tp), value, comments.get(f.name, "")))
     return [section, *nested]
+
+
+def describe_config() -> list[SectionDoc]:
+    """Config's sections, with the model's once per family config class (each family holds only its own)."""
+    from rnnlab.models import MODELS
+
+    by_class: dict[type, list[str]] = {}
+    for name, family in MODELS.items():
+        by_class.setdefault(family.config, []).append(name)
+    sections = [s for s in describe(Config) if s.path != "model"]
+    at = next(i for i, s in enumerate(sections) if s.path > "model")  # the sections stay in alphabetical order
+    families = []
+    for config_class, names in by_class.items():
+        for s in describe(config_class, "model.", config_class(family=names[0])):
+            label = f"model.family={'|'.join(names)}"
+            families.append(SectionDoc(s.path, f"{s.doc} ({label})" if s.doc else f"({label})", s.fields))
+    return [*sections[:at], *families, *sections[at:]]
 
 
 def select(sections: list[SectionDoc], prefix: str | None) -> list[SectionDoc]:

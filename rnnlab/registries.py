@@ -35,11 +35,10 @@ def owners_of(path: str) -> list[str]:
 
 
 def validate(cfg: Config) -> Config:
-    """Raise a ConfigError for the first invalid field or unknown registry name; return cfg unchanged otherwise."""
-    config_class = family_of(cfg.model.family).config
-    if type(cfg.model) is not config_class:
-        raise ConfigError("model", f"family {cfg.model.family!r} takes a {config_class.__name__}, got a "
-                          f"{type(cfg.model).__name__} (rnnlab.registries.apply_overrides resolves it)")  # fmt: skip
+    """Raise a ConfigError for the first invalid field or unknown registry name; return cfg otherwise, its model
+    as its family's config class (a bare ModelConfig, as `Config()` holds, becomes the family's defaults)."""
+    if type(cfg.model) is not family_of(cfg.model.family).config:
+        cfg.model = switch_family(cfg.model, cfg.model.family)
     task_of(cfg.data.task)
     check_fields(cfg)
     cfg.model.validate()

@@ -62,9 +62,10 @@ def test_run_returns_the_result_and_leaves_the_process_as_found(tmp_path):
 
 
 def test_run_takes_a_config_built_in_python(tmp_path):
-    from rnnlab.config import Config, DataConfig, ModelConfig, TrainConfig
+    from rnnlab.config import Config, DataConfig, TrainConfig
+    from rnnlab.models import model_config
 
-    cfg = Config(name="nb", metric="val/acc", mode="max", model=ModelConfig(family="gru", hidden_size=16),
+    cfg = Config(name="nb", metric="val/acc", mode="max", model=model_config("gru", hidden_size=16),
                  data=DataConfig(num_samples=400), train=TrainConfig(epochs=1, max_batches=2))  # fmt: skip
     result = rnnlab.run(cfg, out=tmp_path / "nb")
     assert result["status"] == "completed" and result["parameters"] > 0

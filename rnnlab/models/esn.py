@@ -21,7 +21,7 @@ from rnnlab.models.sequence import ridge_regression
 
 @dataclass
 class ESNConfig:
-    """The reservoir and its readout (`model.esn.*`)."""
+    """Echo state network: leaky reservoir x[t] = (1-a) x[t-1] + a tanh(W_in u[t] + W x[t-1] + b), its readout."""
 
     units: int = 500
     spectral_radius: float = 0.9
