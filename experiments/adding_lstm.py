@@ -13,7 +13,7 @@ config = Config(
     model=RecurrentConfig(family="lstm", hidden_size=128),
     data=DataConfig(
         source="builtin", name="adding", task="regression", seq_len=100, num_samples=20000, normalize=False
-    ),  # fmt: skip
+    ),
     optim=OptimConfig(optimizer="adam", learning_rate=2e-3, grad_clip=1.0),
     train=TrainConfig(epochs=20, batch_size=64, patience=5),
 )

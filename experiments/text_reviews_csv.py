@@ -14,7 +14,7 @@ config = Config(
         text_column="text",
         label_column="label",
         tokenizer="word",
-    ),  # fmt: skip
+    ),
     optim=OptimConfig(optimizer="adam", learning_rate=3e-3, grad_clip=1.0),
     train=TrainConfig(epochs=8, batch_size=32),
 )

@@ -112,7 +112,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not (folder / SEARCH_FILE).is_file():
             raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
         spec = SearchSpec.load(folder)
-        spec.overrides.update({k: v for k, v in overrides.items() if k.startswith("search.samples")})
+        spec.overrides.update({k: v for k, v in overrides.items() if k in ("search.samples", "search.concurrency")})
         return run_search(load_experiment(spec.experiment, spec.overrides), spec, resume=True, address=args.address)
     return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
 

@@ -1,7 +1,7 @@
-"""Seed replicates of one configuration: k run_trials in a row (seed, seed+1, ...), reported as their mean.
+"""Seed replicates of one configuration: k run_seeds in a row (seed, seed+1, ...), reported as their mean.
 
 With `search.seeds = k > 1` a Tune trial runs its configuration k times, each into `<out>/seed_<i>/` (a full
-run_trial record, replayable on its own: `rnnlab replay SEARCH_DIR TRIAL_ID/seed_<i>`). The first k-1 seeds run
+one-seed record, replayable on its own: `rnnlab replay SEARCH_DIR TRIAL_ID/seed_<i>`). The first k-1 seeds run
 without reporting; the last one reports, per epoch, the mean over seeds of every metric and `<metric>_std`, so ASHA
 and Optuna compare configurations by their mean. The price: a scheduler can stop a configuration only during its
 last seed. `<out>/metrics.jsonl` and `<out>/result.json` hold the means; `result.json` also lists the monitored
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
+from rnnlab.records import read_metrics, write_json
 from rnnlab.registries import apply_overrides
-from rnnlab.train import ShouldStop, TrialStopped
-from rnnlab.trial import Report, read_metrics, run_trial, write_json
+from rnnlab.train import Report, ShouldStop, TrialStopped
 
 
 def seed_folder(out: Path, index: int) -> Path:
@@ -56,7 +56,7 @@ def mean_rows(seed_rows: list[list[dict[str, Any]]], metric: str) -> list[dict[s
 
 
 def own_checkpoints(folder: Path) -> Path | None:
-    """A seed folder's checkpoints, if an earlier attempt left any (run_trial resumes from the newest valid one)."""
+    """A seed folder's checkpoints, if an earlier attempt left any (run_seed resumes from the newest valid one)."""
     checkpoints = folder / "checkpoints"
     return checkpoints if checkpoints.is_dir() and any(checkpoints.iterdir()) else None
 
@@ -67,7 +67,7 @@ def mean_reporter(out: Path, count: int, metric: str, report: Report | None) -> 
     last = seed_folder(out, count - 1) / "metrics.jsonl"
 
     def report_mean(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        rows = mean_rows([*earlier, read_metrics(last)], metric)  # run_trial appended this epoch's row already
+        rows = mean_rows([*earlier, read_metrics(last)], metric)  # run_seed appended this epoch's row already
         (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         if report is not None:
             report(rows[-1], checkpoint)
@@ -87,10 +87,11 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
     return combined
 
 
-def run_replicates(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
+def run_replicates(run_seed, cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
                    resume_from: str | Path | None = None, should_stop: ShouldStop | None = None,
                    ) -> dict[str, Any]:  # fmt: skip
-    """Run `cfg.search.seeds` seeds of `cfg` one after the other; report and return their mean.
+    """Run `cfg.search.seeds` seeds of `cfg` one after the other by `run_seed` (`rnnlab.trial`'s); report and
+    return their mean.
 
     A seed whose `result.json` exists is not run again (a retried trial continues where it failed); `resume_from`
     (Ray's checkpoint) belongs to the last seed, the only one that reports.
@@ -107,11 +108,11 @@ def run_replicates(cfg: Config, report: Report | None = None, out_dir: str | Pat
         if done and done.get("status") != "stopped":
             results.append(done)
         elif not last:
-            results.append(run_trial(seed_cfg, None, folder, own_checkpoints(folder), should_stop=should_stop))
+            results.append(run_seed(seed_cfg, None, folder, own_checkpoints(folder), should_stop=should_stop))
         else:
             report_mean = mean_reporter(out, count, cfg.metric, report)
-            results.append(run_trial(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder),
-                                     should_stop=should_stop))  # fmt: skip
+            results.append(run_seed(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder),
+                                    should_stop=should_stop))  # fmt: skip
         if not last and results[-1].get("status") == "stopped":  # by should_stop: the trial ends as asked
             raise TrialStopped(results[-1]["reason"])
         if results[-1].get("status") == "diverged":  # one diverging seed is enough to judge the configuration

@@ -140,7 +140,7 @@ def tables(spec: sf.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str
     ]  # fmt: skip
     ended = [["trial", "family", "state", "reason"]] + [
         [r["trial_id"], r["family"], r["state"], r["reason"]] for r in rows if r["state"] != "COMPLETE"
-    ]  # fmt: skip
+    ]
     return {"best": best, "families": families, "ended": ended}
 
 
@@ -181,7 +181,7 @@ def sections(spec, study, rows, stats, figures) -> list[tuple[str, list[tuple[st
         (
             "Model families",
             [("table", t["families"]), ("text", noise_verdict(stats)), ("figure", by_name["families"])],
-        ),  # fmt: skip
+        ),
         ("Failed and pruned trials", [("table", t["ended"]) if len(t["ended"]) > 1 else ("text", "None.")]),
     ]
 

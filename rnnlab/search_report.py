@@ -123,7 +123,7 @@ def config_from_params(spec: SearchSpec, trial_dir: Path):
 
 def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
     """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones."""
-    from rnnlab.trial import read_metrics, run_trial
+    from rnnlab.trial import read_metrics, run_seed
 
     spec = SearchSpec.load(folder)
     trial_dir = trial_folder(spec, trial_id)
@@ -138,7 +138,7 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
     logger.info(f"replaying trial {trial_id} into {out}")
-    result = run_trial(cfg, None, out)
+    result = run_seed(cfg, None, out)  # one seed: a replicate's own folder
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
     pairs = [(f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])

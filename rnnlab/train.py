@@ -52,7 +52,7 @@ def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=o.learning_rate, weight_decay=o.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
+def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
     o = cfg.optim
     if o.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
@@ -169,20 +169,6 @@ def clip_gradients(model: nn.Module, cfg: Config) -> None:
         torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
 
 
-def apply_config_learning_rate(optimizer, scheduler, learning_rate: float) -> None:
-    """After a restore, the config's learning rate wins when it changed (PBT perturbs it between checkpoints).
-
-    The schedule keeps its progress: the current rate is rescaled by new / old base rate. An unchanged config
-    leaves the restored state exactly as saved, so a plain resume stays bit-exact.
-    """
-    for i, group in enumerate(optimizer.param_groups):
-        old = group.get("initial_lr", group["lr"])
-        if old != learning_rate:
-            group["lr"] *= learning_rate / old
-            group["initial_lr"] = learning_rate
-            scheduler.base_lrs[i] = learning_rate
-
-
 # --- fit ---------------------------------------------------------------------------------------------------------
 
 
@@ -206,7 +192,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
     device = device or select_device(cfg.train.device)
     model.to(device)
     optimizer = make_optimizer(model, cfg) if not model.closed_form else None
-    scheduler = make_scheduler(optimizer, cfg) if optimizer else None
+    scheduler = make_lr_schedule(optimizer, cfg) if optimizer else None
     generator = torch.Generator().manual_seed(cfg.seed)
     start, best, best_epoch, bad_epochs, best_state = 1, None, 0, 0, None
     if resume_state is not None:
@@ -214,7 +200,6 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         if optimizer:
             optimizer.load_state_dict(resume_state["optimizer"])
             scheduler.load_state_dict(resume_state["scheduler"])
-            apply_config_learning_rate(optimizer, scheduler, cfg.optim.learning_rate)
         torch.set_rng_state(resume_state["torch_rng"])
         generator.set_state(resume_state["generator"])
         start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]

@@ -7,27 +7,26 @@ per epoch), `checkpoints/`, `vocab.json` when tokens are used, and `result.json`
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnlab.checkpoint import atomic_write_bytes, load_latest
+from rnnlab.checkpoint import load_latest
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import to_flat_dict
 from rnnlab.data import TaskData, load_task_data, save_vocab
 from rnnlab.models import build_model, count_parameters
+from rnnlab.records import MetricsLog, last_row, read_metrics, write_config, write_json
 from rnnlab.registries import validate
+from rnnlab.replicates import run_replicates
 from rnnlab.tasks import Task, task_of
-from rnnlab.train import ShouldStop, TrialDiverged, TrialStopped, fit, select_device
+from rnnlab.train import Report, ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
-Report = Callable[..., None]
+__all__ = ["TrialStopped", "check_task", "is_out_of_memory", "last_row", "prepare_data", "read_metrics", "run_seed",
+           "run_trial", "seed_everything", "write_json"]  # fmt: skip
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -71,45 +70,22 @@ def prepare_data(cfg: Config) -> TaskData:
     return data
 
 
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def last_row(out: Path) -> dict[str, Any]:
-    rows = read_metrics(Path(out) / "metrics.jsonl")
-    return rows[-1] if rows else {}
-
-
-class MetricsLog:
-    """One JSON row per epoch appended to `metrics.jsonl` and flushed at once: the local record."""
-
-    def __init__(self, path: Path, resume_state: dict[str, Any] | None):
-        self.path = Path(path)
-        rows = read_metrics(self.path)
-        if resume_state is None:
-            rows = []
-        else:  # keep rows up to the checkpoint's epoch; restore its row if a kill came before it was written
-            last = resume_state["metrics"]["epoch"]
-            rows = [r for r in rows if r["epoch"] < last] + [resume_state["metrics"]]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    def append(self, metrics: dict[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
-            f.flush()
-
-
 def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
               resume_from: str | Path | None = None, data: TaskData | None = None,
               should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
-    """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`).
+    """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`): one seed, or with
+    `search.seeds = k > 1` the seeds seed..seed+k-1 into `out_dir/seed_<i>/`, reported as their mean
+    (`rnnlab.replicates`). The arguments are those of `run_seed`; `data`, prepared for cfg.seed, serves one seed.
+    """
+    if cfg.search.seeds > 1:
+        return run_replicates(run_seed, cfg, report, out_dir, resume_from, should_stop)
+    return run_seed(cfg, report, out_dir, resume_from, data, should_stop)
+
+
+def run_seed(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
+             resume_from: str | Path | None = None, data: TaskData | None = None,
+             should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run `cfg` with its one seed and return its result (also written to `out_dir/result.json`).
 
     `report(metrics, checkpoint)` is called once per epoch with the epoch's metrics and the checkpoint folder.
     `resume_from` is a checkpoint folder or a folder of checkpoints; training continues from its newest valid one.
@@ -119,9 +95,7 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     metrics.
     """
     t0 = time.time()
-    data = prepare_data(cfg) if data is None else data  # bad input fails here, before anything is written
-    validate(cfg)
-    check_task(cfg, task_of(data.task))
+    data = prepare_data(cfg) if data is None else data  # bad input fails here (given data: it already did)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.set_flush_denormal(cfg.train.flush_denormal)  # per trial: a reused process follows each trial's config
@@ -131,7 +105,7 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     resume_state = load_latest(Path(resume_from), map_location="cpu") if resume_from else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"flat": to_flat_dict(cfg), "nested": dataclasses.asdict(cfg)})
+    write_config(out, cfg)
     if data.vocab is not None:
         save_vocab(data.vocab, out / "vocab.json")
     log = MetricsLog(out / "metrics.jsonl", resume_state)

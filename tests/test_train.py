@@ -40,6 +40,20 @@ def test_resume_ends_with_the_same_metrics_as_an_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4], "epochs continue, never repeat or go backwards"
 
 
+def test_run_trial_runs_the_seed_replicates_a_config_asks_for(tmp_path):
+    """search.seeds = 2: the one entry point runs both seeds, each a full record, and reports their mean."""
+    cfg = small_config(epochs=2)
+    cfg.search.seeds = 2
+    reported = []
+    result = run_trial(cfg, lambda metrics, checkpoint=None: reported.append(metrics), tmp_path / "two")
+    seeds = [json.loads((tmp_path / "two" / f"seed_{i}" / "result.json").read_text()) for i in (0, 1)]
+    assert [s["seed"] for s in seeds] == [0, 1] and result["seeds"] == 2
+    assert result["val/acc"] == pytest.approx((seeds[0]["val/acc"] + seeds[1]["val/acc"]) / 2)
+    assert result["seeds/val/acc"] == [s["val/acc"] for s in seeds]
+    assert [m["epoch"] for m in reported] == [1, 2]  # the last seed reports, per epoch, the mean over seeds
+    assert json.loads((tmp_path / "two" / "result.json").read_text()) == pytest.approx(result)
+
+
 def test_a_diverging_trial_ends_with_its_reason(tmp_path):
     cfg = small_config()
     data = load_task_data(cfg.data, cfg.seed)

@@ -103,7 +103,6 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
     from ray.train._internal.session import get_session  # private (Ray 2.60): the event Ray sets to stop a trial
 
-    from rnnlab.replicates import run_replicates
     from rnnlab.tracking import open_tracker
     from rnnlab.trial import TrialStopped, is_out_of_memory, last_row, run_trial, write_json
 
@@ -121,7 +120,6 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         write_json(out / "result.json", result)
         return report_summary(from_flat_dict(setup.base), result, number)
     checkpoint = tune.get_checkpoint()
-    runner = run_trial if cfg.search.seeds == 1 else run_replicates  # k seeds: trials/<id>/seed_<i>/, their mean
     stop_event = get_session().stop_event  # this trial's: a reused worker's session gets a new one on reset
     limit = TimeLimit(cfg.search.trial_time_limit_s)
 
@@ -144,11 +142,11 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         try:
             with memory_cap(cfg.search.memory_per_trial_mb):
                 if checkpoint is None:
-                    result = runner(cfg, report, out, should_stop=should_stop)
+                    result = run_trial(cfg, report, out, should_stop=should_stop)  # k seeds: seed_<i>/, their mean
                 else:  # a retry or a resumed search: continue from the epoch Ray last recorded
                     with checkpoint.as_directory() as resume_from:
-                        result = runner(cfg, report, out, resume_from=resume_from, should_stop=should_stop)
-        except TrialStopped as err:  # run_replicates lets it through; run_trial records it itself
+                        result = run_trial(cfg, report, out, resume_from=resume_from, should_stop=should_stop)
+        except TrialStopped as err:  # seed replicates let it through; one seed records it itself
             result = {**last_row(out), "status": "stopped", "reason": str(err)}
             write_json(out / "result.json", result)
         except ConfigError as err:  # bad config or data (DataError): the same on every retry, so it is a result
