@@ -15,6 +15,7 @@ from rnnlab.models.encoder import Family, RecurrentConfig
 from rnnlab.models.esn import ESN, ESNModelConfig
 from rnnlab.models.hopfield import HopfieldMemory, HopfieldModelConfig, HopfieldPooling, HopfieldPoolModelConfig
 from rnnlab.models.indrnn import IndRNN, IndRNNModelConfig
+from rnnlab.models.mingru import MinGRU, MinGRUConfig
 from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
 from rnnlab.tasks import Task, task_of
@@ -27,6 +28,7 @@ MODELS: dict[str, Family] = {
     "indrnn": Family(IndRNNModelConfig, IndRNN),
     "hopfield": Family(HopfieldModelConfig, HopfieldMemory),
     "hopfield_pool": Family(HopfieldPoolModelConfig, HopfieldPooling),
+    "mingru": Family(MinGRUConfig, MinGRU),
 }
 
 
