@@ -16,6 +16,7 @@ from rnnlab.models.esn import ESN, ESNModelConfig
 from rnnlab.models.hopfield import HopfieldMemory, HopfieldModelConfig, HopfieldPooling, HopfieldPoolModelConfig
 from rnnlab.models.indrnn import IndRNN, IndRNNModelConfig
 from rnnlab.models.mingru import MinGRU, MinGRUConfig
+from rnnlab.models.minlstm import MinLSTM, MinLSTMConfig
 from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN
 from rnnlab.models.sequence import SequenceModel
 from rnnlab.tasks import Task, task_of
@@ -29,6 +30,7 @@ MODELS: dict[str, Family] = {
     "hopfield": Family(HopfieldModelConfig, HopfieldMemory),
     "hopfield_pool": Family(HopfieldPoolModelConfig, HopfieldPooling),
     "mingru": Family(MinGRUConfig, MinGRU),
+    "minlstm": Family(MinLSTMConfig, MinLSTM),
 }
 
 
