@@ -1,4 +1,5 @@
-"""Which recurrent family solves the adding problem (T=50) best: gated RNNs, IndRNN and an echo state network.
+"""Which recurrent family solves the adding problem (T=50) best: gated RNNs, IndRNN, an echo state network, and
+minGRU/minLSTM (gates from the input alone, trained through a parallel scan).
 
 Each family brings its own parameters: IndRNN its recurrent gradient bound, the ESN its reservoir (a closed-form
 ridge readout, so one epoch). rnnlab tune search_families_adding --samples 16
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from rnnlab.experiment import extend
 
-FAMILIES = ["lstm", "gru", "indrnn", "esn"]
+FAMILIES = ["lstm", "gru", "indrnn", "esn", "mingru", "minlstm"]
 
 # experiments/adding_lstm.py, shorter sequences and runs, with the search's own settings
 config = extend(
