@@ -1,6 +1,6 @@
 """Experiment files: a Python file in `experiments/` with a base `config` and, for searches, `search_space(trial)`.
 
-config = Config(name="digits_lstm", model=ModelConfig(family="lstm"), ...)
+config = Config(name="digits_lstm", model=RecurrentConfig(family="lstm"), ...)   # rnnlab.models.encoder
 
 def search_space(trial) -> dict:           # define-by-run, keys are dotted config paths
     family = trial.suggest_categorical("model.family", ["lstm", "gru"])
