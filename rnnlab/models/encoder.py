@@ -93,6 +93,32 @@ def last_valid(x_BT_: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
     return x_BT_[rows, (lengths_B.to(x_BT_.device) - 1).clamp(min=0)]
 
 
+def run_directions(directions, x_BTD: torch.Tensor, lengths_B: torch.Tensor, h0_BH: torch.Tensor | None, run):
+    """One layer of a hand-written (bi)directional encoder: `run(module, x_BTD, h0_BH) -> h_BTH` per direction, the
+    backward one on each sequence reversed within its length (so it starts at the last valid step) and from a zero
+    state. Returns each direction's (B, T, H) outputs in time order and its final state (B, H)."""
+    outputs, finals = [], []
+    for direction, module in enumerate(directions):
+        if direction == 0:  # padding sits after the valid steps: it never reaches them
+            h_BTH = run(module, x_BTD, h0_BH)
+            finals.append(last_valid(h_BTH, lengths_B))
+        else:
+            h_BTH = reverse_padded(run(module, reverse_padded(x_BTD, lengths_B), None), lengths_B)
+            finals.append(h_BTH[:, 0])
+        outputs.append(h_BTH)
+    return outputs, finals
+
+
+def summary(out_BTH: torch.Tensor, lengths_B: torch.Tensor, directions: int) -> torch.Tensor:
+    """The sequence summary, as torch RNNs give it: the forward direction's last valid step, concatenated with the
+    backward direction's first step when bidirectional."""
+    last_BH = last_valid(out_BTH, lengths_B)
+    if directions == 1:
+        return last_BH
+    H = out_BTH.shape[-1] // 2
+    return torch.cat([last_BH[:, :H], out_BTH[:, 0, H:]], dim=-1)
+
+
 def reverse_padded(x_BT_: torch.Tensor, lengths_B: torch.Tensor) -> torch.Tensor:
     """Each sequence reversed within its own length, padding left in place; applying it twice is the identity.
 

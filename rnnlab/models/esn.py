@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rnnlab.config import ModelConfig, check
-from rnnlab.models.encoder import Encoder, last_valid, reverse_padded, valid_mask
+from rnnlab.models.encoder import Encoder, run_directions, valid_mask
 from rnnlab.models.sequence import ridge_regression
 
 
@@ -180,24 +180,17 @@ class ESN(Encoder):
 
     def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
         """state: (layers * directions, B, units) last valid states, as torch RNNs; only forward passes resume."""
-        B, T, _ = x_BTD.shape
+        T = x_BTD.shape[1]
         dtype = torch.float64 if x_BTD.dtype == torch.float64 else torch.float32
         x_BTD = x_BTD.to(dtype)
         valid_BT1 = valid_mask(lengths_B, T, x_BTD.device)[..., None]
         features, finals = [], []
         layer_input = x_BTD
         for layer, directions in enumerate(self.layers):
-            outputs = []
-            for direction, reservoir in enumerate(directions):
-                index = layer * self.directions + direction
-                if direction == 0:
-                    states = reservoir(layer_input, state[index] if state is not None else None)
-                    finals.append(last_valid(states, lengths_B))
-                else:  # reversed within each length, so the backward pass starts at the last valid step
-                    states = reverse_padded(reservoir(reverse_padded(layer_input, lengths_B)), lengths_B)
-                    finals.append(states[:, 0])
-                outputs.append(states * valid_BT1)
-            layer_input = torch.cat(outputs, dim=-1)
+            h0 = state[layer * self.directions] if state is not None else None
+            outputs, layer_finals = run_directions(directions, layer_input, lengths_B, h0, lambda r, x, h: r(x, h))
+            finals += layer_finals
+            layer_input = torch.cat(outputs, dim=-1) * valid_BT1
             features.append(layer_input)
         out_BTH = torch.cat(features, dim=-1)
         if self.pooling == "mean":

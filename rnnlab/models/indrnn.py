@@ -21,7 +21,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab.config import check
 from rnnlab.models import indrnn_kernel
-from rnnlab.models.encoder import Encoder, RecurrentConfig, last_valid, reverse_padded, valid_mask
+from rnnlab.models.encoder import Encoder, RecurrentConfig, run_directions, summary, valid_mask
 
 log = logging.getLogger(__name__)
 
@@ -223,25 +223,20 @@ class IndRNN(Encoder):
 
     def forward(self, x_BTD: torch.Tensor, lengths_B: torch.Tensor, state=None):
         """state: (layers * directions, B, H) final states, as torch RNNs; only forward directions resume from it."""
-        B, T, _ = x_BTD.shape
+        T = x_BTD.shape[1]
         lengths = lengths_B.to(x_BTD.device)
         self.longest_sequence.fill_(max(int(self.longest_sequence), T))
         padded = bool((lengths < T).any())
         valid_BT = valid_mask(lengths, T) if padded else None
-        layer_input = x_BTD
-        finals = []
+        layer_input, finals = x_BTD, []
+
+        def run(layer, x_BTD, h0_BH):
+            return layer(x_BTD, valid_BT, h0_BH)
+
         for index, directions in enumerate(self.layers):
-            outputs = []
-            for direction, layer in enumerate(directions):
-                if direction == 0:
-                    h0 = state[index * self.directions] if state is not None else None
-                    h_BTH = layer(layer_input, valid_BT, h0)
-                    finals.append(last_valid(h_BTH, lengths))
-                else:  # reversed within each length: the backward pass starts at the last valid step
-                    h_BTH = layer(reverse_padded(layer_input, lengths), valid_BT, None)
-                    finals.append(last_valid(h_BTH, lengths))
-                    h_BTH = reverse_padded(h_BTH, lengths)
-                outputs.append(h_BTH)
+            h0 = state[index * self.directions] if state is not None else None
+            outputs, layer_finals = run_directions(directions, layer_input, lengths, h0, run)
+            finals += layer_finals
             h_BTH = torch.cat(outputs, dim=-1) if self.directions == 2 else outputs[0]
             if self.residual and h_BTH.shape[-1] == layer_input.shape[-1]:
                 h_BTH = h_BTH + layer_input
@@ -249,8 +244,4 @@ class IndRNN(Encoder):
                 h_BTH = self.dropout(h_BTH)
             layer_input = h_BTH
         out_BTH = layer_input * valid_BT[..., None] if padded else layer_input
-        # the summary: the forward direction's last valid step and the backward direction's first, as torch RNNs
-        last_BH = last_valid(out_BTH, lengths)
-        if self.directions == 2:
-            last_BH = torch.cat([last_BH[:, : self.hidden_size], out_BTH[:, 0, self.hidden_size :]], dim=-1)
-        return out_BTH, last_BH, torch.stack(finals)
+        return out_BTH, summary(out_BTH, lengths, self.directions), torch.stack(finals)

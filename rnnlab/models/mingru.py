@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlab.models.encoder import Encoder, RecurrentConfig, last_valid, reverse_padded, valid_mask
+from rnnlab.models.encoder import Encoder, RecurrentConfig, run_directions, summary, valid_mask
 
 
 @dataclass
@@ -111,23 +111,13 @@ class MinRNN(Encoder):
         valid_BT1 = valid_mask(lengths, x_BTD.shape[1])[..., None]
         layer_input, finals = x_BTD, []
         for index, directions in enumerate(self.layers):
-            outputs = []
-            for direction, layer in enumerate(directions):
-                if direction == 0:  # padding sits after the valid steps: it never reaches them
-                    h_BTH = layer(layer_input, state[index * self.directions] if state is not None else None)
-                    finals.append(last_valid(h_BTH, lengths))
-                else:  # reversed within each length: the backward scan starts at the last valid step
-                    h_BTH = reverse_padded(layer(reverse_padded(layer_input, lengths), None), lengths)
-                    finals.append(h_BTH[:, 0])
-                outputs.append(h_BTH * valid_BT1)
-            layer_input = torch.cat(outputs, dim=-1)
+            h0 = state[index * self.directions] if state is not None else None
+            outputs, layer_finals = run_directions(directions, layer_input, lengths, h0, lambda m, x, h: m(x, h))
+            finals += layer_finals
+            layer_input = torch.cat(outputs, dim=-1) * valid_BT1
             if index < self.num_layers - 1:
                 layer_input = self.dropout(layer_input)
-        out_BTH, H = layer_input, self.hidden_size
-        last_BH = last_valid(out_BTH, lengths)
-        if self.directions == 2:  # the forward direction's last valid step and the backward direction's first
-            last_BH = torch.cat([last_BH[:, :H], out_BTH[:, 0, H:]], dim=-1)
-        return out_BTH, last_BH, torch.stack(finals)
+        return layer_input, summary(layer_input, lengths, self.directions), torch.stack(finals)
 
 
 class MinGRU(MinRNN):
