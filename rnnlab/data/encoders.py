@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from rnnlab.data.taskdata import DataError
-from rnnlab.tasks.task import IGNORE_INDEX
+from rnnlab.tasks import IGNORE_INDEX
 
 FEATURES_COLUMN = "inputs"  # float feature sequences (T, D) or (T,) are read from this column when present
 PAD, UNK = "<pad>", "<unk>"

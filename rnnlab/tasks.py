@@ -1,0 +1,209 @@
+"""Learning tasks as objects: each brings its loss, its metrics (`split/name`, with the direction each improves in),
+what the head predicts per step and how its data is split. `TASKS` lists them; adding one is a class and a line.
+
+classification, tagging: loss (cross-entropy), acc.  lm: loss, acc, ppl, bpc (character models).
+regression, forecast: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).  recall: loss, bit_acc, exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from rnnlab.config import ConfigError
+
+IGNORE_INDEX = -100  # target id of steps without a label (padding, blanks of the copy task): torch's default
+
+
+def step_mask(outputs_BT_: torch.Tensor, lengths_B: torch.Tensor, warmup: int = 0) -> torch.Tensor:
+    """True at the valid steps of each sequence, past the first `warmup` steps."""
+    t = torch.arange(outputs_BT_.shape[1], device=outputs_BT_.device)
+    lengths = lengths_B.to(t.device)
+    return (t[None, :] < lengths[:, None]) & (t[None, :] >= warmup)
+
+
+class Task:
+    """A task; subclasses set the class attributes and implement loss, accumulate and summarise.
+
+    Outputs are (B, C) for sequence-level tasks and (B, T, C) for per-step ones; `warmup` leading steps of a
+    per-step task are left out (a reservoir's washout).
+    """
+
+    name: ClassVar[str]
+    directions: ClassVar[dict[str, str]]  # every metric name it reports -> "min" or "max"
+    per_step: ClassVar[bool] = False  # the head reads every step's output, not the sequence summary
+    causal: ClassVar[bool] = False  # the target is the input's future: a bidirectional encoder would see it
+    stream: ClassVar[bool] = False  # a split is one token stream, batched as BPTT chunks with the state carried
+    chronological: ClassVar[bool] = False  # splits are contiguous cuts of the data, never shuffled
+    cues_from_train: ClassVar[bool] = False  # val and test cue the stored train rows: no rows are held out
+    head: ClassVar[bool] = True  # a linear head on the encoder; False: the encoder's output is the prediction
+    char_level_only: ClassVar[tuple[str, ...]] = ()  # metrics reported only for character-level tokens
+
+    def loss(self, outputs, targets, lengths, warmup: int = 0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def accumulate(self, sums: dict[str, float], outputs, targets, lengths, warmup: int = 0) -> float:
+        """Add one batch's statistics to `sums`; return how many targets the batch's mean loss averaged."""
+        raise NotImplementedError
+
+    def summarise(self, sums: dict[str, float], loss: float, n: float, char_level: bool) -> dict[str, float]:
+        """{metric name: value} from the sums of a whole split and its mean loss."""
+        raise NotImplementedError
+
+    def metric_names(self, char_level: bool) -> list[str]:
+        return [m for m in self.directions if char_level or m not in self.char_level_only]
+
+
+class Metrics:
+    """Running sums over the batches of one split; `compute()` gives its `split/name` dict."""
+
+    def __init__(self, task: Task, split: str, char_level: bool = False):
+        self.task, self.split, self.char_level = task, split, char_level
+        self.sums: dict[str, float] = {}
+        self.loss, self.n = 0.0, 0.0
+
+    @torch.no_grad()
+    def update(self, outputs, targets, lengths, loss: torch.Tensor | float, warmup: int = 0) -> None:
+        n = self.task.accumulate(self.sums, outputs, targets, lengths, warmup)
+        self.loss += float(loss) * n
+        self.n += n
+
+    def compute(self) -> dict[str, float]:
+        n = max(self.n, 1.0)
+        values = self.task.summarise(self.sums, self.loss / n, n, self.char_level)
+        return {f"{self.split}/{name}": value for name, value in values.items()}
+
+
+def add(sums: dict[str, float], **values: float) -> None:
+    for key, value in values.items():
+        sums[key] = sums.get(key, 0.0) + value
+
+
+# --- class ids, by cross-entropy ------------------------------------------------------------------------------
+
+
+class Classification(Task):
+    name = "classification"
+    directions = {"loss": "min", "acc": "max"}
+
+    def loss(self, outputs, targets, lengths, warmup=0):
+        return F.cross_entropy(outputs, targets)
+
+    def accumulate(self, sums, outputs, targets, lengths, warmup=0):
+        add(sums, hits=float((outputs.argmax(-1) == targets).sum()))
+        return targets.numel()
+
+    def summarise(self, sums, loss, n, char_level):
+        return {"loss": loss, "acc": sums.get("hits", 0.0) / n}
+
+
+class Tagging(Task):
+    """A class id per step; steps with IGNORE_INDEX targets (padding, blanks) count nowhere."""
+
+    name = "tagging"
+    directions = {"loss": "min", "acc": "max"}
+    per_step = True
+
+    def loss(self, outputs, targets, lengths, warmup=0):
+        flat = outputs.reshape(-1, outputs.shape[-1])
+        return F.cross_entropy(flat, targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+    def accumulate(self, sums, outputs, targets, lengths, warmup=0):
+        keep = targets != IGNORE_INDEX
+        add(sums, hits=float((outputs.argmax(-1)[keep] == targets[keep]).sum()))
+        return int(keep.sum())
+
+    def summarise(self, sums, loss, n, char_level):
+        return {"loss": loss, "acc": sums.get("hits", 0.0) / n}
+
+
+class LanguageModel(Tagging):
+    """The next token at every step of a token stream, with truncated back-propagation through time."""
+
+    name = "lm"
+    directions = {"loss": "min", "acc": "max", "ppl": "min", "bpc": "min"}
+    causal = True
+    stream = True
+    chronological = True
+    char_level_only = ("bpc",)
+
+    def summarise(self, sums, loss, n, char_level):
+        out = {**super().summarise(sums, loss, n, char_level), "ppl": math.exp(min(loss, 50.0))}
+        if char_level:
+            out["bpc"] = loss / math.log(2)
+        return out
+
+
+# --- real values, by mean squared error ----------------------------------------------------------------------
+
+
+class Regression(Task):
+    name = "regression"
+    directions = {"loss": "min", "mse": "min", "rmse": "min", "nrmse": "min"}
+
+    def select(self, outputs, targets, lengths, warmup):
+        return outputs, targets
+
+    def loss(self, outputs, targets, lengths, warmup=0):
+        return F.mse_loss(*self.select(outputs, targets, lengths, warmup))
+
+    def accumulate(self, sums, outputs, targets, lengths, warmup=0):
+        _, targets = self.select(outputs, targets, lengths, warmup)
+        add(sums, y=float(targets.sum()), y2=float((targets.double() ** 2).sum()))
+        return targets.numel()
+
+    def summarise(self, sums, loss, n, char_level):
+        var = max(sums.get("y2", 0.0) / n - (sums.get("y", 0.0) / n) ** 2, 1e-12)
+        return {"loss": loss, "mse": loss, "rmse": math.sqrt(loss), "nrmse": math.sqrt(loss / var)}
+
+
+class Forecast(Regression):
+    """The values `horizon` steps ahead at every valid step past the warm-up."""
+
+    name = "forecast"
+    per_step = True
+    chronological = True
+
+    def select(self, outputs, targets, lengths, warmup):
+        mask = step_mask(outputs, lengths, warmup)
+        return outputs[mask], targets[mask]
+
+
+class Recall(Task):
+    """Associative recall: the clean ±1 pattern from a noisy cue; the encoder's output is the recalled pattern."""
+
+    name = "recall"
+    directions = {"loss": "min", "bit_acc": "max", "exact": "max"}
+    cues_from_train = True
+    head = False
+
+    def loss(self, outputs, targets, lengths, warmup=0):
+        return F.mse_loss(outputs, targets)
+
+    def accumulate(self, sums, outputs, targets, lengths, warmup=0):
+        agree = torch.sign(outputs) == torch.sign(targets)
+        add(sums, hits=float(agree.sum()), exact=float(agree.all(dim=-1).sum()), patterns=targets.shape[0])
+        return targets.numel()
+
+    def summarise(self, sums, loss, n, char_level):
+        return {"loss": loss, "bit_acc": sums.get("hits", 0.0) / n,
+                "exact": sums.get("exact", 0.0) / max(sums.get("patterns", 0.0), 1.0)}  # fmt: skip
+
+
+TASKS: dict[str, Task] = {
+    "classification": Classification(),
+    "tagging": Tagging(),
+    "lm": LanguageModel(),
+    "regression": Regression(),
+    "forecast": Forecast(),
+    "recall": Recall(),
+}
+
+
+def task_of(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError("data.task", f"got {name!r}; valid choices: {', '.join(TASKS)}")
+    return TASKS[name]
