@@ -74,8 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Upload the offline W&B runs under PATH; exit 1 when any of them could not be synced."""
+    from rnnlab.storage import localize
     from rnnlab.tracking import find_offline_runs, sync_offline_runs
 
+    args.path = str(localize(args.path))
     if not Path(args.path).exists():
         raise ConfigError("path", f"{args.path} does not exist")
     runs = find_offline_runs(args.path)
@@ -98,6 +100,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from rnnlab.api import plan_search
     from rnnlab.experiment import load_experiment
     from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+    from rnnlab.storage import is_uri, join, localize
     from rnnlab.tune import run_search
 
     experiment = experiment_from(args)
@@ -106,6 +109,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         overrides["search.samples"] = str(args.samples)
     if args.concurrency is not None:
         overrides["search.concurrency"] = str(args.concurrency)
+    if args.resume and (is_uri(experiment) or is_uri(args.storage)):  # a search in a bucket: download it first
+        experiment = str(localize(experiment if is_uri(experiment) else join(args.storage, args.name or "")))
     given = Path(experiment)
     folder = given if (given / SEARCH_FILE).is_file() else Path(args.storage) / (args.name or "")
     if args.resume:
@@ -132,16 +137,25 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from rnnlab.search_folder import SearchSpec
     from rnnlab.search_report import replay_trial
+    from rnnlab.storage import localize, push_search
 
-    return replay_trial(args.search_dir, args.trial_id, args.out)
+    folder = localize(args.search_dir)
+    code = replay_trial(folder, args.trial_id, args.out)
+    push_search(SearchSpec.load(folder))  # a URI search: the replay goes back to the bucket
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the search's HTML report and markdown summary; optionally serve its Optuna study in optuna-dashboard."""
     from rnnlab.report import make_report
+    from rnnlab.search_folder import SearchSpec
+    from rnnlab.storage import localize, push_search
 
-    page = make_report(args.search_dir, args.out)
+    folder = localize(args.search_dir)
+    page = make_report(folder, args.out)
+    push_search(SearchSpec.load(folder))  # a URI search: the report goes back to the bucket
     print(f"report: {page}\nsummary: {page.with_name('report.md')}")
     return 0
 
@@ -156,8 +170,9 @@ def cmd_fields(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from rnnlab.report import serve_dashboard
+    from rnnlab.storage import localize
 
-    serve_dashboard(args.search_dir, args.host, args.port)
+    serve_dashboard(localize(args.search_dir), args.host, args.port)
     return 0
 
 
@@ -193,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     run.set_defaults(func=cmd_run)
     sync = add("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
-    sync.add_argument("path", help="a run or search folder, or any folder holding them")
+    sync.add_argument("path", help="a run or search folder, any folder holding them, or a search's URI")
     sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
     sync.set_defaults(func=cmd_sync)
     tune = add("tune", help="search the experiment's search_space with Ray Tune + Optuna")
@@ -202,15 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
     tune.add_argument("--address", help="join a running Ray cluster: auto, ray://host:10001 or host:6379")
     tune.add_argument("--storage", default="searches",
-                      help="folder or shared folder of searches; an s3:// gs:// URI holds only Ray's state (journal "
-                      "and trial folders stay in ./searches/NAME, unsynced)")  # fmt: skip
+                      help="folder, shared folder or URI (s3://bucket/path?endpoint_override=host:port, gs://...) of "
+                      "searches; a URI holds the whole search (every node uploads what it writes; credentials from "
+                      "the environment), worked on in ./searches/NAME")  # fmt: skip
     tune.add_argument("--name", help="search name, its folder under --storage (default: NAME-TIMESTAMP)")
     tune.add_argument("--resume", action="store_true",
                       help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples "
                       "extend a finished one")  # fmt: skip
     tune.set_defaults(func=cmd_tune)
     replay = add("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
-    replay.add_argument("search_dir", help="the search folder (holds search.json)")
+    replay.add_argument("search_dir", help="the search folder (holds search.json) or its URI, <storage>/<name>")
     replay.add_argument("trial_id", help="the trial's id (its folder under trials/)")
     replay.add_argument("--out", help="folder of the replay (default: SEARCH_DIR/replays/TRIAL_ID-TIMESTAMP)")
     replay.set_defaults(func=cmd_replay)
@@ -221,11 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     preflight.add_argument("--cluster-config", help="a `ray up` YAML: trials must also fit one of its node types")
     preflight.set_defaults(func=cmd_preflight)
     report = add("report", help="a search's HTML report and markdown summary (best trials, families)")
-    report.add_argument("search_dir", help="the search folder (holds search.json)")
+    report.add_argument("search_dir", help="the search folder (holds search.json) or its URI, <storage>/<name>")
     report.add_argument("--out", help="folder of the report (default: SEARCH_DIR/report)")
     report.set_defaults(func=cmd_report)
     dashboard = add("dashboard", help="serve a search's Optuna study in optuna-dashboard")
-    dashboard.add_argument("search_dir", help="the search folder (holds search.json and optuna.journal)")
+    dashboard.add_argument("search_dir", help="the search folder (holds search.json and optuna.journal) or its URI")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable remotely)")
     dashboard.add_argument("--port", type=int, default=8080)
     dashboard.set_defaults(func=cmd_dashboard)

@@ -29,26 +29,19 @@ from rnnlab.search_folder import (
     STUDY_NAME,
     TRIALS_DIR,
     SearchSpec,
-    open_study_storage,
 )
+from rnnlab.storage import is_uri, join, open_mirrored_study_storage, pull_trials, push_search, search_uri
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
 
 
-def is_uri(storage: str) -> bool:
-    return "://" in storage
-
-
 def check_storage(storage: str) -> None:
     """Fail before launch (ConfigError, exit 2) if Ray could not write the search's state to `storage`."""
     if is_uri(storage):
-        import pyarrow.fs
+        from rnnlab.storage import resolve
 
-        try:
-            pyarrow.fs.FileSystem.from_uri(storage)
-        except Exception as err:
-            raise ConfigError("--storage", f"cannot resolve {storage!r} with pyarrow.fs: {err}") from None
+        resolve(storage)
         return
     path = Path(storage)
     probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))
@@ -175,13 +168,14 @@ def is_finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None):
-    """OptunaSearch on the search's journal, telling Optuna how each trial really ended."""
+def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None,
+                  uri: str | None = None):  # fmt: skip
+    """OptunaSearch on the search's journal (mirrored to `uri`), telling Optuna how each trial really ended."""
     metrics, modes = objective_list(cfg)
     many = len(metrics) > 1
     searcher = StudySearch(space, metric=metrics if many else metrics[0], mode=modes if many else modes[0],
                            sampler=make_sampler(cfg, grid), study_name=STUDY_NAME,
-                           storage=open_study_storage(folder))  # fmt: skip
+                           storage=open_mirrored_study_storage(folder, uri))  # fmt: skip
     searcher.folder = str(folder)
     return searcher
 
@@ -252,7 +246,7 @@ def connect(address: str | None) -> None:
 
 def ray_storage(spec: SearchSpec) -> str:
     """Where Ray keeps the search's experiment state: the search folder, or `<uri>/<name>` for a URI storage."""
-    return f"{spec.storage.rstrip('/')}/{spec.name}" if is_uri(spec.storage) else spec.folder
+    return search_uri(spec) or spec.folder
 
 
 def trial_dirname(trial) -> str:
@@ -269,10 +263,10 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     cfg = experiment.config
     s = cfg.search
     setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial,
-                       verbosity=console.verbosity())  # fmt: skip
+                       verbosity=console.verbosity(), remote=search_uri(spec))  # fmt: skip
     trainable = make_trainable(setup, s.cpus_per_trial, s.gpus_per_trial)
     storage = ray_storage(spec)
-    path = f"{storage}/{ray_run}"
+    path = join(storage, ray_run)
     if restore:
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                   restart_errored=False)  # fmt: skip
@@ -283,7 +277,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
         grid = grid_from_space(experiment.search_space)
         if grid_size(grid) != samples:
             logger.info(f"note: the grid has {grid_size(grid)} points and the search runs {samples} samples")
-    study_search = make_searcher(experiment.search_space, cfg, spec.folder, grid)
+    study_search = make_searcher(experiment.search_space, cfg, spec.folder, grid, search_uri(spec))
     study_search.ray_run = ray_run
     searcher = ConcurrencyLimiter(study_search, s.concurrency)
     return tune.Tuner(
@@ -304,7 +298,7 @@ def count_ray_trials(spec: SearchSpec) -> int:
     """Trials Ray recorded across the search's launches (its experiment state, not the trial folders)."""
     from ray.tune import ExperimentAnalysis
 
-    return sum(len(ExperimentAnalysis(f"{ray_storage(spec)}/{run}").trials) for run in spec.ray_runs)
+    return sum(len(ExperimentAnalysis(join(ray_storage(spec), run)).trials) for run in spec.ray_runs)
 
 
 def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
@@ -398,6 +392,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     check_fits(cfg, address)  # a trial no node can hold would wait forever
     Path(spec.folder).mkdir(parents=True, exist_ok=True)
     spec.save()
+    push_search(spec)  # a URI storage: search.json (and a resumed journal) in the bucket before any trial runs
     t0 = time.time()
     try:
         if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):
@@ -407,6 +402,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
             if resume:
                 spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
                 spec.save()
+                push_search(spec)
             samples = cfg.search.samples - done
             if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
                 return interrupted(spec)
@@ -414,11 +410,15 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
         if not isinstance(err, KeyboardInterrupt) and Path(spec.folder, JOURNAL_FILE).is_file():
             close_orphans(spec, f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished")
         raise
+    pull_trials(spec)  # a URI storage: the trials' folders, uploaded by their workers, for the report
     close_orphans(spec)
     log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
-    return report_search(spec, wall_time=time.time() - t0)
+    code = report_search(spec, wall_time=time.time() - t0)
+    push_search(spec)  # the journal's last changes, the plots
+    return code
 
 
 def interrupted(spec: SearchSpec) -> int:
+    push_search(spec)
     logger.warning(f"search interrupted; its state is saved. Continue it with: rnnlab tune {spec.folder} --resume")
     return 130

@@ -36,6 +36,7 @@ class TrialSetup:
     name: str
     cpus: float
     verbosity: int = 0  # console.DEFAULT: the worker prints only warnings and errors
+    remote: str | None = None  # a URI storage's `<uri>/<name>`: the worker uploads the trial's folder there
 
 
 def trial_config(setup: TrialSetup, params: dict[str, Any]) -> Config:
@@ -70,6 +71,18 @@ def memory_cap(megabytes: int) -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def trial_upload(remote: str | None, out: Path):
+    """With a URI storage: download the trial's folder if an earlier attempt (maybe on another node) left one, and
+    return the function that uploads it; without one, a function that does nothing."""
+    if remote is None:
+        return lambda: None
+    from rnnlab.storage import join, pull, push
+
+    uri = join(remote, TRIALS_DIR, out.name)
+    pull(uri, out)
+    return lambda: push(out, uri)
 
 
 def stopped_reason(metrics: dict[str, Any]) -> str:
@@ -110,6 +123,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     trial_id = tune.get_context().get_trial_id()
     out = Path(setup.folder) / TRIALS_DIR / trial_id
     out.mkdir(parents=True, exist_ok=True)
+    upload = trial_upload(setup.remote, out)
     (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
     write_json(out / PARAMS_FILE, params)  # what the searcher sent: replay rebuilds a trial that failed from it
@@ -131,6 +145,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
 
         def report(metrics: dict[str, Any], folder: str | None = None) -> None:
             tracker.log(metrics, folder)
+            upload()  # the epoch's record reaches the storage before Ray may stop this worker
             ray_checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
             try:
                 tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
@@ -164,6 +179,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             result = {**result, "status": "failed", "reason": limit.exceeded()}
             write_json(out / "result.json", result)
         tracker.finish(result)
+    upload()
     if result.get("status") == "stopped":  # end the thread as Ray's own stop does: after a return, Ray's wrapper
         raise SystemExit(0)  # reports once more and waits for a go-ahead that never comes (a reused worker hangs)
     report_summary(cfg, result, number)
