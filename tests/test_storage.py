@@ -117,7 +117,8 @@ def test_search_in_a_bucket_is_reported_replayed_and_extended_from_the_bucket_al
     study = study_of(s3, "b1", tmp_path)
     assert len(study.trials) == 4
     old = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    metric = json.loads((newer / "searches" / "b1" / "search.json").read_text())["metric"]
     for trial in trials:  # the first two kept their history
         result = json.loads((newer / "searches" / "b1" / "trials" / trial / "result.json").read_text())
         assert old[trial].state.name == "COMPLETE"
-        assert old[trial].value == pytest.approx(result["val/loss"])
+        assert old[trial].value == pytest.approx(result[metric])
