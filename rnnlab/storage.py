@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from optuna.storages.journal import JournalFileBackend
 
 from rnnlab.config import ConfigError
+from rnnlab.folder_lock import LOCK_FILE  # this machine's flock: it means nothing in a bucket
 from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, SEARCH_FILE, TRIALS_DIR, SearchSpec
 
 CACHE = "searches"  # where a URI search is downloaded to, under the current folder: ./searches/<name>/
@@ -98,12 +99,12 @@ def pull(uri: str, local: str | Path, skip: tuple[str, ...] = ()) -> bool:
 
 def push_search(spec: SearchSpec) -> None:
     """What the driver wrote (search.json, the journal, plots, report, replays) to the bucket; the trials' folders
-    are their workers' to upload, and `ray/` is Ray's."""
+    are their workers' to upload, `ray/` is Ray's, and the folder's lock stays on this machine."""
     uri = search_uri(spec)
     if uri is None:
         return
     for entry in Path(spec.folder).iterdir():
-        if entry.name not in (TRIALS_DIR, RAY_DIR) and not entry.name.startswith(f"{RAY_DIR}-"):
+        if entry.name not in (TRIALS_DIR, RAY_DIR, LOCK_FILE) and not entry.name.startswith(f"{RAY_DIR}-"):
             push(entry, join(uri, entry.name))
 
 
