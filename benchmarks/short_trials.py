@@ -55,7 +55,7 @@ def load_space():
 def optuna_loop(trials: int, out: Path) -> list[float]:
     import optuna
 
-    from rnnlab.config.overrides import apply_overrides
+    from rnnlab.registries import apply_overrides
     from rnnlab.trial import run_trial
 
     cfg, space = load_space()
@@ -76,7 +76,8 @@ def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from rnnlab.config.overrides import apply_overrides, from_flat_dict, to_flat_dict
+    from rnnlab.config.overrides import to_flat_dict
+    from rnnlab.registries import apply_overrides, from_flat_dict
 
     cfg, space = load_space()
     base, folder = to_flat_dict(cfg), str(out / "trials")
