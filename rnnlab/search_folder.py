@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +47,38 @@ class SearchSpec:
         if not path.is_file():
             raise ConfigError("search", f"{folder} holds no {SEARCH_FILE}: not a search folder")
         try:
-            return cls(**json.loads(path.read_text()))
+            spec = cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
             raise ConfigError("search", f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new "
                               "search with another --name") from None  # fmt: skip
+        return spec.relocated(Path(folder).resolve())
+
+    def relocated(self, folder: Path) -> SearchSpec:
+        """The spec of the search where it is now: a copied or moved folder is its own search, never the original."""
+        if Path(self.folder) == folder:
+            return self
+        storage = self.storage if "://" in self.storage else str(folder.parent)
+        return dataclasses.replace(self, folder=str(folder), storage=storage)
+
+
+def set_aside_torn_tail(folder: str | Path) -> Path | None:
+    """Cut a last journal line without its newline (a kill mid-append) into `optuna.journal.torn-<time>`; the path,
+    or None when the journal ends whole. Only the driver holding the folder may call it: a reader would race a
+    writer's append. Optuna's reader skips such a fragment, but a record appended after it is lost with it."""
+    path = Path(folder) / JOURNAL_FILE
+    if not path.is_file():
+        return None
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return None
+        cut = data.rfind(b"\n") + 1
+        aside = path.with_name(f"{JOURNAL_FILE}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(data[cut:])
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+    return aside
 
 
 def trial_folder(spec: SearchSpec, trial_id: str) -> Path:

@@ -29,6 +29,8 @@ from rnnlab.search_folder import (
     STUDY_NAME,
     TRIALS_DIR,
     SearchSpec,
+    load_study,
+    set_aside_torn_tail,
 )
 from rnnlab.storage import is_uri, join, open_mirrored_study_storage, pull_trials, push_search, search_uri
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
@@ -70,6 +72,23 @@ class StudySearch(OptunaSearch):
     folder = ""  # the search folder, for the replay command in an error's reason
     ray_run = RAY_DIR  # Ray's run folder of this launch, where Ray writes a failed trial's error.txt
     space_failures = 0  # consecutive trials whose search_space raised
+    relocate_to: str | None = None  # set by the driver before Ray restores a pickled searcher: the current folder
+    relocate_uri: str | None = None  # and its URI storage, if any
+
+    def restore(self, checkpoint_path: str) -> None:
+        """The pickled searcher, on the journal of the folder being resumed (`relocate_to`): the pickle names the
+        folder it was saved in, which for a copied or moved search is the original's."""
+        import optuna
+
+        super().restore(checkpoint_path)
+        if not StudySearch.relocate_to or Path(StudySearch.relocate_to) == Path(self.folder):
+            return
+        self.folder = StudySearch.relocate_to
+        storage = open_mirrored_study_storage(self.folder, StudySearch.relocate_uri)
+        self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage,
+                                           sampler=self._ot_study.sampler)  # fmt: skip
+        # Trial(study, id) is Optuna's public constructor; _trial_id is the storage's id of the trial (Optuna 5.0)
+        self._ot_trials = {k: optuna.trial.Trial(self._ot_study, t._trial_id) for k, t in self._ot_trials.items()}
 
     def suggest(self, trial_id: str) -> dict | None:
         try:
@@ -170,20 +189,24 @@ def is_finite(value) -> bool:
 
 def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None,
                   uri: str | None = None):  # fmt: skip
-    """OptunaSearch on the search's journal (mirrored to `uri`), telling Optuna how each trial really ended."""
+    """OptunaSearch on the search's journal (mirrored to `uri`), telling Optuna how each trial really ended.
+
+    The sampler's seed is the config's plus the trials the study already holds: a fresh search is reproducible, and
+    a launch that extends a search draws a new sequence instead of repeating the first launch's configurations."""
     metrics, modes = objective_list(cfg)
     many = len(metrics) > 1
+    held = len(load_study(folder).trials) if Path(folder, JOURNAL_FILE).is_file() else 0
     searcher = StudySearch(space, metric=metrics if many else metrics[0], mode=modes if many else modes[0],
-                           sampler=make_sampler(cfg, grid), study_name=STUDY_NAME,
+                           sampler=make_sampler(cfg, grid, seed_offset=held), study_name=STUDY_NAME,
                            storage=open_mirrored_study_storage(folder, uri))  # fmt: skip
     searcher.folder = str(folder)
     return searcher
 
 
-def make_sampler(cfg: Config, grid: dict[str, list] | None = None):
+def make_sampler(cfg: Config, grid: dict[str, list] | None = None, seed_offset: int = 0):
     import optuna
 
-    name, seed = cfg.search.sampler, cfg.seed
+    name, seed = cfg.search.sampler, cfg.seed + seed_offset
     if name == "tpe":  # group=True: a conditional space is modelled per branch, not as one joint space
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "random":
@@ -268,6 +291,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     storage = ray_storage(spec)
     path = join(storage, ray_run)
     if restore:
+        StudySearch.relocate_to, StudySearch.relocate_uri = spec.folder, search_uri(spec)
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                   restart_errored=False)  # fmt: skip
     grid = None
@@ -393,6 +417,9 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     Path(spec.folder).mkdir(parents=True, exist_ok=True)
     spec.save()
     push_search(spec)  # a URI storage: search.json (and a resumed journal) in the bucket before any trial runs
+    if aside := set_aside_torn_tail(spec.folder):  # a kill mid-append: new records must not follow the fragment
+        logger.warning(f"{JOURNAL_FILE} ended in a torn record (a kill while it was written); it is set aside in "
+                       f"{aside} and the study continues from the last whole record")  # fmt: skip
     t0 = time.time()
     try:
         if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):

@@ -1,0 +1,61 @@
+"""A search folder under faults: a torn journal tail is read, set aside and never appended to; a copied folder is a
+search of its own; extending a search draws configurations it does not hold yet."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnlab.search_folder import JOURNAL_FILE, SearchSpec, load_study
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+
+
+def rnnlab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], env=ENV, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+
+
+def configs(folder: Path) -> list[str]:
+    return [json.dumps(t.params, sort_keys=True) for t in load_study(folder).trials]
+
+
+@pytest.mark.slow
+def test_torn_journal_copy_and_extension(tmp_path):
+    shrink = ["train.epochs=1", "train.max_batches=2", "search.sampler=random", "search.scheduler=none"]
+    done = rnnlab("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "s", "--samples", "2", "--set", *shrink)
+    assert done.returncode == 0, done.stderr[-2000:]
+    original = tmp_path / "s"
+    first = configs(original)
+
+    copy = tmp_path / "copy"  # a copied search extends itself, never the original
+    shutil.copytree(original, copy, ignore=shutil.ignore_patterns(".rnnlab.lock"))
+    journal_before = (original / JOURNAL_FILE).read_bytes()
+    extended = rnnlab("tune", str(copy), "--resume", "--samples", "4")
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert (original / JOURNAL_FILE).read_bytes() == journal_before
+    assert SearchSpec.load(copy).folder == str(copy.resolve())
+    assert len({p.parent.name for p in copy.glob("trials/*/result.json")}) == 4
+    assert not (original / "ray-2").exists()
+    later = configs(copy)
+    assert len(later) == 4 and later[:2] == first
+    assert not set(later[2:]) & set(first)  # the extension drew new configurations, not the first launch's again
+
+    journal = copy / JOURNAL_FILE  # a kill mid-append: the last record torn
+    os.truncate(journal, journal.stat().st_size - 25)
+    assert len(load_study(copy).trials) == 4  # readers (report, dashboard, replay) still read it
+    report = rnnlab("report", str(copy))
+    assert report.returncode == 0, report.stderr[-2000:]
+    resumed = rnnlab("tune", str(copy), "--resume", "--samples", "5")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "torn record" in resumed.stderr
+    assert list(copy.glob(f"{JOURNAL_FILE}.torn-*"))
+    lines = journal.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])  # every record whole
+    assert len(load_study(copy).trials) == 5
