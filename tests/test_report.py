@@ -178,7 +178,8 @@ def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def seeded_search(tmp_path_factory):
-    """4 trials of search_digits, 2 seeds each, shrunk, on a local Ray; the driver's output kept for checks."""
+    """4 trials of search_digits, 2 seeds each, shrunk, on a local Ray; the driver's output (stdout: tables, stderr:
+    rnnlab's status lines) kept for checks."""
     import contextlib
     import io
 
@@ -190,7 +191,7 @@ def seeded_search(tmp_path_factory):
     connect(None)
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed):
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             code = main(["tune", SEARCH_DIGITS, "--samples", "4", "--concurrency", "2", "--storage", str(root),
                          "--name", "s", "--set", "train.epochs=2", "train.max_batches=3", "search.grace_period=1",
                          "search.seeds=2"])  # fmt: skip
