@@ -7,6 +7,7 @@ kept as given and shifted by one, so 0 stays padding.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,11 +75,33 @@ def encode_integer_tokens(splits: dict[str, list], column: str) -> tuple[dict[st
 # --- labels ----------------------------------------------------------------------------------------------------
 
 
+def check_labels(labels: Sequence, column: str) -> None:
+    """Labels that would make a classifier's results meaningless: missing, nested, real-valued, a single class."""
+    field_path = f"data.{column}"
+    missing = sum(x is None or x == "" or (isinstance(x, float) and math.isnan(x)) for x in labels)
+    if missing:
+        raise DataError(field_path, f"{missing} of {len(labels)} train rows have no label (empty or missing); fill "
+                        "or drop them")  # fmt: skip
+    nested = next((x for x in labels if isinstance(x, (dict, list, tuple))), None)
+    if nested is not None:
+        raise DataError(field_path, f"labels must be scalars, but the column holds {type(nested).__name__} values "
+                        f"(e.g. {str(nested)[:60]}); name a scalar column")  # fmt: skip
+    fractional = sum(isinstance(x, float) and not float(x).is_integer() for x in labels)
+    if fractional:
+        raise DataError(field_path, f"{fractional} of {len(labels)} train labels are real numbers (e.g. "
+                        f"{next(x for x in labels if isinstance(x, float) and not float(x).is_integer())}): a "
+                        "classifier needs classes; for a numeric target set data.task=regression")  # fmt: skip
+    if len(set(labels)) == 1:
+        raise DataError(field_path, f"the train split has a single class ({labels[0]!r}) in {len(labels)} rows: "
+                        "nothing to classify (any model scores 1.0)")  # fmt: skip
+
+
 def fit_label_map(labels: Sequence, column: str) -> dict:
     """Original label -> 0..C-1, sorted (numbers numerically, strings alphabetically), from train labels."""
     unique = set(labels)
     if not unique:
         raise DataError(f"data.{column}", "the train split has no labels")
+    check_labels(list(labels), column)
     try:
         ordered = sorted(unique)
     except TypeError:  # mixed ints and strings

@@ -28,7 +28,13 @@ LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines;
 
 def token_sequences(split: Dataset, column: str, tokenizer: str) -> list:
     """Strings are tokenized; lists (of words or integer ids) are taken as already tokenized."""
-    return [tokenize_value(v, tokenizer) for v in split[column]]
+    values = split[column]
+    scalar = next((v for v in values if not isinstance(v, (str, list, tuple))), None)
+    if scalar is not None:
+        kind = type(scalar).__name__
+        raise DataError("data.text_column", f"column {column!r} holds {kind} values (e.g. {scalar!r}), not text or "
+                        "token lists: name the text column, or data.task=regression for numeric features")  # fmt: skip
+    return [tokenize_value(v, tokenizer) for v in values]
 
 
 def tokenize_value(value, tokenizer: str) -> list:
@@ -72,7 +78,11 @@ def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str
 
 def float_targets(split: Dataset, column: str) -> np.ndarray:
     values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
-    return values.reshape(len(values), -1)
+    values = values.reshape(len(values), -1)
+    if (bad := int((~np.isfinite(values)).any(axis=1).sum())) > 0:
+        raise DataError(f"data.{column}", f"{bad} of {len(values)} rows have a NaN or infinite target; fill or drop "
+                        "them")  # fmt: skip
+    return values
 
 
 def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> None:
@@ -163,6 +173,9 @@ def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> 
     parts = {}
     for n in SPLITS:
         inputs, targets = encoders.cut_windows(series[n].reshape(-1, dim), cfg.window, cfg.horizon)
+        if cfg.window and len(series[n]) and not len(inputs):
+            raise DataError("data.window", f"a window of {cfg.window} steps (+ horizon {cfg.horizon}) is longer than "
+                            f"the {n} series ({len(series[n])} steps); lower data.window")  # fmt: skip
         lengths = torch.full((len(inputs),), inputs.shape[1], dtype=torch.int64)
         parts[n] = Split(torch.tensor(inputs, dtype=torch.float32), lengths, torch.tensor(targets, dtype=torch.float32))
     meta["stride"] = max(1, cfg.window // 2) if cfg.window else 0

@@ -176,6 +176,11 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int) -> dict[st
     parts = {"train": train.select(np.sort(order[:n_train]))}
     parts["val"] = val if val is not None else train.select(np.sort(order[n_train : n_train + n_val]))
     parts["test"] = test if test is not None else train.select(np.sort(order[n_train + n_val :]))
+    for name, given, fraction in (("val", val, cfg.val_fraction), ("test", test, cfg.test_fraction)):
+        if (given is not None or fraction > 0) and len(parts[name]) == 0:  # asked for, yet empty: metrics of nothing
+            field_path = f"data.{name}_split" if given is not None else f"data.{name}_fraction"
+            raise DataError(field_path, f"the {name} split is empty ({n} train rows); its metrics would be computed "
+                            f"on nothing: name a non-empty split or raise data.{name}_fraction")  # fmt: skip
     return parts
 
 

@@ -1,0 +1,80 @@
+"""Data that would make results meaningless is refused before any work: exit 2, the field and the rows named, no
+run folder written."""
+
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+REVIEWS = str(ROOT / "experiments" / "text_reviews_csv.py")
+SHRINK = ["train.epochs=1", "tracking.mode=disabled"]
+ROWS = [f"review number {i} is {'good' if i % 2 else 'bad'}" for i in range(40)]
+
+
+def csv(path: Path, labels: list[str], header: str = "text,label") -> str:
+    path.write_text(header + "\n" + "".join(f"{text},{label}\n" for text, label in zip(ROWS, labels)))
+    return str(path)
+
+
+CASES = {
+    "empty_labels": (lambda p: csv(p, ["good", "", *["bad", "good"] * 19]), [], "data.label_column", "no label"),
+    "single_class": (lambda p: csv(p, ["good"] * 40), [], "data.label_column", "single class"),
+    "float_labels": (
+        lambda p: csv(p, [str(i / 7) for i in range(40)]),
+        [],
+        "data.label_column",
+        "data.task=regression",
+    ),
+    "empty_val": (lambda p: csv(p, ["good", "bad"] * 20), ["data.val_fraction=0.01"], "data.val_fraction", "empty"),
+    "empty_test": (lambda p: csv(p, ["good", "bad"] * 20), ["data.test_fraction=0.01"], "data.test_fraction", "empty"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_data_is_refused_before_work(case, tmp_path, capsys):
+    make, extra, field, words = CASES[case]
+    data = make(tmp_path / "data.csv")
+    out = tmp_path / "run"
+    code = main(["run", REVIEWS, "--out", str(out), "--set", *SHRINK, f"data.name={data}", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert field in err and words in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_nan_regression_target_is_refused(tmp_path, capsys):
+    rows = "".join(f"w{i % 5} w{i % 3},{'nan' if i in (3, 8) else i * 0.5}\n" for i in range(40))
+    data = tmp_path / "data.csv"
+    data.write_text("a,target\n" + rows)
+    experiment = tmp_path / "regress.py"
+    experiment.write_text(
+        "from rnnlab.config import Config, DataConfig\n"
+        f"config = Config(metric='val/rmse', data=DataConfig(source='local', name={str(data)!r}, task='regression',"
+        " text_column='a', target_column='target', tokenizer='word'))\n"
+    )
+    out = tmp_path / "run"
+    code = main(["run", str(experiment), "--out", str(out), "--set", *SHRINK])
+    err = capsys.readouterr().err
+    assert code == 2 and "data.target" in err and "have a NaN or infinite target" in err, err
+    assert not out.exists()
+
+
+def test_numbers_as_text_are_refused(tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "".join(f"{i},{'good' if i % 2 else 'bad'}\n" for i in range(40)))
+    out = tmp_path / "run"
+    code = main(["run", REVIEWS, "--out", str(out), "--set", *SHRINK, f"data.name={data}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "data.text_column" in err and "int values" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_window_longer_than_the_series_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", str(ROOT / "experiments" / "esn_mackey_glass.py"), "--out", str(out), "--set", *SHRINK,
+                 "data.window=100000"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "data.window" in err and "longer than" in err
+    assert not out.exists()
