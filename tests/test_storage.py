@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,121 @@ def test_search_in_a_bucket_is_reported_replayed_and_extended_from_the_bucket_al
         result = json.loads((newer / "searches" / "b1" / "trials" / trial / "result.json").read_text())
         assert old[trial].state.name == "COMPLETE"
         assert old[trial].value == pytest.approx(result[metric])
+
+
+# --- across machines: each worker node in its own mount namespace, one removed mid-search ----------------------
+
+
+def start_node(command: list[str], env: dict, log: Path, private: list[Path] = (), cwd=None) -> subprocess.Popen:
+    """A Ray node; with `private` folders, in its own mount namespace with a fresh tmpfs over /tmp and over each
+    of them, so it sees no other node's files (and the tmpfs is discarded when its processes die)."""
+    if private:
+        mounts = " && ".join(f"mkdir -p {p} && mount -t tmpfs tmpfs {p}" for p in ["/tmp", *map(str, private)])
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   f"{mounts} && exec {' '.join(command)}"]  # fmt: skip
+    with open(log, "w") as f:
+        return subprocess.Popen(command, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of the session `sid` (a node started with start_new_session): only ours."""
+    import signal
+    import time
+
+    for _ in range(20):
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getsid(int(entry.name)) == sid:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+        time.sleep(0.5)
+
+
+def node_files(pid: int, folder: Path) -> dict[str, int]:
+    """The files under `folder` as the node of `pid` sees them (its mount namespace, through /proc), with sizes."""
+    root = Path(f"/proc/{pid}/root{folder}")
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, monkeypatch):
+    import time
+
+    from s3server import free_ports
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root for a mount namespace per node")
+    env = search_env(s3, tmp_path)
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    head_dir = tmp_path / "head"
+    head_dir.mkdir()
+    temp = Path(tempfile.mkdtemp(prefix="rnnlab-ray-"))
+    gcs, dash, agent, metrics, runtime = free_ports(5)
+    ray = shutil.which("ray")
+    common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    head = [ray, "start", "--head", *common, "--num-cpus=0", f"--port={gcs}", "--include-dashboard=false",
+            f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
+            f"--runtime-env-agent-port={runtime}", f"--temp-dir={temp}"]  # fmt: skip
+    nodes = [start_node(head, env, temp / "head.log")]
+    time.sleep(8)
+    for i in range(2):
+        agent, metrics, runtime, manager, obj = free_ports(5)
+        worker = [ray, "start", *common, f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
+                  f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
+                  f"--runtime-env-agent-port={runtime}", f"--node-manager-port={manager}",
+                  f"--object-manager-port={obj}", f"--temp-dir=/tmp/ray-node{i}"]  # fmt: skip
+        nodes.append(start_node(worker, env, temp / f"node{i}.log", private=[tmp_path]))
+    name, samples = "multi", 6
+    search = head_dir / "searches" / name
+    driver = nodes[0]
+    try:
+        time.sleep(10)
+        driver = start_node(
+            [sys.executable, "-m", "rnnlab", "tune", "search_digits", "--samples", str(samples), *SHRUNK,
+             "--set", "train.epochs=3", "search.cpus_per_trial=1", "--address", f"127.0.0.1:{gcs}",
+             "--storage", s3.uri("searches"), "--name", name],
+            env, temp / "driver.log", cwd=head_dir,
+        )  # fmt: skip
+        deadline = time.time() + 600
+        while not any(f.endswith("metrics.jsonl") for f in s3.files(f"searches/{name}")):
+            assert driver.poll() is None and time.time() < deadline, (temp / "driver.log").read_text()[-5000:]
+            time.sleep(1)
+        kill_session(nodes[1].pid)  # node 0 goes away mid-search, its private tmpfs with it
+        assert driver.wait(timeout=900) == 0, (temp / "driver.log").read_text()[-5000:]
+        trials = check_bucket(s3, name, samples)
+        study = study_of(s3, name, tmp_path)
+        assert len(study.trials) == samples
+        assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == trials
+        assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials), [t.state for t in study.trials]
+        bucket = {f: None for f in s3.files(f"searches/{name}")}
+        left = node_files(nodes[2].pid, search)  # what the surviving worker node holds of the search
+        assert left, "the surviving node ran no trial"
+        only_there = [f for f in left if f not in bucket and not f.endswith(".lock")]
+        assert only_there == [], only_there
+    finally:
+        for proc in [driver, *reversed(nodes)]:
+            kill_session(proc.pid)
+        shutil.rmtree(temp, ignore_errors=True)
+
+    shutil.rmtree(head_dir)  # the old head's disk is gone; a new folder and a new (local) Ray
+    new = tmp_path / "new"
+    new.mkdir()
+    uri = s3.uri(f"searches/{name}")
+    rnnlab(["report", uri], new, env)
+    assert (new / "searches" / name / "report" / "report.html").is_file()
+    rnnlab(["replay", uri, trials[0]], new, env)
+    rnnlab(["tune", uri, "--resume", "--samples", str(samples + 2)], new, env)
+    assert len(check_bucket(s3, name, samples + 2)) == samples + 2
+    assert len(study_of(s3, name, tmp_path).trials) == samples + 2
