@@ -217,6 +217,8 @@ def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, mo
             time.sleep(1)
         kill_session(nodes[1].pid)  # node 0 goes away mid-search, its private tmpfs with it
         assert driver.wait(timeout=900) == 0, (temp / "driver.log").read_text()[-5000:]
+        retried = [line for line in (temp / "driver.log").read_text().splitlines() if "retrying" in line]
+        print(f"after the node's removal: {len(retried)} trial(s) retried on the other node")
         trials = check_bucket(s3, name, samples)
         study = study_of(s3, name, tmp_path)
         assert len(study.trials) == samples
