@@ -132,7 +132,8 @@ def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
         out = Path(out) if out is not None else default_out(cfg)
-        with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg)):  # one process per run folder
+        started = (out / "config.json").exists  # run_trial writes it once the model is built, before any epoch
+        with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg), started):  # one process per folder
             return run_in_folder(cfg, out, resume)
 
 

@@ -9,6 +9,7 @@ results a command was asked for go to stdout.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -20,6 +21,8 @@ from rnnlab.config import ConfigError
 from rnnlab.config.overrides import parse_set_args
 
 EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 1  # a full disk, no memory: nothing wrong with the input
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
 
 logger = logging.getLogger("rnnlab.cli")
@@ -259,6 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as err:
             logger.error(str(err))
             return EXIT_BAD_INPUT
+        except OSError as err:  # the environment, not rnnlab: a full disk, a read-only or vanished folder
+            if err.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            logger.error(f"{err.strerror} ({err.filename or 'writing the run'}): free space or choose another "
+                         "folder; a run folder keeps its completed epochs (--resume continues from its last valid "
+                         "checkpoint; with none, delete the folder)")  # fmt: skip
+            return EXIT_ENVIRONMENT
+        except (MemoryError, RuntimeError) as err:  # the model or data does not fit in memory
+            from rnnlab.trial import is_out_of_memory
+
+            if not is_out_of_memory(err):
+                raise
+            logger.error(f"out of memory ({str(err)[:200]}): lower model.hidden_size, model.num_layers or "
+                         "train.batch_size")  # fmt: skip
+            return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

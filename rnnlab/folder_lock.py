@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -101,10 +102,12 @@ def refuse_if_busy(folder: Path, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def hold_folder(folder: str | Path, flag: str, check: Callable[[], None] = lambda: None) -> Iterator[FolderLock]:
+def hold_folder(folder: str | Path, flag: str, check: Callable[[], None] = lambda: None,
+                started: Callable[[], bool] | None = None) -> Iterator[FolderLock]:  # fmt: skip
     """Hold `folder` for the block, after `check()` passed before (nothing written if it fails) and again once held
     (another process may have just used the folder). A folder this call created and nothing but the lock went
-    into is removed again, so an attempt that failed before writing anything leaves nothing that blocks the next."""
+    into (or, given `started`, whose work never started) is removed again, so an attempt that failed before its
+    work began leaves nothing that blocks the next."""
     folder = Path(folder)
     refuse_if_busy(folder, flag)
     check()
@@ -116,7 +119,6 @@ def hold_folder(folder: str | Path, flag: str, check: Callable[[], None] = lambd
         yield lock
     finally:
         lock.release()
-        if not existed and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
-            with contextlib.suppress(OSError):
-                (folder / LOCK_FILE).unlink()
-                folder.rmdir()
+        empty = [p.name for p in folder.iterdir()] == [LOCK_FILE]
+        if not existed and (empty or (started is not None and not started())):
+            shutil.rmtree(folder, ignore_errors=True)

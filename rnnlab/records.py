@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.checkpoint import atomic_write_bytes
-from rnnlab.config import Config
+from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
 
 CONFIG_FILE, METRICS_FILE, RESULT_FILE = "config.json", "metrics.jsonl", "result.json"
@@ -26,10 +26,22 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl; a torn last line (a kill mid-append) is left out, a corrupted earlier one is a
+    ConfigError naming the file and the line."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):  # torn by a kill: the epochs before it are whole
+                break
+            raise ConfigError("metrics.jsonl", f"{path} line {number} is not a JSON row; restore the file or "
+                              "remove that line") from None  # fmt: skip
+    return rows
 
 
 def last_row(out: Path) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""A user's mistake or a fault of the machine gives a message naming the cause and the way out, never a raw
+traceback: exit 2 for bad input, 1 for the environment; nothing left that blocks the next attempt."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.config import ConfigError
+from rnnlab.records import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
+SHRINK = ["train.epochs=2", "train.max_batches=2", "tracking.mode=disabled"]
+
+
+def test_out_naming_a_file(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["run", DIGITS, "--out", str(target), "--set", *SHRINK]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is a file" in err and "Traceback" not in err
+    assert target.read_text() == "x"
+
+
+def test_a_model_too_large_for_memory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK, "model.hidden_size=200000"]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "model.hidden_size" in err
+    assert not out.exists()  # neither a rerun nor --resume is blocked by a half-made folder
+    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode()[:200]}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk(tiny_disk, tmp_path, capsys):
+    out = tiny_disk / "run"
+    code = main(["run", DIGITS, "--out", str(out), "--set", *SHRINK])
+    err = capsys.readouterr().err
+    assert code == 1, err[-2000:]
+    assert "No space left on device" in err and "free space" in err and "Traceback" not in err
+    moved = tmp_path / "moved"  # the way out: space elsewhere; the same command there works
+    shutil.rmtree(out, ignore_errors=True)
+    assert main(["run", DIGITS, "--out", str(moved), "--set", *SHRINK]) == 0
+
+
+def test_torn_metrics_log(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+    log = out / "metrics.jsonl"
+    whole = log.read_text()
+    log.write_text(whole + whole.splitlines()[0][:30])  # a kill in the middle of an append
+    assert [r["epoch"] for r in read_metrics(log)] == [1, 2]
+    code = main(["run", DIGITS, "--out", str(out), "--resume", "--set", *SHRINK, "train.epochs=3"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3]
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")  # corrupted inside: named, not guessed
+    with pytest.raises(ConfigError, match="line 2"):
+        read_metrics(log)
