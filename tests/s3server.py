@@ -76,10 +76,10 @@ def seaweedfs(bucket: str = "rnnlab") -> Iterator[S3Server]:
     config.chmod(0o600)
     (root / "data").mkdir()
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-             "s3.port", "s3.port.grpc", "s3.port.iceberg", "iam.port", "metricsPort"]  # fmt: skip
+             "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port", "metricsPort"]  # fmt: skip
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     command = [weed, "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root / 'data'}",
-               f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=20",
+               f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=20", "-master.telemetry=false",
                f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}",
                *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
     with open(root / "weed.log", "w") as log:

@@ -99,6 +99,13 @@ def test_search_in_a_bucket_is_reported_replayed_and_extended_from_the_bucket_al
     study = study_of(s3, "b1", tmp_path)
     assert sorted(t.user_attrs["ray_trial_id"] for t in study.trials) == trials
     assert "best_overrides.txt" in s3.files("searches/b1")  # the end of the search, pushed by the driver
+    fs = s3.filesystem()
+    for path in s3.files("searches/b1"):  # Ray's state included: no key of the bucket in anything it holds
+        with fs.open_input_stream(f"{s3.bucket}/searches/b1/{path}") as f:
+            data = f.read()
+        assert (
+            s3.env["AWS_SECRET_ACCESS_KEY"].encode() not in data and s3.env["AWS_ACCESS_KEY_ID"].encode() not in data
+        ), path
 
     shutil.rmtree(head)  # the old head's disk is gone
     new = tmp_path / "new-head"

@@ -9,6 +9,7 @@ scheduler, Tuner, resume); each trial runs `trainable.train_trial` in a Ray work
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -74,6 +75,7 @@ class StudySearch(OptunaSearch):
     space_failures = 0  # consecutive trials whose search_space raised
     relocate_to: str | None = None  # set by the driver before Ray restores a pickled searcher: the current folder
     relocate_uri: str | None = None  # and its URI storage, if any
+    uri: str | None = None  # a URI storage's <uri>/<name>: a trial's record is there, uploaded by its worker
 
     def restore(self, checkpoint_path: str) -> None:
         """The pickled searcher, on the journal of the folder being resumed (`relocate_to`): the pickle names the
@@ -83,7 +85,7 @@ class StudySearch(OptunaSearch):
         super().restore(checkpoint_path)
         if not StudySearch.relocate_to or Path(StudySearch.relocate_to) == Path(self.folder):
             return
-        self.folder = StudySearch.relocate_to
+        self.folder, self.uri = StudySearch.relocate_to, StudySearch.relocate_uri
         storage = open_mirrored_study_storage(self.folder, StudySearch.relocate_uri)
         self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage,
                                            sampler=self._ot_study.sampler)  # fmt: skip
@@ -145,7 +147,8 @@ class StudySearch(OptunaSearch):
         result = result or {}
         reason = None
         if error:
-            reason = f"{self.error_reason(trial_id)}; replay it with: {replay_command(self.folder, trial_id)}"
+            replay = replay_command(self.uri or self.folder, trial_id)
+            reason = f"{self.error_reason(trial_id)}; replay it with: {replay}"
         elif not result.get(FINAL_KEY):  # a scheduler stop: Ray passes the epoch it stopped on here, not to
             self.report_epoch(trial_id, result)  # on_trial_result, and the PRUNED value is the last one reported
             reason = stopped_reason(result)
@@ -172,7 +175,11 @@ class StudySearch(OptunaSearch):
     def error_reason(self, trial_id: str) -> str:
         """Why a trial errored: the worker's own record (result.json), else the last line of Ray's error.txt."""
         from rnnlab.search_folder import read_json
+        from rnnlab.storage import pull
 
+        if self.uri:  # the record is in the bucket, written on the worker's node
+            with contextlib.suppress(OSError):
+                pull(join(self.uri, TRIALS_DIR, trial_id), Path(self.folder, TRIALS_DIR, trial_id))
         result = read_json(Path(self.folder, TRIALS_DIR, trial_id, "result.json"))
         if result.get("status") == "failed" and result.get("reason"):
             return str(result["reason"])
@@ -199,7 +206,7 @@ def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] 
     searcher = StudySearch(space, metric=metrics if many else metrics[0], mode=modes if many else modes[0],
                            sampler=make_sampler(cfg, grid, seed_offset=held), study_name=STUDY_NAME,
                            storage=open_mirrored_study_storage(folder, uri))  # fmt: skip
-    searcher.folder = str(folder)
+    searcher.folder, searcher.uri = str(folder), uri
     return searcher
 
 

@@ -171,8 +171,10 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             if not is_out_of_memory(err):  # out of memory before training (building the model): a result too
                 reason = f"{type(err).__name__}: {err}"  # the searcher reads it back as the trial's reason
                 write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
-                raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process "
-                                   f"with: {replay_command(setup.folder, trial_id)}") from err  # fmt: skip
+                with contextlib.suppress(OSError):  # the failure's record reaches the storage too
+                    upload()
+                replay = replay_command(setup.remote or setup.folder, trial_id)
+                raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process with: {replay}") from err
             result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
             write_json(out / "result.json", result)
         if limit.fired and result.get("status") == "stopped":  # our own stop, not Ray's: the trial failed
