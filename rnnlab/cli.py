@@ -139,12 +139,18 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failures else 0
 
 
+def check_out_folder(out: str | None) -> None:
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from rnnlab.search_folder import SearchSpec
     from rnnlab.search_report import replay_trial
     from rnnlab.storage import localize, push_search
 
     folder = localize(args.search_dir)
+    check_out_folder(args.out)
     code = replay_trial(folder, args.trial_id, args.out)
     push_search(SearchSpec.load(folder))  # a URI search: the replay goes back to the bucket
     return code
@@ -157,6 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rnnlab.storage import localize, push_search
 
     folder = localize(args.search_dir)
+    check_out_folder(args.out)
     page = make_report(folder, args.out)
     push_search(SearchSpec.load(folder))  # a URI search: the report goes back to the bucket
     print(f"report: {page}\nsummary: {page.with_name('report.md')}")

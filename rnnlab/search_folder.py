@@ -94,9 +94,14 @@ def open_study_storage(folder: str | Path):
 
 
 def load_study(folder: str | Path):
+    """The search's study; a journal corrupted inside (not just a torn last record) is a ConfigError naming it."""
     import optuna
 
-    return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
+    try:
+        return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
+    except ValueError as err:  # JSONDecodeError, or Optuna's "Invalid log format." for a torn line followed by more
+        raise ConfigError("search", f"{Path(folder) / JOURNAL_FILE} is corrupted inside ({err}); the study cannot be "
+                          "read: restore the file from a copy") from None  # fmt: skip
 
 
 def read_json(path: Path) -> dict[str, Any]:

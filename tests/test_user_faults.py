@@ -71,3 +71,41 @@ def test_torn_metrics_log(tmp_path, capsys):
     log.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")  # corrupted inside: named, not guessed
     with pytest.raises(ConfigError, match="line 2"):
         read_metrics(log)
+
+
+def make_search(tmp_path: Path) -> Path:
+    """A search folder with a real Optuna journal of three trials (no Ray: report and replay read only files)."""
+    import optuna
+
+    from rnnlab.search_folder import STUDY_NAME, SearchSpec, open_study_storage
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc",
+               mode="max").save()  # fmt: skip
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its handler would outlive this test's captured stderr
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
+    study.optimize(lambda t: t.suggest_float("optim.learning_rate", 1e-3, 1e-2), n_trials=3)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["report", "replay"])
+def test_report_and_replay_out_naming_a_file(tmp_path, capsys, command):
+    folder = make_search(tmp_path)
+    target = tmp_path / "file"
+    target.write_text("x")
+    argv = [command, str(folder), *(["abc"] if command == "replay" else []), "--out", str(target)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "Traceback" not in err
+
+
+def test_journal_corrupted_inside_is_named(tmp_path, capsys):
+    folder = make_search(tmp_path)
+    journal = folder / "optuna.journal"
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = lines[2][:10]  # a record damaged in the middle: no torn tail to set aside, nothing to guess
+    journal.write_bytes(b"\n".join(lines))
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "optuna.journal is corrupted inside" in err and "restore" in err and "Traceback" not in err
