@@ -2,6 +2,8 @@
 
 Classical (Hopfield, 1982):  s_i <- sign(sum_j W_ij s_j),  W from the Hebbian rule W = (1/N) sum_mu xi^mu xi^mu^T
 or Storkey's (1997) rule, zero diagonal; energy E(s) = -1/2 s^T W s never increases under asynchronous updates.
+A unit whose field is exactly zero keeps its bit: fields are computed in float64 from integer Hebbian couplings
+N W, so a zero in exact arithmetic is a zero here (tests/test_hopfield_exact.py).
 Modern (Ramsauer et al., "Hopfield Networks is All You Need", ICLR 2021):  xi_new = X softmax(beta X^T xi).
 """
 
@@ -62,22 +64,34 @@ class HopfieldPoolModelConfig(RecurrentConfig):
         check(self.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
 
 
-def hebbian_weights(patterns_PN: torch.Tensor) -> torch.Tensor:
-    """W = (1/N) sum_mu xi xi^T with a zero diagonal (no unit excites itself)."""
-    weight = patterns_PN.T @ patterns_PN / patterns_PN.shape[1]
-    return weight.fill_diagonal_(0.0)
+def hebbian_counts(patterns_PN: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """N W = sum_mu xi xi^T with a zero diagonal (no unit excites itself): integers, exact in float64 (|C| <= P),
+    so fields C s are exact and a field that is zero is exactly zero (W = C / N would round 1/N)."""
+    counts = patterns_PN.to(torch.float64).T @ patterns_PN.to(torch.float64)
+    return counts.fill_diagonal_(0.0), float(patterns_PN.shape[1])
 
 
-def storkey_weights(patterns_PN: torch.Tensor) -> torch.Tensor:
+EXACT_FLOAT64 = 2.0**53  # integers below this are exact in float64
+
+
+def storkey_couplings(patterns_PN: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Storkey (1997): W += (xi xi^T - xi h^T - h xi^T) / N per pattern, with the local fields
-    h_ij = sum_{k != i, j} W_ik xi_k; the cross-talk terms raise the capacity over Hebb's ~0.14 N."""
+    h_ij = sum_{k != i, j} W_ik xi_k; the cross-talk terms raise the capacity over Hebb's ~0.14 N.
+
+    After k patterns W is a rational with denominator N^k, so (C, s) with W = C / s is kept in integers
+    (C = N^k W, s = N^k) while every intermediate stays below 2^53 (exact in float64); past that (many patterns)
+    it goes on in float64 W itself (s = 1), rounded at ~1e-16 relative."""
     n = patterns_PN.shape[1]
-    weight = patterns_PN.new_zeros(n, n)
+    coupling, scale = patterns_PN.new_zeros(n, n), 1.0
     for xi in patterns_PN:
-        field = weight @ xi
-        local_NN = field[:, None] - weight.diagonal()[:, None] * xi[:, None] - weight * xi[None, :]
-        weight = weight + (torch.outer(xi, xi) - xi[:, None] * local_NN.T - local_NN * xi[None, :]) / n
-    return weight.fill_diagonal_(0.0)
+        if scale > 1.0 and 4.0 * n * n * max(scale, coupling.abs().max().item()) >= EXACT_FLOAT64:
+            coupling, scale = coupling / scale, 1.0  # no longer exact in integers: W in float64 from here
+        exact = scale > 1.0 or not coupling.any()
+        field = coupling @ xi
+        local_NN = field[:, None] - coupling.diagonal()[:, None] * xi[:, None] - coupling * xi[None, :]
+        update = scale * torch.outer(xi, xi) - xi[:, None] * local_NN.T - local_NN * xi[None, :]
+        coupling, scale = (n * coupling + update, scale * n) if exact else (coupling + update / n, 1.0)
+    return coupling.fill_diagonal_(0.0), scale
 
 
 def sign_keep(field: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
@@ -103,28 +117,42 @@ class HopfieldMemory(Encoder):
         h = cfg.hopfield
         self.rule, self.update, self.max_iterations = h.rule, h.update, h.max_iterations
         self.output_size = input_size
-        self.register_buffer("weight", torch.zeros(input_size, input_size))
+        # W = coupling / scale, the couplings in float64 that fields are computed from: integers where exact
+        # (Hebbian N W always, Storkey N^P W while it fits 53 bits), so a zero field is exactly zero.
+        self.register_buffer("coupling", torch.zeros(input_size, input_size, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """W = coupling / scale (float64)."""
+        return self.coupling / self.scale
 
     @torch.no_grad()
     def fit_closed_form(self, batches) -> None:
         """Store every target pattern of the train split (float ±1 (B, D) targets)."""
-        patterns = torch.cat([y.reshape(y.shape[0], -1) for _, _, y in batches]).to(self.weight)
+        patterns = torch.cat([y.reshape(y.shape[0], -1) for _, _, y in batches])
         self.store(patterns)
 
     @torch.no_grad()
     def store(self, patterns_PN: torch.Tensor) -> None:
-        rules = {"hebbian": hebbian_weights, "storkey": storkey_weights}
-        self.weight.copy_(rules[self.rule](patterns_PN.to(torch.float64)))
+        rules = {"hebbian": hebbian_counts, "storkey": storkey_couplings}
+        coupling, scale = rules[self.rule](patterns_PN.to(torch.float64))
+        self.coupling.copy_(coupling)
+        self.scale.fill_(scale)
 
     def energy(self, state_BN: torch.Tensor) -> torch.Tensor:
-        """E(s) = -1/2 s^T W s per row."""
-        weight = self.weight.to(state_BN.dtype)
-        return -0.5 * ((state_BN @ weight) * state_BN).sum(dim=-1)
+        """E(s) = -1/2 s^T W s per row (float64)."""
+        state = state_BN.to(torch.float64)
+        return -0.5 * ((state @ self.coupling) * state).sum(dim=-1) / self.scale
 
     @torch.no_grad()
     def recall(self, cue_BN: torch.Tensor) -> torch.Tensor:
-        """Iterate the update from sign(cue) to a fixed point or `max_iterations` sweeps."""
-        weight = self.weight.to(cue_BN.dtype)
+        """Iterate the update from sign(cue) to a fixed point or `max_iterations` sweeps; fields in float64 from
+        the couplings (the sign of C s is that of W s), the recall in the cue's dtype."""
+        return self._recall(cue_BN.to(torch.float64)).to(cue_BN.dtype)
+
+    def _recall(self, cue_BN: torch.Tensor) -> torch.Tensor:
+        weight = self.coupling
         state = sign_keep(cue_BN, torch.ones_like(cue_BN))
         if self.update == "sync":
             for _ in range(self.max_iterations):
