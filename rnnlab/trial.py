@@ -18,6 +18,7 @@ import torch
 from rnnlab.checkpoint import load_latest
 from rnnlab.config import Config, ConfigError
 from rnnlab.data import TaskData, load_task_data, save_vocab
+from rnnlab.data.taskdata import with_dtype
 from rnnlab.models import build_model, count_parameters
 from rnnlab.records import MetricsLog, last_row, read_metrics, write_config, write_json
 from rnnlab.registries import validate
@@ -101,7 +102,11 @@ def run_seed(cfg: Config, report: Report | None = None, out_dir: str | Path = "r
     torch.set_flush_denormal(cfg.train.flush_denormal)  # per trial: a reused process follows each trial's config
     seed_everything(cfg.seed)
     device = select_device(cfg.train.device)
+    dtype = getattr(torch, cfg.train.dtype)  # the one place data and model take train.dtype
+    data = with_dtype(data, dtype)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
+    if dtype != torch.get_default_dtype():  # built in the default; a no-op cast would also narrow float64 buffers
+        model = model.to(dtype)
     resume_state = load_latest(Path(resume_from), map_location="cpu") if resume_from else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -101,6 +101,7 @@ class TrainConfig:
     bptt: int = 100  # language modelling: truncated back-propagation length
     max_batches: int = 0  # cap on batches per epoch (smoke runs); 0 uses all
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: Literal["float32", "float64"] = "float32"  # model, readout and floating data (token/label ids stay int)
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     # CPU: treat denormal floats as 0. A loss on the last step only (classification, the adding problem) sends back
     # gradients that decay over time into denormals, which the CPU computes ~10x slower (LSTM, T=200: 3.1 vs 0.23 s)

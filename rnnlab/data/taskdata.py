@@ -5,7 +5,7 @@ Everything here converts to plain dicts of tensors and strings, so the cache can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 
@@ -62,6 +62,17 @@ def from_plain(plain: dict) -> TaskData:
     for name in SPLITS:
         kwargs[name] = Split(**plain[name])
     return TaskData(**kwargs)
+
+
+def with_dtype(data: TaskData, dtype: torch.dtype) -> TaskData:
+    """`data` with its floating tensors (features, real targets) in `dtype`; token ids, labels and lengths as they
+    are. A new TaskData: the given one (perhaps cached or shared) is left alone."""
+
+    def cast(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(dtype) if tensor.is_floating_point() else tensor
+
+    splits = {name: Split(*(cast(t) for t in vars(getattr(data, name)).values())) for name in SPLITS}
+    return replace(data, **splits)
 
 
 def empty_split(like: Split) -> Split:
