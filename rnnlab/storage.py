@@ -76,6 +76,30 @@ def push(local: str | Path, uri: str) -> None:
     pyarrow.fs.copy_files(str(local), path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
 
 
+class FolderUpload:
+    """Uploads the files of a local folder that changed (size or mtime) since its last call: a trial's checkpoints
+    and W&B files are sent once each, not at every epoch."""
+
+    def __init__(self, local: str | Path, uri: str):
+        self.local, self.uri, self.sent = Path(local), uri, {}
+
+    def __call__(self) -> None:
+        fs, root = resolve(self.uri)
+        for path in sorted(p for p in self.local.rglob("*") if p.is_file()):
+            stat = path.stat()
+            key = (stat.st_size, stat.st_mtime_ns)
+            if self.sent.get(path) == key:
+                continue
+            with open(path, "rb") as src, fs.open_output_stream(f"{root}/{path.relative_to(self.local)}") as dst:
+                while chunk := src.read(1 << 22):
+                    dst.write(chunk)
+            self.sent[path] = key
+
+    def mark_sent(self) -> None:
+        """Take the folder as it is now as uploaded (it was just downloaded from `uri`)."""
+        self.sent = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in self.local.rglob("*") if p.is_file()}
+
+
 def pull(uri: str, local: str | Path, skip: tuple[str, ...] = ()) -> bool:
     """Download the folder at `uri` into `local` (overwriting), but its top-level entries named in `skip`.
     False if there is nothing at `uri`."""

@@ -50,6 +50,26 @@ def test_files_round_trip_through_the_server(s3, monkeypatch, tmp_path):
     assert not pull(s3.uri("round/none"), tmp_path / "none")
 
 
+def test_a_trial_folder_upload_sends_only_what_changed(s3, monkeypatch, tmp_path):
+    from rnnlab.storage import FolderUpload
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model.pt").write_bytes(b"weights" * 1000)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    upload = FolderUpload(tmp_path, s3.uri("upload/t1"))
+    upload()
+    assert s3.files("upload/t1") == ["ckpt/model.pt", "metrics.jsonl"]
+    s3.filesystem().delete_file(f"{s3.bucket}/upload/t1/ckpt/model.pt")  # an unchanged file is not sent again
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2}\n')
+    upload()
+    assert s3.files("upload/t1") == ["metrics.jsonl"]
+    with s3.filesystem().open_input_stream(f"{s3.bucket}/upload/t1/metrics.jsonl") as f:
+        assert f.read().decode().splitlines() == ['{"epoch": 1}', '{"epoch": 2}']
+
+
 def rnnlab(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip

@@ -78,11 +78,13 @@ def trial_upload(remote: str | None, out: Path):
     return the function that uploads it; without one, a function that does nothing."""
     if remote is None:
         return lambda: None
-    from rnnlab.storage import join, pull, push
+    from rnnlab.storage import FolderUpload, join, pull
 
     uri = join(remote, TRIALS_DIR, out.name)
-    pull(uri, out)
-    return lambda: push(out, uri)
+    upload = FolderUpload(out, uri)
+    if pull(uri, out):
+        upload.mark_sent()
+    return upload
 
 
 def stopped_reason(metrics: dict[str, Any]) -> str:
