@@ -9,8 +9,9 @@ Who uploads what, and with which mechanism:
 - Ray's experiment state and checkpoints: Ray itself (`RunConfig(storage_path=<uri>/<name>)`, its pyarrow
   storage filesystem). The URI's query (`?endpoint_override=host:port&scheme=http`) reaches pyarrow untouched,
   and credentials come from the environment (AWS_ACCESS_KEY_ID, ...), so no secret is pickled into Ray's state.
-- A trial's folder: the worker that runs it, with `pyarrow.fs.copy_files`, after each epoch and at its end; a
-  trial retried or resumed on another node first downloads its folder, so metrics.jsonl and the W&B run go on.
+- A trial's folder: the worker that runs it, through pyarrow's filesystem, after each epoch and at its end (only
+  the files that changed: `FolderUpload`); a trial retried or resumed on another node first downloads its
+  folder, so metrics.jsonl and the W&B run go on.
   Not Ray's `SyncConfig(sync_artifacts=True)`: it uploads the trial's working dir into Ray's own trial folder,
   next to Ray's `result.json` and `params.json` (names our record uses too), in the background every
   `sync_period` or on a checkpoint; a node that dies between syncs loses the newest epochs of the record.
