@@ -67,6 +67,16 @@ def search_uri(spec: SearchSpec) -> str | None:
     return join(spec.storage, spec.name) if is_uri(spec.storage) else None
 
 
+def holds_search(uri: str | None) -> bool:
+    """Whether a search is at `uri` (its search.json); False for None (a local or shared folder)."""
+    if uri is None:
+        return False
+    import pyarrow.fs
+
+    fs, path = resolve(uri)
+    return fs.get_file_info(f"{path}/{SEARCH_FILE}").type == pyarrow.fs.FileType.File
+
+
 def push(local: str | Path, uri: str) -> None:
     """Upload a file or a folder (recursively, overwriting) to `uri`."""
     import pyarrow.fs

@@ -70,6 +70,22 @@ def test_a_trial_folder_upload_sends_only_what_changed(s3, monkeypatch, tmp_path
         assert f.read().decode().splitlines() == ['{"epoch": 1}', '{"epoch": 2}']
 
 
+def test_a_new_search_never_overwrites_one_in_the_bucket(s3, monkeypatch, tmp_path, capsys):
+    from rnnlab.cli import main
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    with s3.filesystem().open_output_stream(f"{s3.bucket}/searches/taken/search.json") as f:
+        f.write(b'{"name": "taken"}')
+    code = main(["tune", "search_digits", "--storage", s3.uri("searches"), "--name", "taken", "--samples", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "already holds a search" in err and s3.env["AWS_SECRET_ACCESS_KEY"] not in err, err
+    assert s3.files("searches/taken") == ["search.json"]  # untouched
+    assert not (tmp_path / "searches" / "taken" / "search.json").exists()
+
+
 def rnnlab(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     done = subprocess.run([sys.executable, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip

@@ -33,7 +33,16 @@ from rnnlab.search_folder import (
     load_study,
     set_aside_torn_tail,
 )
-from rnnlab.storage import is_uri, join, open_mirrored_study_storage, pull_trials, push_search, search_uri
+from rnnlab.storage import (
+    holds_search,
+    is_uri,
+    join,
+    open_mirrored_study_storage,
+    pull_trials,
+    push_search,
+    redact,
+    search_uri,
+)
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, TrialSetup, make_trainable, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
@@ -393,6 +402,9 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
         elif Path(spec.folder, SEARCH_FILE).is_file():
             raise ConfigError("--name", f"{spec.folder} already holds a search; pass --resume to continue it or "
                               "another --name")  # fmt: skip
+        elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
+            raise ConfigError("--name", f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
+                              "tune URI --resume, or choose another --name")  # fmt: skip
 
     with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
         return search(experiment, spec, resume, address)
