@@ -205,6 +205,7 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
         start, bad_epochs = resume_state["epoch"] + 1, resume_state["bad_epochs"]
         best, best_epoch, best_state = resume_state["best"], resume_state["best_epoch"], resume_state["best_model"]
     status = "completed"
+    selecting = not data.val.empty  # best-epoch selection and early stopping need a validation split
     with CheckpointWriter(checkpoint_root) as writer:  # fsyncs in the background while the next epoch trains
         for epoch in range(start, cfg.train.epochs + 1):
             t0 = time.perf_counter()
@@ -215,19 +216,22 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
             else:
                 metrics = run_epoch(model, data, "train", cfg, device, optimizer, generator, should_stop)
                 scheduler.step()
-            metrics.update(run_epoch(model, data, "val", cfg, device))
+            if selecting:
+                metrics.update(run_epoch(model, data, "val", cfg, device))
             metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
                             "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
             _check_finite(metrics, epoch)
             if cfg.train.diagnostics_every and epoch % cfg.train.diagnostics_every == 0:
                 metrics.update(diagnostics.collect(model, diagnostics_batch(data, cfg, device), cfg))
             value = metrics[cfg.metric]
-            if _better(value, best, cfg.mode):
+            if not selecting:  # no validation split: no epoch is chosen over another, the last one is the model
+                best, best_epoch = value, epoch
+            elif _better(value, best, cfg.mode):
                 best, best_epoch, bad_epochs = value, epoch, 0
                 best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
-            done = model.closed_form or (cfg.train.patience and bad_epochs >= cfg.train.patience)
+            done = model.closed_form or (selecting and cfg.train.patience and bad_epochs >= cfg.train.patience)
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else {},
                 "scheduler": scheduler.state_dict() if scheduler else {}, "torch_rng": torch.get_rng_state(),
@@ -245,10 +249,12 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
 
 
 def finish(model, data, cfg, device, best_state, best_epoch, best, status) -> dict[str, Any]:
-    """Test the best model: the result holds its val and test metrics, the best epoch and the status."""
+    """Test the best model: the result holds its val and test metrics, the best epoch and the status. A split with
+    no rows (val_fraction=0, test_fraction=0) has no metrics: a 0 computed on nothing would read as a result."""
     if best_state is not None:
         model.load_state_dict(best_state)
     result: dict[str, Any] = {"status": status, "best_epoch": best_epoch, f"best/{cfg.metric}": best}
-    result.update(run_epoch(model, data, "val", cfg, device))
-    result.update(run_epoch(model, data, "test", cfg, device))
+    for split in ("val", "test"):
+        if not getattr(data, split).empty:
+            result.update(run_epoch(model, data, split, cfg, device))
     return result

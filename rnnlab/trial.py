@@ -68,7 +68,20 @@ def prepare_data(cfg: Config) -> TaskData:
     validate(cfg)
     data = load_task_data(cfg.data, cfg.seed)
     check_task(cfg, task_of(data.task))
+    check_splits(cfg, data)
     return data
+
+
+def check_splits(cfg: Config, data: TaskData) -> None:
+    """A monitored val/* metric needs validation rows: with none (data.val_fraction=0) it is computed on nothing."""
+    if not data.val.empty:
+        return
+    for field_path, names in (("metric", [cfg.metric]), ("search.objectives", cfg.search.objectives)):
+        for name in names:
+            if name.startswith("val/"):
+                raise ConfigError(field_path, f"{name} needs a validation split and this data has none "
+                                  f"(data.val_fraction={cfg.data.val_fraction}): monitor a train/* metric or "
+                                  "raise data.val_fraction")  # fmt: skip
 
 
 def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",

@@ -78,3 +78,34 @@ def test_window_longer_than_the_series_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "data.window" in err and "longer than" in err
     assert not out.exists()
+
+
+# --- no validation or test split asked for ------------------------------------------------------------------------
+
+DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
+TINY = ["train.epochs=3", "train.max_batches=2", "tracking.mode=disabled", "model.hidden_size=8"]
+
+
+def test_a_val_metric_without_a_val_split_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", DIGITS, "--out", str(out), "--set", *TINY, "data.val_fraction=0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "metric" in err and "data.val_fraction" in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_no_val_split_selects_no_epoch_and_no_test_split_reports_no_test_metrics(tmp_path):
+    """With val_fraction=0 the model is the last epoch's (no selection on nothing) and no val/* is reported; with
+    test_fraction=0 there is no test/* at all, instead of metrics computed on no rows."""
+    import json
+
+    out = tmp_path / "run"
+    code = main(["run", DIGITS, "--out", str(out), "--set", *TINY, "data.val_fraction=0", "data.test_fraction=0",
+                 "metric=train/acc"])  # fmt: skip
+    assert code == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(not k.startswith("val/") for r in rows for k in r)
+    result = json.loads((out / "result.json").read_text())
+    assert result["best_epoch"] == 3 and result["best/train/acc"] == rows[-1]["train/acc"]
+    assert not any(k.startswith(("val/", "test/")) for k in result), result

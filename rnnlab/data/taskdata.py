@@ -27,6 +27,11 @@ class Split:
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
 
+    @property
+    def empty(self) -> bool:
+        """No time step at all (`data.val_fraction=0` leaves no validation split; an lm stream may be of length 0)."""
+        return int(self.lengths.sum()) == 0
+
 
 @dataclass
 class TaskData:
