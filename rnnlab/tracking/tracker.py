@@ -4,7 +4,7 @@
 closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
 last step the run holds (offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
 Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
-`sync_offline_runs` uploads offline runs later (`rnnlab sync`). wandb is imported only inside functions.
+wandb is imported only inside functions; `sync.py` uploads offline runs later (`rnnlab sync`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import logging
 import math
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,6 @@ MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
 STATE_FILE = "tracking.json"  # run id and last step handed to wandb (offline, a kill can keep it off disk)
 LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
-SYNC_TIMEOUT_S = 300.0  # per run: no network must end in a failure, not a hang
 LOG_TIMEOUT_S = 30.0  # for wandb-core to write a finished offline run's log
 
 
@@ -334,40 +331,3 @@ def open_tracker(cfg: Config, out_dir: str | Path, job_type: str = "run", run_id
         tracker.close(exit_code=1)
         raise
     tracker.close()
-
-
-# --- sync --------------------------------------------------------------------------------------------------------
-
-
-def find_offline_runs(path: str | Path) -> list[Path]:
-    """Offline run folders (`offline-run-*` holding a `.wandb` log) under `path`, oldest first per trial."""
-    root = Path(path)
-    if root.name.startswith("offline-run-") and any(root.glob("*.wandb")):
-        return [root]
-    return sorted((p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb"))),
-                  key=lambda p: (p.parent, p.name))  # fmt: skip
-
-
-def is_synced(run_dir: Path) -> bool:
-    return any(run_dir.glob("*.wandb.synced"))
-
-
-def sync_run(run_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> tuple[bool, str]:
-    """Upload one offline run with `wandb sync`; (ok, message). wandb marks success with a `.wandb.synced` file."""
-    cmd = [sys.executable, "-m", "wandb", "sync", str(run_dir)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return False, f"no answer from the W&B server within {timeout:.0f}s (network?)"
-    if is_synced(run_dir):
-        return True, "synced"
-    lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
-    return False, lines[-1] if lines else f"wandb sync exited with code {done.returncode}"
-
-
-def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
-    """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order."""
-    results = {}
-    for run_dir in find_offline_runs(path):
-        results[run_dir] = (True, "already synced") if is_synced(run_dir) else sync_run(run_dir, timeout)
-    return results
