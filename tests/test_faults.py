@@ -164,24 +164,22 @@ config = Config(
 
 def search_space(trial):
     kind = ["diverge", "oom", "ok", "ok"][trial.number % 4]
+    if kind == "diverge":  # Adam's first step moves every weight by ~1e30: the next batch's loss overflows to inf
+        return {{"optim.learning_rate": 1e30}}  # (data with an inf target is refused before work now)
     space = {{"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-3, 3e-3, log=True)}}
-    if kind == "diverge":  # one row's target is inf: the batch holding it gives an inf loss in epoch 1
-        space["data.name"] = {poisoned!r}
     if kind == "oom":  # a GRU of width 40000: ~19 GB of weights, far over the 1 GiB cap
         space["model.hidden_size"] = 40000
     return space
 """
 
 
-def regression_csv(path: Path, rows: int, poison_every: int = 0) -> str:
-    """Strings whose target counts their a's; with `poison_every`, every such row's target is inf (some surely land
-    in the train split, whatever the seeded split does)."""
+def regression_csv(path: Path, rows: int) -> str:
+    """Strings whose target counts their a's."""
     rng = random.Random(0)
     lines = ["text,target"]
-    for i in range(rows):
+    for _ in range(rows):
         text = "".join(rng.choice("abcd") for _ in range(rng.randint(20, 40)))
-        poisoned = poison_every and i % poison_every == poison_every - 1
-        lines.append(f"{text},{'inf' if poisoned else text.count('a') / 10}")
+        lines.append(f"{text},{text.count('a') / 10}")
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
@@ -191,9 +189,8 @@ def test_worker_kill_divergence_and_memory_cap(tmp_path):
     """One search, four trials: one diverges (inf loss), one exceeds its memory cap, and the worker of a healthy one
     is SIGKILLed mid-training. The driver and the healthy trials finish; each fault is recorded with its reason."""
     clean = regression_csv(tmp_path / "clean.csv", 1500)
-    poisoned = regression_csv(tmp_path / "poisoned.csv", 1500, poison_every=100)
     experiment = tmp_path / "faults.py"
-    experiment.write_text(FAULTS_EXPERIMENT.format(clean=clean, poisoned=poisoned))
+    experiment.write_text(FAULTS_EXPERIMENT.format(clean=clean))
     folder = tmp_path / "f"
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "f")
     driver = subprocess.Popen(argv, env=env(), start_new_session=True, stdout=subprocess.PIPE,
@@ -202,7 +199,7 @@ def test_worker_kill_divergence_and_memory_cap(tmp_path):
     def healthy_trial_mid_training() -> Path | None:
         for log in folder.glob("trials/*/metrics.jsonl"):
             config = json.loads((log.parent / "config.json").read_text())["flat"]
-            if "poisoned" not in config["data.name"] and 1 <= len(read_metrics(log)) < 4:
+            if config["optim.learning_rate"] < 1 and 1 <= len(read_metrics(log)) < 4:
                 return log.parent
         return None
 
