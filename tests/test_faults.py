@@ -89,6 +89,11 @@ RELAUNCH_S = 40.0
 SEARCH_ARGS = ["--samples", "8", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=6"]
 
 
+def trained(folder: Path) -> list[Path]:
+    """Trial folders whose metrics.jsonl holds at least one epoch."""
+    return [log for log in folder.glob("trials/*/metrics.jsonl") if log.stat().st_size > 0]
+
+
 @pytest.mark.slow
 def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     """An uninterrupted 8-trial search for the time budget, then the same search interrupted by SIGINT and SIGKILL
@@ -110,9 +115,11 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
         if sig is None:
             assert driver.wait(timeout=900) == 0
             break
-        done = len(list(folder.glob("trials/*/result.json")))
-        wait_for(lambda d=done: len(list(folder.glob("trials/*/result.json"))) > d, 300, "a finished trial", driver)
-        time.sleep(rng.uniform(0.0, 2.0))  # reused workers run a 3-epoch trial in a few seconds
+        # a trial that reported its first epoch and was not there before: mid-search, whatever the trials' speed (a
+        # reused worker writes a trial's result.json only when it takes the next one, near the search's end)
+        started = len(trained(folder))
+        wait_for(lambda n=started: len(trained(folder)) > n, 300, "a trial's first epoch", driver)
+        time.sleep(rng.uniform(0.0, 1.0))
         assert driver.poll() is None, "the search ended before its fault could be injected"
         if sig == signal.SIGINT:  # Tune saves its state, stops the trials (they record it) and returns
             driver.send_signal(signal.SIGINT)

@@ -176,9 +176,12 @@ def start_node(command: list[str], env: dict, log: Path, private: list[Path] = (
     """A Ray node; with `private` folders, in its own mount namespace with a fresh tmpfs over /tmp and over each
     of them, so it sees no other node's files (and the tmpfs is discarded when its processes die)."""
     if private:
-        mounts = " && ".join(f"mkdir -p {p} && mount -t tmpfs tmpfs {p}" for p in ["/tmp", *map(str, private)])
+        mounts = [f"mkdir -p {p} && mount -t tmpfs tmpfs {p}" for p in ["/tmp", *map(str, private)]]
+        if REPO.is_relative_to("/tmp"):  # a clone under /tmp (as CI's may be): the node keeps its copy of the code,
+            # as a real node has one, by a bind through /mnt (in this namespace only) around the tmpfs over /tmp
+            mounts = [f"mount --bind {REPO} /mnt", *mounts, f"mkdir -p {REPO} && mount --bind /mnt {REPO}"]
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   f"{mounts} && exec {' '.join(command)}"]  # fmt: skip
+                   f"{' && '.join(mounts)} && exec {' '.join(command)}"]  # fmt: skip
     with open(log, "w") as f:
         return subprocess.Popen(command, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
 
