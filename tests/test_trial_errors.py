@@ -33,7 +33,7 @@ def search_space(trial):
     if trial.study.study_name == "search" and trial.number == 2:
         raise ValueError("no such branch")
     if trial.study.study_name == "search" and trial.number == 3:
-        space.update({{"search.trial_time_limit_s": 10.0, "train.epochs": 400, "train.max_batches": 3}})
+        space.update({{"search.trial_time_limit_s": 10.0, "train.epochs": 20000, "train.max_batches": 3}})
     return space
 """
 
