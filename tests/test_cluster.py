@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ports import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "cluster"
@@ -42,16 +43,6 @@ SHRUNK = [
     "data.num_samples=200",
     "search.scheduler=none",
 ]
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def kill_session(pid: int, marker: str | None = None, grace: float = 10.0) -> None:

@@ -220,7 +220,7 @@ def node_files(pid: int, folder: Path) -> dict[str, int]:
 def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, monkeypatch):
     import time
 
-    from s3server import free_ports
+    from ports import free_ports
 
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
