@@ -34,16 +34,20 @@ def run(quick: bool) -> Section:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reviews.csv"
         write_csv(path, rows)
-        data_cfg = DataConfig(source="local", name=str(path), task="classification", tokenizer="word",
-                              cache_dir=str(Path(tmp) / "cache"))  # fmt: skip
+        data_cfg = DataConfig(
+            source="local", name=str(path), task="classification", tokenizer="word", cache_dir=str(Path(tmp) / "cache")
+        )
         t0 = time.perf_counter()
         data = load_task_data(data_cfg, 0)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         load_task_data(data_cfg, 0)
         cached = time.perf_counter() - t0
-    cfg = Config(model=model_config("lstm", hidden_size=64), data=data_cfg,
-                 train=TrainConfig(batch_size=64, max_batches=100 if quick else 300))  # fmt: skip
+    cfg = Config(
+        model=model_config("lstm", hidden_size=64),
+        data=data_cfg,
+        train=TrainConfig(batch_size=64, max_batches=100 if quick else 300),
+    )
     torch.manual_seed(0)
     model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
     optimizer = make_optimizer(model, cfg)
@@ -54,8 +58,10 @@ def run(quick: bool) -> Section:
     t0 = time.perf_counter()
     run_epoch(model, data, "train", cfg, "cpu", optimizer, torch.Generator().manual_seed(0))
     epoch = time.perf_counter() - t0
-    goals = [Goal(f"cached / first data preparation ({rows // 1000}k CSV rows)", cached / first, "<= 0.1x"),
-             Goal("share of a training epoch waiting for data", 100 * waiting / epoch, "< 10%")]  # fmt: skip
+    goals = [
+        Goal(f"cached / first data preparation ({rows // 1000}k CSV rows)", cached / first, "<= 0.1x"),
+        Goal("share of a training epoch waiting for data", 100 * waiting / epoch, "< 10%"),
+    ]
     detail = table(
         ["measure", "seconds"],
         [

@@ -48,24 +48,38 @@ def compare(units: int, steps: int, repeats: int) -> dict[str, float]:
     split = WASHOUT + int(0.8 * (steps - WASHOUT))
 
     def theirs_reservoir():
-        return Reservoir(lr=0.3, W=scipy.sparse.csr_matrix(layer.weight.numpy()), Win=layer.input_weight.numpy(),
-                         bias=layer.bias.numpy())  # fmt: skip
+        return Reservoir(
+            lr=0.3,
+            W=scipy.sparse.csr_matrix(layer.weight.numpy()),
+            Win=layer.input_weight.numpy(),
+            bias=layer.bias.numpy(),
+        )
 
     ours_states = encoder(u, lengths)[0][0]
     theirs_states = theirs_reservoir().run(u_TD)
     # no warm-up: each harvest is 10k steps, each fit a Gram over 10k rows
-    seconds = interleaved_medians({
-        "ours_harvest": lambda: encoder(u, lengths),
-        "theirs_harvest": lambda: theirs_reservoir().run(u_TD),
-        "ours_fit": lambda: ridge_regression(ours_states[WASHOUT:split], torch.from_numpy(y_TD[WASHOUT:split]), RIDGE),
-        "theirs_fit": lambda: Ridge(ridge=RIDGE).fit(theirs_states[WASHOUT:split], y_TD[WASHOUT:split]),
-    }, repeats, warmup=0)  # fmt: skip
+    seconds = interleaved_medians(
+        {
+            "ours_harvest": lambda: encoder(u, lengths),
+            "theirs_harvest": lambda: theirs_reservoir().run(u_TD),
+            "ours_fit": lambda: ridge_regression(
+                ours_states[WASHOUT:split], torch.from_numpy(y_TD[WASHOUT:split]), RIDGE
+            ),
+            "theirs_fit": lambda: Ridge(ridge=RIDGE).fit(theirs_states[WASHOUT:split], y_TD[WASHOUT:split]),
+        },
+        repeats,
+        warmup=0,
+    )
     weight, bias = ridge_regression(ours_states[WASHOUT:split], torch.from_numpy(y_TD[WASHOUT:split]), RIDGE)
     ours_pred = (ours_states[split:] @ weight.T + bias).numpy()
     readout = Ridge(ridge=RIDGE).fit(theirs_states[WASHOUT:split], y_TD[WASHOUT:split])
     theirs_pred = readout.run(theirs_states[split:])
-    return {**seconds, "ours_nrmse": nrmse(ours_pred, y_TD[split:]), "theirs_nrmse": nrmse(theirs_pred, y_TD[split:]),
-            "states_diff": float(np.abs(ours_states.numpy() - theirs_states).max())}  # fmt: skip
+    return {
+        **seconds,
+        "ours_nrmse": nrmse(ours_pred, y_TD[split:]),
+        "theirs_nrmse": nrmse(theirs_pred, y_TD[split:]),
+        "states_diff": float(np.abs(ours_states.numpy() - theirs_states).max()),
+    }
 
 
 def run(quick: bool) -> Section:
@@ -75,13 +89,44 @@ def run(quick: bool) -> Section:
     for units in sizes:
         r = compare(units, steps, repeats)
         ours, theirs = r["ours_harvest"] + r["ours_fit"], r["theirs_harvest"] + r["theirs_fit"]
-        rows.append([units, r["ours_harvest"], r["theirs_harvest"], r["ours_fit"], r["theirs_fit"], theirs / ours,
-                     r["ours_nrmse"], r["theirs_nrmse"], f"{r['states_diff']:.1e}"])  # fmt: skip
-        goals.append(Goal(f"ESN speed-up vs reservoirpy, harvest + fit (N={units}, T={steps})", theirs / ours,
-                          ">= 3x", f"harvest {r['theirs_harvest'] / r['ours_harvest']:.2f}x, "
-                          f"fit {r['theirs_fit'] / r['ours_fit']:.2f}x"))  # fmt: skip
-        goals.append(Goal(f"ESN NRMSE / reservoirpy's (N={units})", r["ours_nrmse"] / r["theirs_nrmse"], "<= 1.1x",
-                          f"{r['ours_nrmse']:.2e} vs {r['theirs_nrmse']:.2e}"))  # fmt: skip
-    header = ["N", "harvest s (rnnlab)", "harvest s (reservoirpy)", "fit s (rnnlab)", "fit s (reservoirpy)",
-              "speed-up", "NRMSE rnnlab", "NRMSE reservoirpy", "max |state diff|"]  # fmt: skip
+        rows.append(
+            [
+                units,
+                r["ours_harvest"],
+                r["theirs_harvest"],
+                r["ours_fit"],
+                r["theirs_fit"],
+                theirs / ours,
+                r["ours_nrmse"],
+                r["theirs_nrmse"],
+                f"{r['states_diff']:.1e}",
+            ]
+        )
+        goals.append(
+            Goal(
+                f"ESN speed-up vs reservoirpy, harvest + fit (N={units}, T={steps})",
+                theirs / ours,
+                ">= 3x",
+                f"harvest {r['theirs_harvest'] / r['ours_harvest']:.2f}x, fit {r['theirs_fit'] / r['ours_fit']:.2f}x",
+            )
+        )
+        goals.append(
+            Goal(
+                f"ESN NRMSE / reservoirpy's (N={units})",
+                r["ours_nrmse"] / r["theirs_nrmse"],
+                "<= 1.1x",
+                f"{r['ours_nrmse']:.2e} vs {r['theirs_nrmse']:.2e}",
+            )
+        )
+    header = [
+        "N",
+        "harvest s (rnnlab)",
+        "harvest s (reservoirpy)",
+        "fit s (rnnlab)",
+        "fit s (reservoirpy)",
+        "speed-up",
+        "NRMSE rnnlab",
+        "NRMSE reservoirpy",
+        "max |state diff|",
+    ]
     return Section("ESN vs reservoirpy 0.4.2 (float64, one-step Mackey-Glass)", goals, table(header, rows))

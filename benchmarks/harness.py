@@ -21,9 +21,15 @@ from rnnlab.trial import prepare_data, run_trial, seed_everything
 
 
 def make_config(epochs: int) -> Config:
-    return Config(name="harness", metric="val/acc", mode="max", model=model_config("lstm", hidden_size=64),
-                  data=DataConfig(name="digits", task="classification"), tracking=TrackingConfig(mode="disabled"),
-                  train=TrainConfig(epochs=epochs, batch_size=32, device="cpu"))  # fmt: skip
+    return Config(
+        name="harness",
+        metric="val/acc",
+        mode="max",
+        model=model_config("lstm", hidden_size=64),
+        data=DataConfig(name="digits", task="classification"),
+        tracking=TrackingConfig(mode="disabled"),
+        train=TrainConfig(epochs=epochs, batch_size=32, device="cpu"),
+    )
 
 
 def rnnlab_epochs(cfg: Config, data) -> list[float]:
@@ -75,9 +81,15 @@ def run(quick: bool) -> Section:
         ours += ours_run
         hand += hand_run
     ratio = statistics.median(ratios)
-    detail = table(["loop", "median epoch s", "epochs timed"],
-                   [["rnnlab run_trial", statistics.median(ours), len(ours)], ["hand-written", statistics.median(hand),
-                    len(hand)]])  # fmt: skip
-    detail += (f"\n\nLSTM(64) on digits, batch 32, {len(data.train)} train / {len(data.val)} val sequences; "
-               f"ratio per run pair: {', '.join(f'{r:.2f}' for r in ratios)}.")  # fmt: skip
+    detail = table(
+        ["loop", "median epoch s", "epochs timed"],
+        [
+            ["rnnlab run_trial", statistics.median(ours), len(ours)],
+            ["hand-written", statistics.median(hand), len(hand)],
+        ],
+    )
+    detail += (
+        f"\n\nLSTM(64) on digits, batch 32, {len(data.train)} train / {len(data.val)} val sequences; "
+        f"ratio per run pair: {', '.join(f'{r:.2f}' for r in ratios)}."
+    )
     return Section("Harness overhead", [Goal("rnnlab epoch / hand-written epoch", ratio, "<= 1.05x")], detail)

@@ -60,10 +60,23 @@ def run(quick: bool) -> Section:
         seconds = interleaved_medians({n: step(build(n, size), x, lengths) for n in names}, repeats)
         for n in names:
             gflops = 3 * forward_flops(n, B, T, size) / seconds[n] / 1e9
-            rows.append([f"B={B} T={T} H={size}", n, seconds[n] * 1e3, seconds["LSTM"] / seconds[n], gflops,
-                         f"{100 * gflops / ceiling:.0f}%"])  # fmt: skip
-        goals.append(Goal(f"IndRNN vs LSTM fwd+bwd speed-up (B={B}, T={T}, H={size})",
-                          seconds["LSTM"] / seconds["IndRNN"], ">= 10x"))  # fmt: skip
+            rows.append(
+                [
+                    f"B={B} T={T} H={size}",
+                    n,
+                    seconds[n] * 1e3,
+                    seconds["LSTM"] / seconds[n],
+                    gflops,
+                    f"{100 * gflops / ceiling:.0f}%",
+                ]
+            )
+        goals.append(
+            Goal(
+                f"IndRNN vs LSTM fwd+bwd speed-up (B={B}, T={T}, H={size})",
+                seconds["LSTM"] / seconds["IndRNN"],
+                ">= 10x",
+            )
+        )
     detail = table(["shape", "model", "fwd+bwd ms", "speed-up vs LSTM", "GFLOP/s", "of mm ceiling"], rows)
     detail += f"\n\nCeiling: torch.mm 2048^3 = {ceiling:.1f} GFLOP/s at {torch.get_num_threads()} thread(s)."
     return Section("Recurrent kernels (CPU, forward + backward)", goals, detail)

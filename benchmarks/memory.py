@@ -30,8 +30,14 @@ print(json.dumps({"peak": peak, "params": params, "data": data_bytes}))
 
 
 def measure(mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True,
-                         cwd=tempfile.gettempdir(), env=None)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+        env=None,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -70,8 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         section = importlib.import_module(SECTIONS[name]).run(args.quick)
         print(f"\n### {section.title} ({time.perf_counter() - start:.0f} s)\n\n{section.detail}\n", flush=True)
         sections.append(section)
-    rows = [[s.title, g.name, f"{g.value:.3g}", g.goal, "yes" if g.met else "**no**", g.detail]
-            for s in sections for g in s.goals]  # fmt: skip
+    rows = [
+        [s.title, g.name, f"{g.value:.3g}", g.goal, "yes" if g.met else "**no**", g.detail]
+        for s in sections
+        for g in s.goals
+    ]
     mode = "quick" if args.quick else "full"
     print(f"\n## Summary ({mode}, {args.threads} thread(s), {time.perf_counter() - t0:.0f} s)\n")
     print(table(["section", "measure", "value", "goal", "met", "note"], rows))

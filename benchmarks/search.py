@@ -14,9 +14,16 @@ EXPERIMENT = str(Path(__file__).resolve().parent.parent / "experiments" / "searc
 
 
 def overrides(trials: int, concurrency: int) -> dict:
-    return {"search.samples": trials, "search.concurrency": concurrency, "search.scheduler": "none",
-            "search.sampler": "random", "search.cpus_per_trial": 1.0, "train.epochs": 1, "train.max_batches": 2,
-            "tracking.mode": "disabled"}  # fmt: skip
+    return {
+        "search.samples": trials,
+        "search.concurrency": concurrency,
+        "search.scheduler": "none",
+        "search.sampler": "random",
+        "search.cpus_per_trial": 1.0,
+        "train.epochs": 1,
+        "train.max_batches": 2,
+        "tracking.mode": "disabled",
+    }
 
 
 def _rnnlab(root: Path, trials: int) -> float:
@@ -58,9 +65,11 @@ def _plain(root: Path, trials: int) -> float:
         run_trial(cfg, lambda metrics, checkpoint=None: tune.report(metrics), tempfile.mkdtemp(dir=root))
 
     searcher = ConcurrencyLimiter(OptunaSearch(experiment.search_space, metric="val/acc", mode="max"), 2)
-    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
-                       tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials),
-                       run_config=tune.RunConfig(storage_path=str(root / "ray"), verbose=0))  # fmt: skip
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=trials),
+        run_config=tune.RunConfig(storage_path=str(root / "ray"), verbose=0),
+    )
     t0 = time.perf_counter()
     tuner.fit()
     return time.perf_counter() - t0
@@ -89,7 +98,13 @@ def run(quick: bool) -> Section:
     rows = [["rnnlab tune", ours, 60 * trials / ours], ["plain Ray Tune", plain, 60 * trials / plain]]
     if walls:  # the full run only: two more searches
         rate = {k: 60 * TRIALS / w for k, w in walls.items()}
-        goals.append(Goal("trials per minute, concurrency 2 / 1", rate[2] / rate[1], ">= 1.67x",
-                          "search_concurrency.py's goal wall(2)/wall(1) <= 0.6"))  # fmt: skip
+        goals.append(
+            Goal(
+                "trials per minute, concurrency 2 / 1",
+                rate[2] / rate[1],
+                ">= 1.67x",
+                "search_concurrency.py's goal wall(2)/wall(1) <= 0.6",
+            )
+        )
         rows += [[f"concurrency {k}", walls[k], rate[k]] for k in (1, 2)]
     return Section("Search overhead (Ray Tune, 2 CPUs)", goals, table(["run", "wall s", "trials/min"], rows))

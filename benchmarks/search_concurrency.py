@@ -22,13 +22,27 @@ TRIALS = 4
 
 def time_search(root: Path, concurrency: int, epochs: int, max_batches: int) -> tuple[float, float]:
     """Wall time of one search and the sum of its trials' own times (result.json's time/total_s)."""
-    overrides = {"search.samples": TRIALS, "search.concurrency": concurrency, "search.scheduler": "none",
-                 "search.sampler": "random", "search.cpus_per_trial": 1.0, "train.epochs": epochs,
-                 "train.max_batches": max_batches, "tracking.mode": "disabled"}  # fmt: skip
+    overrides = {
+        "search.samples": TRIALS,
+        "search.concurrency": concurrency,
+        "search.scheduler": "none",
+        "search.sampler": "random",
+        "search.cpus_per_trial": 1.0,
+        "train.epochs": epochs,
+        "train.max_batches": max_batches,
+        "tracking.mode": "disabled",
+    }
     experiment = load_experiment(EXPERIMENT, overrides)
     name = f"concurrency-{concurrency}"
-    spec = SearchSpec(experiment=EXPERIMENT, name=name, storage=str(root), folder=str(root / name),
-                      overrides={k: str(v) for k, v in overrides.items()}, metric="val/acc", mode="max")  # fmt: skip
+    spec = SearchSpec(
+        experiment=EXPERIMENT,
+        name=name,
+        storage=str(root),
+        folder=str(root / name),
+        overrides={k: str(v) for k, v in overrides.items()},
+        metric="val/acc",
+        mode="max",
+    )
     t0 = time.perf_counter()
     run_search(experiment, spec)
     wall = time.perf_counter() - t0

@@ -39,8 +39,19 @@ def trial_times(folder: Path) -> list[float]:
 
 
 def rnnlab_tune(trials: int, out: Path) -> list[float]:
-    argv = ["rnnlab", "tune", EXPERIMENT, "--samples", str(trials), "--storage", str(out), "--name", "tune",
-            "--set", f"seed={SEED}"]  # fmt: skip
+    argv = [
+        "rnnlab",
+        "tune",
+        EXPERIMENT,
+        "--samples",
+        str(trials),
+        "--storage",
+        str(out),
+        "--name",
+        "tune",
+        "--set",
+        f"seed={SEED}",
+    ]
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "WANDB_MODE": "offline"})
     return trial_times(out / "tune" / "trials")
 
@@ -93,10 +104,13 @@ def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
 
     searcher = OptunaSearch(space, metric=cfg.metric, mode=cfg.mode, sampler=optuna.samplers.RandomSampler(seed=SEED))
     ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False, log_to_driver=False)
-    tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
-                       tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, CONCURRENCY),
-                                                   num_samples=trials, reuse_actors=reuse),
-                       run_config=tune.RunConfig(storage_path=str(out / "ray"), verbose=0))  # fmt: skip
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, CONCURRENCY), num_samples=trials, reuse_actors=reuse
+        ),
+        run_config=tune.RunConfig(storage_path=str(out / "ray"), verbose=0),
+    )
     tuner.fit()
     return trial_times(Path(folder))
 
@@ -117,17 +131,33 @@ def reservoirpy_research(trials: int, out: Path) -> list[float]:
     def objective(dataset, config, *, sr, lr, input_scaling, ridge):
         start = time.perf_counter()
         (xt, yt), (xv, yv) = dataset
-        reservoir = Reservoir(esn.units, sr=sr, lr=lr, input_scaling=input_scaling, rc_connectivity=esn.density,
-                              input_connectivity=esn.input_density, seed=SEED)  # fmt: skip
+        reservoir = Reservoir(
+            esn.units,
+            sr=sr,
+            lr=lr,
+            input_scaling=input_scaling,
+            rc_connectivity=esn.density,
+            input_connectivity=esn.input_density,
+            seed=SEED,
+        )
         model = reservoir >> Ridge(ridge=ridge)
         model.fit(xt, yt, warmup=esn.washout)
         predicted = model.run(xv)
         loss = float(np.sqrt(np.mean((predicted[esn.washout :] - yv[esn.washout :]) ** 2)))
         return {"loss": loss, "trial_s": time.perf_counter() - start}
 
-    config = {"exp": "esn", "hp_max_evals": trials, "hp_method": "random", "seed": SEED,
-              "hp_space": {"sr": ["loguniform", 0.1, 1.5], "lr": ["loguniform", 0.05, 1.0],
-                           "input_scaling": ["loguniform", 0.1, 2.0], "ridge": ["loguniform", 1e-9, 1e-2]}}  # fmt: skip
+    config = {
+        "exp": "esn",
+        "hp_max_evals": trials,
+        "hp_method": "random",
+        "seed": SEED,
+        "hp_space": {
+            "sr": ["loguniform", 0.1, 1.5],
+            "lr": ["loguniform", 0.05, 1.0],
+            "input_scaling": ["loguniform", 0.1, 2.0],
+            "ridge": ["loguniform", 1e-9, 1e-2],
+        },
+    }
     config_path = out / "esn.config.json"
     config_path.write_text(json.dumps(config))
     _, results = research(objective, ((x_train, y_train), (x_val, y_val)), str(config_path), str(out))
@@ -159,15 +189,26 @@ def time_contender(slug: str, trials: int, root: Path) -> dict:
     out = root / slug
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "benchmarks.short_trials", slug, str(trials), str(out)],
-                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.short_trials", slug, str(trials), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         lines = (done.stdout + done.stderr).strip().splitlines()
         return {"name": name, "error": lines[-1] if lines else f"exit code {done.returncode}", "load": load}
     times = json.loads((out / "times.json").read_text())
-    return {"name": name, "trials": len(times), "wall": wall, "busy": sum(times), "load": load,
-            "rate": 60 * len(times) / wall, "overhead": (wall * concurrency - sum(times)) / len(times)}  # fmt: skip
+    return {
+        "name": name,
+        "trials": len(times),
+        "wall": wall,
+        "busy": sum(times),
+        "load": load,
+        "rate": 60 * len(times) / wall,
+        "overhead": (wall * concurrency - sum(times)) / len(times),
+    }
 
 
 def run(quick: bool) -> Section:
@@ -178,11 +219,24 @@ def run(quick: bool) -> Section:
     ours, loop = rows["rnnlab"], rows["loop"]
     goals = []
     if "error" not in ours and "error" not in loop:
-        goals.append(Goal(f"rnnlab tune wall / in-process Optuna loop ({trials} ESN trials)",
-                          ours["wall"] / loop["wall"], "<= 1.0x"))  # fmt: skip
+        goals.append(
+            Goal(
+                f"rnnlab tune wall / in-process Optuna loop ({trials} ESN trials)",
+                ours["wall"] / loop["wall"],
+                "<= 1.0x",
+            )
+        )
         goals.append(Goal("rnnlab tune per-trial overhead, s", ours["overhead"], "<= 0.25"))
-    header = ["search", "trials", "wall s", "trials' own s", "trials/min", "overhead s/trial", "wall / loop's",
-              "load (1 min)"]  # fmt: skip
+    header = [
+        "search",
+        "trials",
+        "wall s",
+        "trials' own s",
+        "trials/min",
+        "overhead s/trial",
+        "wall / loop's",
+        "load (1 min)",
+    ]
     lines = []
     for r in rows.values():
         if "error" in r:

@@ -51,9 +51,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per mode")
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    cfg = Config(name="wandb_overhead", metric="val/acc", mode="max", model=model_config(args.family),
-                 data=DataConfig(name="digits", task="classification"),
-                 train=TrainConfig(epochs=args.epochs, batch_size=32, diagnostics_every=0))  # fmt: skip
+    cfg = Config(
+        name="wandb_overhead",
+        metric="val/acc",
+        mode="max",
+        model=model_config(args.family),
+        data=DataConfig(name="digits", task="classification"),
+        train=TrainConfig(epochs=args.epochs, batch_size=32, diagnostics_every=0),
+    )
     cfg = apply_overrides(cfg, parse_set_args(args.overrides))
     epochs: dict[str, list[float]] = {"disabled": [], "offline": []}
     one_off: dict[str, list[float]] = {"disabled": [], "offline": []}
@@ -64,8 +69,10 @@ def main() -> None:
                 epochs[mode] += per_epoch
                 one_off[mode].append(fixed)
     for mode in epochs:
-        print(f"{mode:>8}: median epoch {statistics.median(epochs[mode]):.4f}s over {len(epochs[mode])} epochs; "
-              f"open+close {statistics.median(one_off[mode]):.2f}s")  # fmt: skip
+        print(
+            f"{mode:>8}: median epoch {statistics.median(epochs[mode]):.4f}s over {len(epochs[mode])} epochs; "
+            f"open+close {statistics.median(one_off[mode]):.2f}s"
+        )
     ratio = statistics.median(epochs["offline"]) / statistics.median(epochs["disabled"])
     print(f"offline / disabled per epoch: {ratio:.3f}x (goal <= 1.05x)")
 

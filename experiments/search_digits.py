@@ -10,9 +10,16 @@ from rnnlab.experiment import extend
 # experiments/digits_lstm.py, shorter, with the search's own settings
 config = extend(
     Path(__file__).with_name("digits_lstm.py"),
-    {"train.epochs": 4, "search.samples": 8, "search.concurrency": 2, "search.sampler": "tpe",
-     "search.scheduler": "asha", "search.grace_period": 2, "search.cpus_per_trial": 1.0},
-)  # fmt: skip
+    {
+        "train.epochs": 4,
+        "search.samples": 8,
+        "search.concurrency": 2,
+        "search.sampler": "tpe",
+        "search.scheduler": "asha",
+        "search.grace_period": 2,
+        "search.cpus_per_trial": 1.0,
+    },
+)
 
 
 def search_space(trial) -> dict:

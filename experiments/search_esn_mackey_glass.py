@@ -12,9 +12,17 @@ from rnnlab.experiment import extend
 # short enough for the shrunk run of tests/test_experiments.py, searched
 config = extend(
     Path(__file__).with_name("esn_mackey_glass.py"),
-    {"metric": "val/rmse", "data.val_fraction": 0.2, "model.esn.washout": 50, "search.samples": 200,
-     "search.concurrency": 2, "search.sampler": "random", "search.scheduler": "none", "search.cpus_per_trial": 1.0},
-)  # fmt: skip
+    {
+        "metric": "val/rmse",
+        "data.val_fraction": 0.2,
+        "model.esn.washout": 50,
+        "search.samples": 200,
+        "search.concurrency": 2,
+        "search.sampler": "random",
+        "search.scheduler": "none",
+        "search.cpus_per_trial": 1.0,
+    },
+)
 
 
 def search_space(trial) -> dict:

@@ -14,10 +14,19 @@ FAMILIES = ["lstm", "gru", "indrnn", "esn", "mingru", "minlstm"]
 # experiments/adding_lstm.py, shorter sequences and runs, with the search's own settings
 config = extend(
     Path(__file__).with_name("adding_lstm.py"),
-    {"model.hidden_size": 64, "data.seq_len": 50, "data.num_samples": 4000, "train.epochs": 8,
-     "train.patience": 0, "search.samples": 16, "search.concurrency": 2, "search.sampler": "tpe",
-     "search.scheduler": "asha", "search.grace_period": 2},
-)  # fmt: skip
+    {
+        "model.hidden_size": 64,
+        "data.seq_len": 50,
+        "data.num_samples": 4000,
+        "train.epochs": 8,
+        "train.patience": 0,
+        "search.samples": 16,
+        "search.concurrency": 2,
+        "search.sampler": "tpe",
+        "search.scheduler": "asha",
+        "search.grace_period": 2,
+    },
+)
 
 
 def search_space(trial) -> dict:

@@ -118,8 +118,13 @@ def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None
         raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
 
 
-def run(experiment: str | Path | Config, overrides: dict[str, Any] | None = None, out: str | Path | None = None,
-        resume: bool = False, verbosity: int = console.DEFAULT) -> dict[str, Any]:  # fmt: skip
+def run(
+    experiment: str | Path | Config,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    verbosity: int = console.DEFAULT,
+) -> dict[str, Any]:
     """Run one trial in this process (no Ray) and return its result, the dict written to `out/result.json`.
 
     `experiment`: a file path, a name in ./experiments (or the checkout's), or a `Config`. `overrides`: dotted paths
@@ -151,8 +156,11 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
     # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
     # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
     stop: list[str] = []
-    with stop_on_sigterm(stop), EpochProgress(cfg.train.epochs, cfg.metric) as progress, \
-            open_tracker(cfg, out, job_type="run") as tracker:  # fmt: skip
+    with (
+        stop_on_sigterm(stop),
+        EpochProgress(cfg.train.epochs, cfg.metric) as progress,
+        open_tracker(cfg, out, job_type="run") as tracker,
+    ):
 
         def report(metrics, checkpoint=None):
             tracker.log(metrics, checkpoint)
@@ -196,9 +204,14 @@ def own_ray() -> Iterator[None]:
             ray.shutdown()
 
 
-def search(experiment: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None,
-         storage: str | Path = "searches", address: str | None = None,
-         verbosity: int = console.DEFAULT) -> SearchSummary:  # fmt: skip
+def search(
+    experiment: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    storage: str | Path = "searches",
+    address: str | None = None,
+    verbosity: int = console.DEFAULT,
+) -> SearchSummary:
     """Launch a search of the experiment's `search_space` (as `rnnlab tune`) and return its summary.
 
     `overrides` holds `search.samples`, `search.concurrency` and any other field. The search goes in
@@ -229,9 +242,16 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
     name = name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     local = Path("searches") if "://" in str(storage) else Path(storage)
     folder = (local / name).resolve()  # run_search refuses it if it holds a search (or a driver holds it)
-    spec = SearchSpec(experiment=str(exp.path.resolve()), name=name, storage=str(storage), folder=str(folder),
-                      overrides=overrides, metric=cfg.metric, mode=cfg.mode,
-                      objectives=cfg.search.objectives)  # fmt: skip
+    spec = SearchSpec(
+        experiment=str(exp.path.resolve()),
+        name=name,
+        storage=str(storage),
+        folder=str(folder),
+        overrides=overrides,
+        metric=cfg.metric,
+        mode=cfg.mode,
+        objectives=cfg.search.objectives,
+    )
     return exp, spec
 
 
@@ -245,9 +265,14 @@ def summarize(folder: Path) -> SearchSummary:
     if len(complete) and len(study.directions) == 1:
         best = study.best_trial
     counts = {state: int((table["state"] == state).sum()) for state in ("COMPLETE", "PRUNED", "FAIL")}
-    return SearchSummary(folder=Path(folder), best_trial=best.user_attrs.get("ray_trial_id") if best else None,
-                         best_value=best.value if best else None, best_params=dict(best.params) if best else {},
-                         counts=counts, trials=table)  # fmt: skip
+    return SearchSummary(
+        folder=Path(folder),
+        best_trial=best.user_attrs.get("ray_trial_id") if best else None,
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
+        counts=counts,
+        trials=table,
+    )
 
 
 def load_search(folder: str | Path):
@@ -268,6 +293,14 @@ def load_search(folder: str | Path):
     for row in trial_rows(spec, study):
         result = read_json(trial_folder(spec, row["trial_id"]) / "result.json")
         metrics = {k: v for k, v in result.items() if "/" in k and isinstance(v, (int, float))}
-        records.append({"trial_id": row["trial_id"], "number": row["number"], "state": row["state"],
-                        "status": row["status"], **params[row["number"]], **metrics})  # fmt: skip
+        records.append(
+            {
+                "trial_id": row["trial_id"],
+                "number": row["number"],
+                "state": row["state"],
+                "status": row["status"],
+                **params[row["number"]],
+                **metrics,
+            }
+        )
     return pd.DataFrame.from_records(records)

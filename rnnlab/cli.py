@@ -29,12 +29,21 @@ logger = logging.getLogger("rnnlab.cli")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", nargs="?",
-                        help="experiment file: a path, or a name looked up in ./experiments, then in the experiments "
-                        "folder of rnnlab's checkout")  # fmt: skip
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override a config field by its dotted path, e.g. model.hidden_size=64 (rnnlab fields "
-                        "lists them)")  # fmt: skip
+    parser.add_argument(
+        "experiment",
+        nargs="?",
+        help="experiment file: a path, or a name looked up in ./experiments, then in the experiments "
+        "folder of rnnlab's checkout",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field by its dotted path, e.g. model.hidden_size=64 (rnnlab fields lists them)",
+    )
     parser.add_argument("--device", help="force a device (cpu, cuda, cuda:N); default: CUDA when present")
 
 
@@ -46,8 +55,11 @@ def experiment_from(args: argparse.Namespace) -> str:
         raise ConfigError("experiment", "missing: give an experiment file or name (rnnlab run NAME --set k=v ...)")
     stray = [item for item in args.overrides if "=" not in item]
     if stray:
-        raise ConfigError("--set", f"{stray[0]!r} is not KEY=VALUE; put the experiment before --set, e.g. "
-                          f"rnnlab {args.command} {args.experiment} --set model.hidden_size=64")  # fmt: skip
+        raise ConfigError(
+            "--set",
+            f"{stray[0]!r} is not KEY=VALUE; put the experiment before --set, e.g. "
+            f"rnnlab {args.command} {args.experiment} --set model.hidden_size=64",
+        )
     return args.experiment
 
 
@@ -88,8 +100,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"no offline W&B runs under {args.path}")
         return 0
     if not os.environ.get("WANDB_API_KEY"):  # checked once, before any upload is tried
-        raise ConfigError("WANDB_API_KEY", f"not set; {len(runs)} offline run(s) under {args.path} wait for it. "
-                          "Export your key (wandb.ai/authorize) as WANDB_API_KEY and rerun rnnlab sync")  # fmt: skip
+        raise ConfigError(
+            "WANDB_API_KEY",
+            f"not set; {len(runs)} offline run(s) under {args.path} wait for it. "
+            "Export your key (wandb.ai/authorize) as WANDB_API_KEY and rerun rnnlab sync",
+        )
     results = sync_offline_runs(args.path, timeout=args.timeout)
     for run_dir, (ok, message) in results.items():
         print(f"{'synced' if ok else 'FAILED'}  {run_dir}  ({message})")
@@ -199,10 +214,24 @@ def version() -> str:
 def verbosity_flags() -> argparse.ArgumentParser:
     """-v/-q, accepted before the subcommand and after it (SUPPRESS: a subcommand's absent flag keeps the other)."""
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("-v", "--verbose", action="store_const", const=console.VERBOSE, dest="verbosity",
-                       default=argparse.SUPPRESS, help="also the output of Ray Tune, Ray, Optuna, wandb")  # fmt: skip
-    flags.add_argument("-q", "--quiet", action="store_const", const=console.QUIET, dest="verbosity",
-                       default=argparse.SUPPRESS, help="only warnings, errors and the results")  # fmt: skip
+    flags.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const=console.VERBOSE,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="also the output of Ray Tune, Ray, Optuna, wandb",
+    )
+    flags.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=console.QUIET,
+        dest="verbosity",
+        default=argparse.SUPPRESS,
+        help="only warnings, errors and the results",
+    )
     return flags
 
 
@@ -226,14 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--samples", type=int, help="trials in total (shorthand for --set search.samples=N)")
     tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
     tune.add_argument("--address", help="join a running Ray cluster: auto, ray://host:10001 or host:6379")
-    tune.add_argument("--storage", default="searches",
-                      help="folder, shared folder or URI (s3://bucket/path?endpoint_override=host:port, gs://...) of "
-                      "searches; a URI holds the whole search (every node uploads what it writes; credentials from "
-                      "the environment), worked on in ./searches/NAME")  # fmt: skip
+    tune.add_argument(
+        "--storage",
+        default="searches",
+        help="folder, shared folder or URI (s3://bucket/path?endpoint_override=host:port, gs://...) of "
+        "searches; a URI holds the whole search (every node uploads what it writes; credentials from "
+        "the environment), worked on in ./searches/NAME",
+    )
     tune.add_argument("--name", help="search name, its folder under --storage (default: NAME-TIMESTAMP)")
-    tune.add_argument("--resume", action="store_true",
-                      help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples "
-                      "extend a finished one")  # fmt: skip
+    tune.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples extend a finished one",
+    )
     tune.set_defaults(func=cmd_tune)
     replay = add("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
     replay.add_argument("search_dir", help="the search folder (holds search.json) or its URI, <storage>/<name>")
@@ -272,17 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:  # the environment, not rnnlab: a full disk, a read-only or vanished folder
             if err.errno not in ENVIRONMENT_ERRNOS:
                 raise
-            logger.error(f"{err.strerror} ({err.filename or 'writing the run'}): free space or choose another "
-                         "folder; a run folder keeps its completed epochs (--resume continues from its last valid "
-                         "checkpoint; with none, delete the folder)")  # fmt: skip
+            logger.error(
+                f"{err.strerror} ({err.filename or 'writing the run'}): free space or choose another "
+                "folder; a run folder keeps its completed epochs (--resume continues from its last valid "
+                "checkpoint; with none, delete the folder)"
+            )
             return EXIT_ENVIRONMENT
         except (MemoryError, RuntimeError) as err:  # the model or data does not fit in memory
             from rnnlab.trial import is_out_of_memory
 
             if not is_out_of_memory(err):
                 raise
-            logger.error(f"out of memory ({str(err)[:200]}): lower model.hidden_size, model.num_layers or "
-                         "train.batch_size")  # fmt: skip
+            logger.error(
+                f"out of memory ({str(err)[:200]}): lower model.hidden_size, model.num_layers or train.batch_size"
+            )
             return EXIT_ENVIRONMENT
 
 

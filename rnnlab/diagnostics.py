@@ -175,8 +175,11 @@ def reservoir_states(model: nn.Module, batch) -> dict[str, float]:
     out_BTH, _, _ = model.features(inputs, lengths)
     valid = torch.arange(out_BTH.shape[1], device=out_BTH.device)[None, :] < lengths.to(out_BTH.device)[:, None]
     x = out_BTH[valid]
-    return {"diag/reservoir/mean_abs": float(x.abs().mean()), "diag/reservoir/std": float(x.std()),
-            "diag/reservoir/saturation": float((x.abs() > STATE_SATURATION).float().mean())}  # fmt: skip
+    return {
+        "diag/reservoir/mean_abs": float(x.abs().mean()),
+        "diag/reservoir/std": float(x.std()),
+        "diag/reservoir/saturation": float((x.abs() > STATE_SATURATION).float().mean()),
+    }
 
 
 def collect(model: nn.Module, batch, cfg: Config) -> dict[str, Any]:

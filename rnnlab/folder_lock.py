@@ -36,8 +36,9 @@ class FolderBusy(ConfigError):
 def describe(holder: dict) -> str:
     if not holder:
         return "another process (it has not written its name yet)"
-    return (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')} "
-            f"({holder.get('command', '?')})")  # fmt: skip
+    return (
+        f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')} ({holder.get('command', '?')})"
+    )
 
 
 def read_holder(folder: str | Path) -> dict:
@@ -59,16 +60,21 @@ class FolderLock:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise ConfigError(self.flag, f"cannot write in {self.folder} ({err.strerror}); choose another "
-                              "folder") from None  # fmt: skip
+            raise ConfigError(
+                self.flag, f"cannot write in {self.folder} ({err.strerror}); choose another folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             refuse_if_busy(self.folder, self.flag)  # raises, naming the holder
             raise FolderBusy(self.flag, f"{self.folder} is in use; wait, or choose another folder") from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "command": " ".join(["rnnlab", *sys.argv[1:]])[:300]}  # fmt: skip
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(["rnnlab", *sys.argv[1:]])[:300],
+        }
         os.ftruncate(fd, 0)
         os.write(fd, (json.dumps(holder) + "\n").encode())
         self.fd = fd
@@ -95,15 +101,17 @@ def refuse_if_busy(folder: Path, flag: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise FolderBusy(flag, f"{folder} is in use by {describe(read_holder(folder))}; wait for it to end, or "
-                         "choose another folder") from None  # fmt: skip
+        raise FolderBusy(
+            flag, f"{folder} is in use by {describe(read_holder(folder))}; wait for it to end, or choose another folder"
+        ) from None
     finally:
         os.close(fd)
 
 
 @contextlib.contextmanager
-def hold_folder(folder: str | Path, flag: str, check: Callable[[], None] = lambda: None,
-                started: Callable[[], bool] | None = None) -> Iterator[FolderLock]:  # fmt: skip
+def hold_folder(
+    folder: str | Path, flag: str, check: Callable[[], None] = lambda: None, started: Callable[[], bool] | None = None
+) -> Iterator[FolderLock]:
     """Hold `folder` for the block, after `check()` passed before (nothing written if it fails) and again once held
     (another process may have just used the folder). A folder this call created and nothing but the lock went
     into (or, given `started`, whose work never started) is removed again, so an attempt that failed before its

@@ -27,8 +27,9 @@ GIT_TIMEOUT_S = 5.0  # a hung network filesystem must not hold up a trial
 def run_git(args: list[str], cwd: Path) -> str | None:
     """`git <args>` in `cwd`, stripped stdout, or None when git or the repository is absent."""
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -39,8 +39,9 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             if number == len(lines):  # torn by a kill: the epochs before it are whole
                 break
-            raise ConfigError("metrics.jsonl", f"{path} line {number} is not a JSON row; restore the file or "
-                              "remove that line") from None  # fmt: skip
+            raise ConfigError(
+                "metrics.jsonl", f"{path} line {number} is not a JSON row; restore the file or remove that line"
+            ) from None
     return rows
 
 

@@ -78,18 +78,30 @@ def mean_reporter(out: Path, count: int, metric: str, report: Report | None) -> 
 def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
     combined = mean_row(results, cfg.metric)
     diverged = [(i, r) for i, r in enumerate(results) if r.get("status") == "diverged"]
-    combined.update(status=results[-1].get("status"), seeds=len(results), seed=cfg.seed,
-                    parameters=results[0].get("parameters"), **{"time/total_s": sum(r["time/total_s"] for r in results),
-                    f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results]})  # fmt: skip
+    combined.update(
+        status=results[-1].get("status"),
+        seeds=len(results),
+        seed=cfg.seed,
+        parameters=results[0].get("parameters"),
+        **{
+            "time/total_s": sum(r["time/total_s"] for r in results),
+            f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results],
+        },
+    )
     if diverged:
         index, first = diverged[0]
         combined.update(status="diverged", reason=f"seed {cfg.seed + index}: {first.get('reason')}")
     return combined
 
 
-def run_replicates(run_seed, cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
-                   resume_from: str | Path | None = None, should_stop: ShouldStop | None = None,
-                   ) -> dict[str, Any]:  # fmt: skip
+def run_replicates(
+    run_seed,
+    cfg: Config,
+    report: Report | None = None,
+    out_dir: str | Path = "runs/trial",
+    resume_from: str | Path | None = None,
+    should_stop: ShouldStop | None = None,
+) -> dict[str, Any]:
     """Run `cfg.search.seeds` seeds of `cfg` one after the other by `run_seed` (`rnnlab.trial`'s); report and
     return their mean.
 
@@ -111,8 +123,9 @@ def run_replicates(run_seed, cfg: Config, report: Report | None = None, out_dir:
             results.append(run_seed(seed_cfg, None, folder, own_checkpoints(folder), should_stop=should_stop))
         else:
             report_mean = mean_reporter(out, count, cfg.metric, report)
-            results.append(run_seed(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder),
-                                    should_stop=should_stop))  # fmt: skip
+            results.append(
+                run_seed(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder), should_stop=should_stop)
+            )
         if not last and results[-1].get("status") == "stopped":  # by should_stop: the trial ends as asked
             raise TrialStopped(results[-1]["reason"])
         if results[-1].get("status") == "diverged":  # one diverging seed is enough to judge the configuration

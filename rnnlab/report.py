@@ -75,16 +75,24 @@ def family_stats(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
             sample, source = [r["value"] for r in top], f"top {len(top)} trials"
         values = [r["value"] for r in done]
         times = [r["time"] for r in mine if r["time"]]
-        stats.append({
-            "family": family, "trials": len(mine), "complete": len(done),
-            "pruned": sum(r["state"] == "PRUNED" for r in mine), "failed": sum(r["state"] == "FAIL" for r in mine),
-            "best": best["value"] if best else math.nan, "best_trial": best["trial_id"] if best else "-",
-            "mean": statistics.fmean(values) if values else math.nan,
-            "std": statistics.stdev(values) if len(values) > 1 else math.nan,
-            "sample": sample, "ci": t_interval(sample), "ci_source": source,
-            "parameters": best["parameters"] if best else None,
-            "time_per_trial": statistics.fmean(times) if times else math.nan,
-        })  # fmt: skip
+        stats.append(
+            {
+                "family": family,
+                "trials": len(mine),
+                "complete": len(done),
+                "pruned": sum(r["state"] == "PRUNED" for r in mine),
+                "failed": sum(r["state"] == "FAIL" for r in mine),
+                "best": best["value"] if best else math.nan,
+                "best_trial": best["trial_id"] if best else "-",
+                "mean": statistics.fmean(values) if values else math.nan,
+                "std": statistics.stdev(values) if len(values) > 1 else math.nan,
+                "sample": sample,
+                "ci": t_interval(sample),
+                "ci_source": source,
+                "parameters": best["parameters"] if best else None,
+                "time_per_trial": statistics.fmean(times) if times else math.nan,
+            }
+        )
     return sorted(stats, key=lambda s: (not math.isfinite(s["best"]), -s["best"] if mode == "max" else s["best"]))
 
 
@@ -95,8 +103,10 @@ def noise_verdict(stats: list[dict[str, Any]]) -> str:
         return "Only one family has a completed trial: no comparison across families."
     a, b = ranked[:2]
     if len(a["sample"]) < 2 or len(b["sample"]) < 2:
-        return (f"{a['family']} vs {b['family']}: cannot tell whether the difference is beyond noise; it needs at "
-                f"least 2 values per family (more completed trials, or search.seeds >= 2).")  # fmt: skip
+        return (
+            f"{a['family']} vs {b['family']}: cannot tell whether the difference is beyond noise; it needs at "
+            f"least 2 values per family (more completed trials, or search.seeds >= 2)."
+        )
     from scipy import stats as scipy_stats
 
     p = float(scipy_stats.ttest_ind(a["sample"], b["sample"], equal_var=False).pvalue)
@@ -105,8 +115,10 @@ def noise_verdict(stats: list[dict[str, Any]]) -> str:
     if not math.isfinite(p):
         return f"{a['family']} vs {b['family']}: Welch t-test undefined (no spread in either sample); {cis}."
     if p > ALPHA:
-        return (f"{a['family']} vs {b['family']}: the difference is within noise (Welch t-test over the CI samples, "
-                f"p = {p:.3g} > {ALPHA}; {cis}).")  # fmt: skip
+        return (
+            f"{a['family']} vs {b['family']}: the difference is within noise (Welch t-test over the CI samples, "
+            f"p = {p:.3g} > {ALPHA}; {cis})."
+        )
     return f"{a['family']} is better than {b['family']} beyond noise (Welch t-test, p = {p:.3g} <= {ALPHA}; {cis})."
 
 
@@ -122,22 +134,58 @@ def fmt(value: Any) -> str:
 def tables(spec: sf.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
     """Every table of the report as header + rows of strings, shared by the markdown and the HTML."""
     seeds = any(len(r["seed_values"]) > 1 for r in rows)
-    best_header = ["#", "trial", "family", spec.metric, *(["std over seeds"] if seeds else []), "parameters",
-                   "time (s)", "status", "params"]  # fmt: skip
+    best_header = [
+        "#",
+        "trial",
+        "family",
+        spec.metric,
+        *(["std over seeds"] if seeds else []),
+        "parameters",
+        "time (s)",
+        "status",
+        "params",
+    ]
     best = [best_header] + [
-        [str(i + 1), r["trial_id"], r["family"], fmt(r["value"]), *([fmt(r["std"])] if seeds else []),
-         fmt(r["parameters"]), fmt(r["time"]), r["status"][:40],
-         " ".join(f"{k}={format_value(v)}" for k, v in r["params"].items())]
-        for i, r in enumerate(rows[:TOP_TRIALS]) if r["state"] == "COMPLETE"
-    ]  # fmt: skip
-    families = [["family", "trials (done/pruned/failed)", f"best {spec.metric}", "best trial", "mean ± std",
-                 "95% CI", "CI over", "parameters (best)", "time per trial (s)"]] + [
-        [s["family"], f"{s['trials']} ({s['complete']}/{s['pruned']}/{s['failed']})", fmt(s["best"]),
-         s["best_trial"], f"{fmt(s['mean'])} ± {fmt(s['std'])}",
-         f"[{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]" if s["ci"] else "- (needs 2 values)", s["ci_source"],
-         fmt(s["parameters"]), fmt(s["time_per_trial"])]
+        [
+            str(i + 1),
+            r["trial_id"],
+            r["family"],
+            fmt(r["value"]),
+            *([fmt(r["std"])] if seeds else []),
+            fmt(r["parameters"]),
+            fmt(r["time"]),
+            r["status"][:40],
+            " ".join(f"{k}={format_value(v)}" for k, v in r["params"].items()),
+        ]
+        for i, r in enumerate(rows[:TOP_TRIALS])
+        if r["state"] == "COMPLETE"
+    ]
+    families = [
+        [
+            "family",
+            "trials (done/pruned/failed)",
+            f"best {spec.metric}",
+            "best trial",
+            "mean ± std",
+            "95% CI",
+            "CI over",
+            "parameters (best)",
+            "time per trial (s)",
+        ]
+    ] + [
+        [
+            s["family"],
+            f"{s['trials']} ({s['complete']}/{s['pruned']}/{s['failed']})",
+            fmt(s["best"]),
+            s["best_trial"],
+            f"{fmt(s['mean'])} ± {fmt(s['std'])}",
+            f"[{fmt(s['ci'][0])}, {fmt(s['ci'][1])}]" if s["ci"] else "- (needs 2 values)",
+            s["ci_source"],
+            fmt(s["parameters"]),
+            fmt(s["time_per_trial"]),
+        ]
         for s in stats
-    ]  # fmt: skip
+    ]
     ended = [["trial", "family", "state", "reason"]] + [
         [r["trial_id"], r["family"], r["state"], r["reason"]] for r in rows if r["state"] != "COMPLETE"
     ]
@@ -146,20 +194,29 @@ def tables(spec: sf.SearchSpec, rows: list[dict[str, Any]], stats: list[dict[str
 
 def summary_lines(spec: sf.SearchSpec, study, rows: list[dict[str, Any]]) -> list[str]:
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    lines = [f"Experiment `{spec.experiment}`; monitored metric `{spec.metric}` ({spec.mode}).",
-             f"{len(rows)} trials: " + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) + "."]  # fmt: skip
+    lines = [
+        f"Experiment `{spec.experiment}`; monitored metric `{spec.metric}` ({spec.mode}).",
+        f"{len(rows)} trials: " + ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) + ".",
+    ]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     if done:
         line = best_overrides(spec, study.trials[done[0]["number"]].params)
-        lines.append(f"Best trial `{done[0]['trial_id']}` ({spec.metric} = {fmt(done[0]['value'])}); run it with: "
-                     f"`rnnlab run {spec.experiment} {line}`")  # fmt: skip
+        lines.append(
+            f"Best trial `{done[0]['trial_id']}` ({spec.metric} = {fmt(done[0]['value'])}); run it with: "
+            f"`rnnlab run {spec.experiment} {line}`"
+        )
     return lines
 
 
 def markdown_table(table: list[list[str]]) -> str:
     cells = [[c.replace("|", "\\|") for c in row] for row in table]
-    return "\n".join(["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0]),
-                      *("| " + " | ".join(row) + " |" for row in cells[1:])])  # fmt: skip
+    return "\n".join(
+        [
+            "| " + " | ".join(cells[0]) + " |",
+            "|" + "---|" * len(cells[0]),
+            *("| " + " | ".join(row) + " |" for row in cells[1:]),
+        ]
+    )
 
 
 def html_table(table: list[list[str]]) -> str:
@@ -203,11 +260,15 @@ def render_markdown(title: str, outline) -> str:
 
 
 def render_html(title: str, outline) -> str:
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-             "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-             "th{background:#f3f3f3}img{max-width:100%}.note{color:#a33}code{background:#f3f3f3}")  # fmt: skip
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+        "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%}.note{color:#a33}code{background:#f3f3f3}"
+    )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     for heading, items in outline:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         for kind, content in items:
@@ -220,8 +281,10 @@ def render_html(title: str, outline) -> str:
                 parts.append(html_table(content))
             elif content.path is not None:
                 data = base64.b64encode(content.path.read_bytes()).decode()
-                parts.append(f"<figure><img alt='{html.escape(content.title)}' src='data:image/png;base64,{data}'>"
-                             f"<figcaption>{html.escape(content.title)}</figcaption></figure>")  # fmt: skip
+                parts.append(
+                    f"<figure><img alt='{html.escape(content.title)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{html.escape(content.title)}</figcaption></figure>"
+                )
             else:
                 note = f"{content.title}: not drawn ({content.note})"
                 parts.append(f"<p class='note'>{html.escape(note)}</p>")

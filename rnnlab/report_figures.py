@@ -50,8 +50,13 @@ def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: P
         (line,) = ax.plot(epochs, values, marker="o", label=f"{row['trial_id']} ({row['family']})")
         std = [m.get(f"{spec.metric}_std") for m in metrics]
         if all(isinstance(s, (int, float)) for s in std):  # seed replicates: mean +- std over seeds
-            ax.fill_between(epochs, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)],
-                            color=line.get_color(), alpha=0.2)  # fmt: skip
+            ax.fill_between(
+                epochs,
+                [v - s for v, s in zip(values, std)],
+                [v + s for v, s in zip(values, std)],
+                color=line.get_color(),
+                alpha=0.2,
+            )
         drawn += 1
     if not drawn:
         plt.close(fig)

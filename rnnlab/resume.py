@@ -15,8 +15,17 @@ from rnnlab.config.overrides import to_flat_dict
 
 # Fields (or dotted prefixes) a resumed run may change: they extend the run or observe it, and leave the epochs
 # already computed as they were.
-MAY_CHANGE = ("name", "train.epochs", "train.patience", "train.threads", "train.device", "train.diagnostics_every",
-              "train.flush_denormal", "tracking.", "search.")  # fmt: skip
+MAY_CHANGE = (
+    "name",
+    "train.epochs",
+    "train.patience",
+    "train.threads",
+    "train.device",
+    "train.diagnostics_every",
+    "train.flush_denormal",
+    "tracking.",
+    "search.",
+)
 
 
 def may_change(path: str) -> bool:
@@ -29,16 +38,20 @@ def read_stored(out: Path, name: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise ConfigError("--resume", f"{out / name} is unreadable ({err}); the run cannot be checked, so it is not "
-                          "resumed: start over with another --out") from None  # fmt: skip
+        raise ConfigError(
+            "--resume",
+            f"{out / name} is unreadable ({err}); the run cannot be checked, so it is not "
+            "resumed: start over with another --out",
+        ) from None
 
 
 def differing_fields(stored: dict[str, Any], cfg: Config) -> list[str]:
     """`path (stored -> new)` for each field that differs and is not one a resume may change."""
     new = to_flat_dict(cfg)
     paths = sorted(set(stored) | set(new))
-    return [f"{p} ({stored.get(p)!r} -> {new.get(p)!r})" for p in paths
-            if stored.get(p) != new.get(p) and not may_change(p)]  # fmt: skip
+    return [
+        f"{p} ({stored.get(p)!r} -> {new.get(p)!r})" for p in paths if stored.get(p) != new.get(p) and not may_change(p)
+    ]
 
 
 def check_resume(out: Path, cfg: Config) -> None:
@@ -47,18 +60,27 @@ def check_resume(out: Path, cfg: Config) -> None:
     if stored is None:
         raise ConfigError("--resume", f"{out} holds no config.json: nothing to resume; run without --resume")
     if differing := differing_fields(stored, cfg):
-        raise ConfigError("--resume", f"the run in {out} was computed with other values of: {'; '.join(differing)}. "
-                          "Resume it with its own config, or start a new run with another --out")  # fmt: skip
+        raise ConfigError(
+            "--resume",
+            f"the run in {out} was computed with other values of: {'; '.join(differing)}. "
+            "Resume it with its own config, or start a new run with another --out",
+        )
     checkpoints = list_checkpoints(out / "checkpoints")
     if not any(is_valid(c) for c in checkpoints):
         found = f"{len(checkpoints)} checkpoint(s), all incomplete or corrupted" if checkpoints else "no checkpoint"
-        raise ConfigError("--resume", f"{out} has {found}: nothing valid to continue from. Start over explicitly: "
-                          f"delete {out} or choose another --out")  # fmt: skip
+        raise ConfigError(
+            "--resume",
+            f"{out} has {found}: nothing valid to continue from. Start over explicitly: "
+            f"delete {out} or choose another --out",
+        )
 
 
 def check_resume_data(out: Path, fingerprint: str) -> None:
     """The data a resumed run loads now is the data it was trained on (provenance.json's fingerprint)."""
     stored = read_stored(out, "provenance.json").get("data.fingerprint")
     if stored and fingerprint and stored != fingerprint:
-        raise ConfigError("--resume", f"the data changed since the run in {out} started (fingerprint {stored} -> "
-                          f"{fingerprint}); start a new run with another --out")  # fmt: skip
+        raise ConfigError(
+            "--resume",
+            f"the data changed since the run in {out} started (fingerprint {stored} -> "
+            f"{fingerprint}); start a new run with another --out",
+        )

@@ -49,8 +49,10 @@ class SearchSpec:
         try:
             spec = cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
-            raise ConfigError("search", f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new "
-                              "search with another --name") from None  # fmt: skip
+            raise ConfigError(
+                "search",
+                f"{path} is not a valid {SEARCH_FILE} ({err}); restore it or start a new search with another --name",
+            ) from None
         return spec.relocated(Path(folder).resolve())
 
     def relocated(self, folder: Path) -> SearchSpec:
@@ -100,8 +102,11 @@ def load_study(folder: str | Path):
     try:
         return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
     except ValueError as err:  # JSONDecodeError, or Optuna's "Invalid log format." for a torn line followed by more
-        raise ConfigError("search", f"{Path(folder) / JOURNAL_FILE} is corrupted inside ({err}); the study cannot be "
-                          "read: restore the file from a copy") from None  # fmt: skip
+        raise ConfigError(
+            "search",
+            f"{Path(folder) / JOURNAL_FILE} is corrupted inside ({err}); the study cannot be "
+            "read: restore the file from a copy",
+        ) from None
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -128,8 +133,11 @@ class GridProbe:
         return self.suggest_categorical(name, list(range(low, high + 1, step)))
 
     def suggest_float(self, name: str, *args, **kwargs):
-        raise ConfigError("search.sampler", f"grid needs finite choices, but {name} is continuous: use "
-                          "trial.suggest_categorical for it, or another sampler")  # fmt: skip
+        raise ConfigError(
+            "search.sampler",
+            f"grid needs finite choices, but {name} is continuous: use "
+            "trial.suggest_categorical for it, or another sampler",
+        )
 
     def __getattr__(self, name: str):
         return lambda *args, **kwargs: None  # set_user_attr and the like
@@ -185,11 +193,18 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
         result = read_json(trial_folder(spec, trial_id) / "result.json")
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
         values = t.values if t.values is not None else [last]  # pruned: its last reported value
-        rows.append({"trial_id": trial_id, "number": t.number, "state": t.state.name,
-                     "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
-                     "family": t.params.get("model.family", "-"), "values": values,
-                     "params": {k: v for k, v in t.params.items() if k != "model.family"},
-                     "time": result.get("time/total_s", 0.0)})  # fmt: skip
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "number": t.number,
+                "state": t.state.name,
+                "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
+                "family": t.params.get("model.family", "-"),
+                "values": values,
+                "params": {k: v for k, v in t.params.items() if k != "model.family"},
+                "time": result.get("time/total_s", 0.0),
+            }
+        )
     sign = -1.0 if spec.mode == "max" else 1.0
     order = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 3}
 

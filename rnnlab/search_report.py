@@ -26,9 +26,17 @@ def format_value(v: Any) -> str:
 
 def print_table(rows: list[dict[str, Any]], metrics: list[str], limit: int = TOP_TRIALS) -> None:
     header = ["trial_id", "#", "family", *metrics, "status", "params"]
-    lines = [[r["trial_id"], str(r["number"]), r["family"], *(format_value(v) for v in r["values"]),
-              r["status"][:48], " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in r["params"].items())]
-             for r in rows[:limit]]  # fmt: skip
+    lines = [
+        [
+            r["trial_id"],
+            str(r["number"]),
+            r["family"],
+            *(format_value(v) for v in r["values"]),
+            r["status"][:48],
+            " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in r["params"].items()),
+        ]
+        for r in rows[:limit]
+    ]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     for line in [header, *lines]:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
@@ -61,8 +69,10 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
     metrics = [spec.metric, *(o.partition(":")[0] for o in spec.objectives)]
     rows = trial_rows(spec, study)
     counts = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    print(f"\nsearch {spec.name}: {len(rows)} trials ({', '.join(f'{v} {k.lower()}' for k, v in counts.items())})"
-          f" in {spec.folder}")  # fmt: skip
+    print(
+        f"\nsearch {spec.name}: {len(rows)} trials ({', '.join(f'{v} {k.lower()}' for k, v in counts.items())})"
+        f" in {spec.folder}"
+    )
     print_table(rows, metrics)
     for r in rows:
         if r["state"] == "FAIL":
@@ -95,10 +105,12 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
 def print_next_steps(spec: SearchSpec, best_id: str, overrides: str) -> None:
     """The commands that continue from a finished search, with its folder and best trial filled in."""
     folder = spec.folder
-    steps = [(f"rnnlab report {folder}", "HTML report: best trials, curves, families"),
-             (f"rnnlab dashboard {folder}", "the Optuna study in optuna-dashboard"),
-             (f"rnnlab replay {folder} {best_id}", "the best trial again, in-process, compared"),
-             (f"rnnlab run {spec.experiment} {overrides}", "the best configuration as a new run")]  # fmt: skip
+    steps = [
+        (f"rnnlab report {folder}", "HTML report: best trials, curves, families"),
+        (f"rnnlab dashboard {folder}", "the Optuna study in optuna-dashboard"),
+        (f"rnnlab replay {folder} {best_id}", "the best trial again, in-process, compared"),
+        (f"rnnlab run {spec.experiment} {overrides}", "the best configuration as a new run"),
+    ]
     if next(Path(folder).rglob("offline-run-*"), None) is not None:
         steps.append((f"rnnlab sync {folder}", "upload the search's offline W&B runs"))
     width = max(len(command) for command, _ in steps if not command.startswith("rnnlab run"))
@@ -141,11 +153,17 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     result = run_seed(cfg, None, out)  # one seed: a replicate's own folder
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
-    pairs = [(f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
-             for r in recorded if r["epoch"] in replayed]  # fmt: skip
+    pairs = [
+        (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
+        for r in recorded
+        if r["epoch"] in replayed
+    ]
     final = read_json(trial_dir / "result.json")
-    pairs += [(f"result {k}", final[k], result[k]) for k in (cfg.metric, f"test/{cfg.metric.split('/')[1]}")
-              if isinstance(final.get(k), float) and isinstance(result.get(k), float)]  # fmt: skip
+    pairs += [
+        (f"result {k}", final[k], result[k])
+        for k in (cfg.metric, f"test/{cfg.metric.split('/')[1]}")
+        if isinstance(final.get(k), float) and isinstance(result.get(k), float)
+    ]
     ok = True
     print(f"{'':28}  {'recorded':>10}  {'replayed':>10}")
     for label, a, b in pairs:

@@ -127,8 +127,9 @@ def pull(uri: str, local: str | Path, skip: tuple[str, ...] = ()) -> bool:
         target = Path(local, entry.base_name)
         if entry.type == pyarrow.fs.FileType.Directory:
             target.mkdir(parents=True, exist_ok=True)
-        pyarrow.fs.copy_files(entry.path, str(target), source_filesystem=fs,
-                              destination_filesystem=pyarrow.fs.LocalFileSystem())  # fmt: skip
+        pyarrow.fs.copy_files(
+            entry.path, str(target), source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem()
+        )
     return True
 
 

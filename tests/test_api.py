@@ -25,11 +25,18 @@ def process_state() -> dict:
     import optuna
     import torch
 
-    return {"environ": dict(os.environ), "cwd": os.getcwd(), "optuna": optuna.logging.get_verbosity(),
-            "threads": torch.get_num_threads(), "random": random.getstate(), "numpy": np.random.get_state()[1].tolist(),
-            "torch_rng": torch.get_rng_state().tolist(), "root": (logging.root.level, list(logging.root.handlers)),
-            "rnnlab": (logging.getLogger("rnnlab").level, list(logging.getLogger("rnnlab").handlers)),
-            "signals": {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}}  # fmt: skip
+    return {
+        "environ": dict(os.environ),
+        "cwd": os.getcwd(),
+        "optuna": optuna.logging.get_verbosity(),
+        "threads": torch.get_num_threads(),
+        "random": random.getstate(),
+        "numpy": np.random.get_state()[1].tolist(),
+        "torch_rng": torch.get_rng_state().tolist(),
+        "root": (logging.root.level, list(logging.root.handlers)),
+        "rnnlab": (logging.getLogger("rnnlab").level, list(logging.getLogger("rnnlab").handlers)),
+        "signals": {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)},
+    }
 
 
 def changed(before: dict, after: dict) -> list[str]:
@@ -65,8 +72,14 @@ def test_run_takes_a_config_built_in_python(tmp_path):
     from rnnlab.config import Config, DataConfig, TrainConfig
     from rnnlab.models import model_config
 
-    cfg = Config(name="nb", metric="val/acc", mode="max", model=model_config("gru", hidden_size=16),
-                 data=DataConfig(num_samples=400), train=TrainConfig(epochs=1, max_batches=2))  # fmt: skip
+    cfg = Config(
+        name="nb",
+        metric="val/acc",
+        mode="max",
+        model=model_config("gru", hidden_size=16),
+        data=DataConfig(num_samples=400),
+        train=TrainConfig(epochs=1, max_batches=2),
+    )
     result = rnnlab.run(cfg, out=tmp_path / "nb")
     assert result["status"] == "completed" and result["parameters"] > 0
     assert json.loads((tmp_path / "nb" / "config.json").read_text())["flat"]["model.family"] == "gru"
@@ -77,8 +90,12 @@ def test_search_of_two_trials_and_its_table(tmp_path, capfd):
 
     assert not ray.is_initialized()
     before = process_state()
-    overrides = {**{k: str(v) for k, v in TINY.items()}, "search.samples": 2, "search.concurrency": 2,
-                 "search.grace_period": 1}  # fmt: skip
+    overrides = {
+        **{k: str(v) for k, v in TINY.items()},
+        "search.samples": 2,
+        "search.concurrency": 2,
+        "search.grace_period": 1,
+    }
     summary = rnnlab.search("search_digits", overrides=overrides, name="nb", storage=tmp_path)
     assert changed(before, process_state()) == []
     assert not ray.is_initialized()  # the Ray it started is shut down

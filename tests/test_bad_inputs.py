@@ -27,19 +27,27 @@ config = Config(metric="val/acc", mode="max", model=model_config("gru", hidden_s
                 train=TrainConfig(epochs=1, max_batches=1), search=SearchConfig(samples=2))
 """
 SPACES = {  # name: (body of search_space(trial), the field the error must name)
-    "inverted_range": ('return {"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-1, 1e-3)}',
-                       "search_space"),
-    "unknown_key": ('return {"optim.learning_rat": trial.suggest_float("optim.learning_rat", 1e-3, 1e-1)}',
-                    "optim.learning_rat"),
-    "wrong_type": ('return {"model.hidden_size": trial.suggest_categorical("model.hidden_size", ["big", "small"])}',
-                   "model.hidden_size"),
+    "inverted_range": (
+        'return {"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-1, 1e-3)}',
+        "search_space",
+    ),
+    "unknown_key": (
+        'return {"optim.learning_rat": trial.suggest_float("optim.learning_rat", 1e-3, 1e-1)}',
+        "optim.learning_rat",
+    ),
+    "wrong_type": (
+        'return {"model.hidden_size": trial.suggest_categorical("model.hidden_size", ["big", "small"])}',
+        "model.hidden_size",
+    ),
     "invalid_value": ('return {"model.dropout": trial.suggest_float("model.dropout", 1.0, 2.0)}', "model.dropout"),
     "not_a_dict": ('return [trial.suggest_int("model.num_layers", 1, 2)]', "search_space"),
     "empty_choices": ('return {"model.family": trial.suggest_categorical("model.family", [])}', "search_space"),
-    "unknown_family": ('return {"model.family": trial.suggest_categorical("model.family", ["lstm", "mamba"])}',
-                       "model.family"),
+    "unknown_family": (
+        'return {"model.family": trial.suggest_categorical("model.family", ["lstm", "mamba"])}',
+        "model.family",
+    ),
     "raises": ('raise KeyError("oops")', "search_space"),
-}  # fmt: skip
+}
 
 
 def experiment_file(folder: Path, space: str | None = None, base: str = BASE) -> str:
@@ -105,19 +113,27 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("header_only_file", [*run, *local, f"data.name={header_only}"], "data.name"),
         ("missing_column", [*run, *local, f"data.name={csv_ok}", "data.label_column=stars"], "data.label_column"),
         ("unseen_label", [*run, *local, f"data.name={unique_labels}"], "data.label_column"),
-        ("negative_token_ids", [*run, "data.source=local", "data.task=tagging", f"data.name={negative_ids}"],
-         "data.tokens_column"),
-        ("unseen_tag", [*run, "data.source=local", "data.task=tagging", f"data.name={unseen_tags}"],
-         "data.label_column"),
-        ("ragged_tags", [*run, "data.source=local", "data.task=tagging", f"data.name={ragged_tags}"],
-         "data.label_column"),
+        (
+            "negative_token_ids",
+            [*run, "data.source=local", "data.task=tagging", f"data.name={negative_ids}"],
+            "data.tokens_column",
+        ),
+        (
+            "unseen_tag",
+            [*run, "data.source=local", "data.task=tagging", f"data.name={unseen_tags}"],
+            "data.label_column",
+        ),
+        (
+            "ragged_tags",
+            [*run, "data.source=local", "data.task=tagging", f"data.name={ragged_tags}"],
+            "data.label_column",
+        ),
         ("hub_unreachable", [*run, "data.source=hub", "data.name=nobody/no-such-dataset-xyz"], "data.name"),
         ("out_unwritable", ["run", RUN, "--out", str(blocker / "run")], "--out"),
         ("out_holds_a_run", ["run", RUN, "--out", str(tmp / "store" / "run-old")], "--out"),
-        ("resume_without_checkpoints", ["run", RUN, "--out", str(tmp / "store" / "run-old"), "--resume"],
-         "--resume"),
+        ("resume_without_checkpoints", ["run", RUN, "--out", str(tmp / "store" / "run-old"), "--resume"], "--resume"),
         ("device_unknown", [*run, "train.device=tpu"], "train.device"),
-    ]  # fmt: skip
+    ]
     for name, (body, field) in SPACES.items():
         out.append((f"space_{name}", ["tune", experiment_file(tmp, body), "--storage", store, "--name", "s"], field))
     return out
@@ -137,8 +153,9 @@ def world(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "store"
     (store / "old").mkdir(parents=True)
-    (store / "old" / "search.json").write_text(json.dumps({"experiment": SEARCH, "name": "old", "storage": str(store),
-                                                           "folder": str(store / "old")}))  # fmt: skip
+    (store / "old" / "search.json").write_text(
+        json.dumps({"experiment": SEARCH, "name": "old", "storage": str(store), "folder": str(store / "old")})
+    )
     (store / "run-old").mkdir()
     (store / "run-old" / "result.json").write_text('{"status": "completed"}')
     (store / "torn").mkdir()

@@ -43,8 +43,19 @@ def test_version_and_python_m(tmp_path):
 
 def test_names_resolve_from_any_folder(tmp_path):
     """From a folder without experiments/, a name (and the repo-relative path of the README) finds the checkout's."""
-    cmd = [sys.executable, "-m", "rnnlab", "-q", "run", "experiments/digits_lstm.py", "--set", *TINY,
-           "tracking.mode=disabled", "--out", str(tmp_path / "r")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "-q",
+        "run",
+        "experiments/digits_lstm.py",
+        "--set",
+        *TINY,
+        "tracking.mode=disabled",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # -q: results on stdout only
@@ -120,9 +131,25 @@ def test_main_leaves_logging_as_found(capsys):
 def tune_output(tmp_path: Path, *flags: str) -> list[str]:
     """What `rnnlab tune` prints (stdout and stderr) for a 2-trial search of search_digits, run as a user runs it."""
     tmp_path.mkdir()
-    cmd = [sys.executable, "-m", "rnnlab", *flags, "tune", "search_digits", "--storage", str(tmp_path), "--name", "s",
-           "--samples", "2", "--set", "train.epochs=2", "train.max_batches=4", "search.grace_period=1",
-           "tracking.mode=offline"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        *flags,
+        "tune",
+        "search_digits",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "s",
+        "--samples",
+        "2",
+        "--set",
+        "train.epochs=2",
+        "train.max_batches=4",
+        "search.grace_period=1",
+        "tracking.mode=offline",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_SILENT", "RAY_DEDUP_LOGS")}
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -132,8 +159,16 @@ def tune_output(tmp_path: Path, *flags: str) -> list[str]:
 @pytest.mark.slow
 def test_tune_prints_rnnlab_lines_by_default_and_the_libraries_with_v(tmp_path):
     quiet = tune_output(tmp_path / "default")
-    noisy = ("Trial status", "Checkpoint successfully created", "wandb:", "tensorboard", "ExperimentalWarning",
-             "W&B offline run saved", "INFO worker.py", "A new study created")  # fmt: skip
+    noisy = (
+        "Trial status",
+        "Checkpoint successfully created",
+        "wandb:",
+        "tensorboard",
+        "ExperimentalWarning",
+        "W&B offline run saved",
+        "INFO worker.py",
+        "A new study created",
+    )
     assert not [line for line in quiet if any(n in line for n in noisy)]
     assert sum(line.startswith("[search ") for line in quiet) == 4  # a start and an end per trial
     assert len(quiet) <= 30, "\n".join(quiet)

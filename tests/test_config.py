@@ -18,8 +18,13 @@ def test_flat_names_round_trip():
 def test_a_run_holds_only_its_familys_settings():
     lstm = to_flat_dict(apply_overrides(Config(), {"model.family": "lstm", "model.hidden_size": 64}))
     assert {k for k in lstm if k.startswith("model.")} == {
-        "model.family", "model.embedding_size", "model.hidden_size", "model.num_layers", "model.bidirectional",
-        "model.dropout"}  # fmt: skip
+        "model.family",
+        "model.embedding_size",
+        "model.hidden_size",
+        "model.num_layers",
+        "model.bidirectional",
+        "model.dropout",
+    }
     esn = to_flat_dict(apply_overrides(Config(), {"model.family": "esn"}))
     assert "model.hidden_size" not in esn and "model.nonlinearity" not in esn and esn["model.esn.units"] == 500
     assert "model.nonlinearity" in to_flat_dict(apply_overrides(Config(), {"model.family": "elman"}))
@@ -50,8 +55,10 @@ def test_a_setting_of_another_family_is_refused_naming_it(family, path, owner):
 
 
 def test_cli_strings_are_typed():
-    cfg = apply_overrides(Config(), parse_set_args(["model.bidirectional=true", "data.val_split=none",
-                                                    "tracking.tags=a,b", "train.epochs=3"]))  # fmt: skip
+    cfg = apply_overrides(
+        Config(),
+        parse_set_args(["model.bidirectional=true", "data.val_split=none", "tracking.tags=a,b", "train.epochs=3"]),
+    )
     assert cfg.model.bidirectional is True and cfg.data.val_split is None
     assert cfg.tracking.tags == ["a", "b"] and cfg.train.epochs == 3
 

@@ -32,8 +32,14 @@ def make_study(folder: Path) -> None:
     import optuna
 
     folder.mkdir(parents=True)
-    SearchSpec(experiment=str(ROOT / "experiments" / "search_digits.py"), name="dash", storage=str(folder.parent),
-               folder=str(folder), metric="val/acc", mode="max").save()  # fmt: skip
+    SearchSpec(
+        experiment=str(ROOT / "experiments" / "search_digits.py"),
+        name="dash",
+        storage=str(folder.parent),
+        folder=str(folder),
+        metric="val/acc",
+        mode="max",
+    ).save()
     study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
     for number in range(TRIALS):
         trial = study.ask()
@@ -65,15 +71,31 @@ def test_dashboard_lists_the_trials_of_the_search(tmp_path):
     folder = tmp_path / "dash"
     make_study(folder)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "dashboard", str(folder), "--port", str(port)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rnnlab.cli", "dashboard", str(folder), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/api/studies", timeout=120)  # a shared 2-core machine can take a while to import it all
-        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=20000", "--dump-dom",
-               f"{base}/dashboard/studies/0/trials"]  # fmt: skip
+        cmd = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            f"{base}/dashboard/studies/0/trials",
+        ]
         page = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
     finally:
         server.terminate()

@@ -138,8 +138,9 @@ def test_builtin_task_mismatch_says_what_to_set():
 
 
 def write_reviews_csv(path, n=40):
-    rows = ["text,sentiment"] + [f"{'good fun' if i % 2 else 'bad dull'} film {i},{'pos' if i % 2 else 'neg'}"
-                                 for i in range(n)]  # fmt: skip
+    rows = ["text,sentiment"] + [
+        f"{'good fun' if i % 2 else 'bad dull'} film {i},{'pos' if i % 2 else 'neg'}" for i in range(n)
+    ]
     path.write_text("\n".join(rows) + "\n")
     return path
 

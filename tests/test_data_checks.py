@@ -73,8 +73,17 @@ def test_numbers_as_text_are_refused(tmp_path, capsys):
 
 def test_window_longer_than_the_series_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", str(ROOT / "experiments" / "esn_mackey_glass.py"), "--out", str(out), "--set", *SHRINK,
-                 "data.window=100000"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            str(ROOT / "experiments" / "esn_mackey_glass.py"),
+            "--out",
+            str(out),
+            "--set",
+            *SHRINK,
+            "data.window=100000",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "data.window" in err and "longer than" in err
     assert not out.exists()
@@ -100,8 +109,19 @@ def test_no_val_split_selects_no_epoch_and_no_test_split_reports_no_test_metrics
     import json
 
     out = tmp_path / "run"
-    code = main(["run", DIGITS, "--out", str(out), "--set", *TINY, "data.val_fraction=0", "data.test_fraction=0",
-                 "metric=train/acc"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            DIGITS,
+            "--out",
+            str(out),
+            "--set",
+            *TINY,
+            "data.val_fraction=0",
+            "data.test_fraction=0",
+            "metric=train/acc",
+        ]
+    )
     assert code == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]

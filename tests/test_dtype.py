@@ -23,8 +23,18 @@ def test_cli_esn_mackey_glass_in_float64_equals_a_float64_reference(tmp_path):
     from reservoirpy.nodes import Reservoir
 
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "rnnlab", "run", "experiments/esn_mackey_glass.py", "--out", str(out),
-               "--set", "train.dtype=float64", *SHRUNK]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "run",
+        "experiments/esn_mackey_glass.py",
+        "--out",
+        str(out),
+        "--set",
+        "train.dtype=float64",
+        *SHRUNK,
+    ]
     subprocess.run(command, check=True, capture_output=True, timeout=300)
     cfg = from_flat_dict(json.loads((out / "config.json").read_text())["flat"])
     assert cfg.train.dtype == "float64"  # recorded in the config
@@ -33,8 +43,9 @@ def test_cli_esn_mackey_glass_in_float64_equals_a_float64_reference(tmp_path):
     weights = {name: state[f"encoder.layers.0.0.{name}"].numpy().copy() for name in ("weight", "input_weight", "bias")}
     train = prepare_data(cfg).train
     assert train.inputs.dtype == torch.float32 and train.inputs.shape[0] == 1  # one series, cast by the trial
-    reservoir = Reservoir(lr=cfg.model.esn.leak_rate, W=weights["weight"], Win=weights["input_weight"],
-                          bias=weights["bias"])  # fmt: skip
+    reservoir = Reservoir(
+        lr=cfg.model.esn.leak_rate, W=weights["weight"], Win=weights["input_weight"], bias=weights["bias"]
+    )
     u_TD = train.inputs[0, : int(train.lengths[0])].double().numpy()
     y_TD = train.targets[0, : int(train.lengths[0])].double().numpy()
     states_TU = reservoir.run(u_TD)[cfg.model.esn.washout :]

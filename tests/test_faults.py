@@ -49,8 +49,11 @@ def ray_trials(folder: Path) -> list:
 
 def wandb_run_ids(folder: Path) -> dict[str, set[str]]:
     """Trial folder name -> the W&B run ids of its offline runs (`offline-run-<time>-<run id>`)."""
-    return {trial.name: {p.name.split("-", 3)[3] for p in trial.glob("wandb/offline-run-*")}
-            for trial in (folder / "trials").iterdir() if trial.is_dir()}  # fmt: skip
+    return {
+        trial.name: {p.name.split("-", 3)[3] for p in trial.glob("wandb/offline-run-*")}
+        for trial in (folder / "trials").iterdir()
+        if trial.is_dir()
+    }
 
 
 def history_rows(run_dir: Path) -> list[int]:
@@ -104,8 +107,12 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     """An uninterrupted 8-trial search for the time budget, then the same search interrupted by SIGINT and SIGKILL
     at seeded random points and resumed until done: exactly 8 trials, each once, epochs only increasing."""
     t0 = time.time()
-    straight = subprocess.run(cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "straight",
-                                  *SEARCH_ARGS), env=env(), timeout=900, **QUIET)  # fmt: skip
+    straight = subprocess.run(
+        cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "straight", *SEARCH_ARGS),
+        env=env(),
+        timeout=900,
+        **QUIET,
+    )
     uninterrupted = time.time() - t0
     assert straight.returncode == 0
 
@@ -114,8 +121,11 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     t0 = time.time()
     faults = []
     for attempt, sig in enumerate([signal.SIGINT, signal.SIGKILL, None, None, None]):
-        argv = cli("tune", str(folder), "--resume") if attempt else \
-            cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "killed", *SEARCH_ARGS)  # fmt: skip
+        argv = (
+            cli("tune", str(folder), "--resume")
+            if attempt
+            else cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "killed", *SEARCH_ARGS)
+        )
         driver = subprocess.Popen(argv, env=env(), start_new_session=True, **QUIET)
         if sig is None:
             assert driver.wait(timeout=900) == 0
@@ -150,8 +160,10 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     runs = wandb_run_ids(folder)
     assert sorted(runs) == sorted(ids) and all(len(r) == 1 for r in runs.values()), runs
     with capsys.disabled():
-        print(f"\n[driver kills] faults {faults}; orphaned asks {len(orphans)}; uninterrupted {uninterrupted:.0f} s, "
-              f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f})")  # fmt: skip
+        print(
+            f"\n[driver kills] faults {faults}; orphaned asks {len(orphans)}; uninterrupted {uninterrupted:.0f} s, "
+            f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f})"
+        )
     # A relaunch restarts Ray and its workers (~30-40 s on 2 shared cores). With workers reused the uninterrupted
     # search is ~2x faster than with a fresh worker per trial, so that fixed cost no longer hides in the 2x.
     assert interrupted <= 2 * uninterrupted + RELAUNCH_S * len(faults)
@@ -205,8 +217,9 @@ def test_worker_kill_divergence_and_memory_cap(tmp_path):
     experiment.write_text(FAULTS_EXPERIMENT.format(clean=clean))
     folder = tmp_path / "f"
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "f")
-    driver = subprocess.Popen(argv, env=env(), start_new_session=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    driver = subprocess.Popen(
+        argv, env=env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
     def healthy_trial_mid_training() -> Path | None:
         for log in folder.glob("trials/*/metrics.jsonl"):
@@ -277,8 +290,9 @@ def test_kill_during_checkpoint_save_never_leaves_a_loadable_torn_file(tmp_path,
     rng = random.Random(7)
     for round_ in range(6):
         root = tmp_path / f"r{round_}"
-        saver = subprocess.Popen([sys.executable, "-c", SAVER, str(root), how], env=env(), stdout=subprocess.PIPE,
-                                 text=True)  # fmt: skip
+        saver = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(root), how], env=env(), stdout=subprocess.PIPE, text=True
+        )
         saver.stdout.readline()  # one save completed
         time.sleep(rng.uniform(0.0, 1.5))
         saver.kill()
@@ -294,9 +308,13 @@ def test_a_real_runs_checkpoint_loads_with_weights_only(tmp_path):
     from rnnlab.models import model_config
     from rnnlab.trial import run_trial
 
-    cfg = Config(metric="val/acc", mode="max", model=model_config("lstm", hidden_size=8),
-                 data=DataConfig(source="builtin", name="digits", task="classification"),
-                 train=TrainConfig(epochs=1, max_batches=2))  # fmt: skip
+    cfg = Config(
+        metric="val/acc",
+        mode="max",
+        model=model_config("lstm", hidden_size=8),
+        data=DataConfig(source="builtin", name="digits", task="classification"),
+        train=TrainConfig(epochs=1, max_batches=2),
+    )
     run_trial(cfg, None, tmp_path / "r")
     newest = list_checkpoints(tmp_path / "r" / "checkpoints")[-1] / STATE
     state = torch.load(newest, weights_only=True)
@@ -343,8 +361,9 @@ def test_run_killed_mid_run_keeps_its_wandb_rows(tmp_path, sig, codes, capsys):
         assert "exit" in kinds, "the W&B run was finished"
         assert json.loads((out / "result.json").read_text())["status"] == "stopped"
     else:
-        resumed = subprocess.run(cli("run", str(experiment), "--out", str(out), "--resume"), env=env(), timeout=600,
-                                 **QUIET)  # fmt: skip
+        resumed = subprocess.run(
+            cli("run", str(experiment), "--out", str(out), "--resume"), env=env(), timeout=600, **QUIET
+        )
         assert resumed.returncode == 0
         epochs = [r["epoch"] for r in read_metrics(out / "metrics.jsonl")]
         assert epochs == list(range(1, 41))
@@ -378,9 +397,13 @@ print(data.fingerprint, digest.hexdigest(), data.meta["cache"], rnnlab.__file__)
 
 def load_in_subprocess(cache: Path, package_root: Path = ROOT) -> subprocess.Popen:
     """`python -c` puts its cwd first on sys.path: run it in `package_root` so that its rnnlab is the one imported."""
-    return subprocess.Popen([sys.executable, "-c", LOADER], env=env(RNNLAB_CACHE=str(cache),
-                            PYTHONPATH=str(package_root)), cwd=package_root, stdout=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", LOADER],
+        env=env(RNNLAB_CACHE=str(cache), PYTHONPATH=str(package_root)),
+        cwd=package_root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow

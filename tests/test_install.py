@@ -57,8 +57,9 @@ def make_venv(path: Path, system_site_packages: bool = False) -> dict[str, str]:
 def shell(command: str, cwd: Path, env: dict[str, str], log: Path, timeout: float) -> int:
     """Run `command` as a user's shell would; its output goes to `log` (printed on failure)."""
     with open(log, "w") as out:
-        done = subprocess.run(command, shell=True, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=timeout)  # fmt: skip
+        done = subprocess.run(
+            command, shell=True, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+        )
     if done.returncode != 0:
         print(log.read_text()[-6000:])
     return done.returncode

@@ -95,7 +95,7 @@ def test_a_build_lock_held_by_another_process_times_out_to_python_with_one_line(
             "-c",
             f"import fcntl, time; f = open({str(lock)!r}, 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
             "print('held', flush=True); time.sleep(120)",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -150,8 +150,21 @@ def test_a_search_builds_the_kernel_in_its_driver_before_its_trials_start(tmp_pa
     )
     env = fresh_env(tmp_path, WANDB_MODE="disabled")
     folder = kernel_folder(env, monkeypatch)
-    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", str(experiment), "--storage", str(tmp_path / "searches"),
-           "--name", "k", "--samples", "2", "--set", "search.scheduler=none"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab.cli",
+        "tune",
+        str(experiment),
+        "--storage",
+        str(tmp_path / "searches"),
+        "--name",
+        "k",
+        "--samples",
+        "2",
+        "--set",
+        "search.scheduler=none",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     built = sorted(folder.glob("*.so"))

@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-HOLD = "import sys, time; from rnnlab.folder_lock import FolderLock; FolderLock(sys.argv[1], '--out').acquire(); " \
-       "print('held', flush=True); time.sleep(600)"  # fmt: skip
+HOLD = (
+    "import sys, time; from rnnlab.folder_lock import FolderLock; FolderLock(sys.argv[1], '--out').acquire(); "
+    "print('held', flush=True); time.sleep(600)"
+)
 
 
 def hold_from_another_process(folder: Path) -> subprocess.Popen:
@@ -80,9 +82,9 @@ def test_concurrent_runs_on_one_folder(tmp_path):
         "--out",
         str(out),
         "--set",
-        "train.epochs=12",
+        "train.epochs=12",  # long enough to outlast the second's start-up
         "train.batch_size=16",
-    ]  # fmt: skip  (long enough to outlast the second's start-up)
+    ]
     first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: read_holder(out).get("pid") == first.pid)
     second = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
@@ -97,8 +99,23 @@ def test_concurrent_runs_on_one_folder(tmp_path):
 @pytest.mark.slow
 def test_second_driver_on_a_search_is_refused(tmp_path):
     """While a search runs, `--resume` of it and a new search of the same name are refused; it ends whole."""
-    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "s",
-           "--samples", "2", "--set", "train.epochs=2", "train.max_batches=3", "search.scheduler=none"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab.cli",
+        "tune",
+        SEARCH_DIGITS,
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "s",
+        "--samples",
+        "2",
+        "--set",
+        "train.epochs=2",
+        "train.max_batches=3",
+        "search.scheduler=none",
+    ]
     first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "s"
     wait_for(lambda: read_holder(folder).get("pid") == first.pid and (folder / "search.json").is_file())

@@ -21,8 +21,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_faults import SEARCH_DIGITS, cli, env, history_rows, ray_trials, wait_for, wandb_run_ids  # noqa: E402
 
 TRIALS = 24
-SEARCH = ["--samples", str(TRIALS), "--concurrency", "2", "--set", "train.epochs=4", "train.max_batches=2",
-          "search.grace_period=1", "search.sampler=random", "search.scheduler=asha"]  # fmt: skip
+SEARCH = [
+    "--samples",
+    str(TRIALS),
+    "--concurrency",
+    "2",
+    "--set",
+    "train.epochs=4",
+    "train.max_batches=2",
+    "search.grace_period=1",
+    "search.sampler=random",
+    "search.scheduler=asha",
+]
 STATES = {"completed": "COMPLETE", "early_stopped": "COMPLETE", "stopped": "PRUNED"}
 
 
@@ -49,9 +59,13 @@ def finished(folder: Path) -> int:
 )
 def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
     folder = tmp_path / "many"
-    driver = subprocess.Popen(cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "many", *SEARCH),
-                              env=env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    driver = subprocess.Popen(
+        cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "many", *SEARCH),
+        env=env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: finished(folder) >= 2 and mid_training(folder) is not None, 600, "a reused worker", driver)
     victim = mid_training(folder)
     killed = int((victim / "pid").read_text())
@@ -62,8 +76,13 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
     for _ in range(3):  # resume until the search is done
-        resumed = subprocess.run(cli("tune", str(folder), "--resume"), env=env(), timeout=900,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        resumed = subprocess.run(
+            cli("tune", str(folder), "--resume"),
+            env=env(),
+            timeout=900,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if resumed.returncode == 0:
             break
     assert resumed.returncode == 0

@@ -29,8 +29,7 @@ def test_scheduler_stop_records_the_epoch_it_stopped_on(tmp_path):
     searcher.on_trial_complete("aaa", {"epoch": 2, "training_iteration": 2, "val/acc": 0.85})
     searcher.on_trial_result("bbb", {"epoch": 1, "training_iteration": 1, "val/acc": 0.25})
     searcher.on_trial_result("bbb", {"epoch": 2, "training_iteration": 2, "val/acc": 0.5})
-    searcher.on_trial_complete("bbb", {FINAL_KEY: True, "training_iteration": 3, "status": "completed",
-                                       "val/acc": 0.5})  # fmt: skip
+    searcher.on_trial_complete("bbb", {FINAL_KEY: True, "training_iteration": 3, "status": "completed", "val/acc": 0.5})
     trials = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path).trials}
     assert trials["aaa"].state.name == "PRUNED" and trials["aaa"].value == 0.85
     assert trials["aaa"].intermediate_values == {1: 0.5, 2: 0.85}
@@ -70,9 +69,25 @@ def test_search_record_equals_trial_records(tmp_path):
 
     connect(None)
     try:
-        code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "r", "--samples", "6",
-                     "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=4", "search.grace_period=2",
-                     "search.sampler=random"])  # fmt: skip
+        code = main(
+            [
+                "tune",
+                SEARCH_DIGITS,
+                "--storage",
+                str(tmp_path),
+                "--name",
+                "r",
+                "--samples",
+                "6",
+                "--concurrency",
+                "2",
+                "--set",
+                "train.epochs=3",
+                "train.max_batches=4",
+                "search.grace_period=2",
+                "search.sampler=random",
+            ]
+        )
     finally:
         ray.shutdown()
     assert code == 0

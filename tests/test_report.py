@@ -38,8 +38,15 @@ def make_search(folder: Path, finals: dict[str, list[float]], objectives: int = 
     from optuna.trial import TrialState
 
     folder.mkdir(parents=True)
-    spec = SearchSpec(experiment=SEARCH_DIGITS, name="syn", storage=str(folder.parent), folder=str(folder),
-                      metric="val/acc", mode="max", objectives=["val/loss:min"] if objectives > 1 else [])  # fmt: skip
+    spec = SearchSpec(
+        experiment=SEARCH_DIGITS,
+        name="syn",
+        storage=str(folder.parent),
+        folder=str(folder),
+        metric="val/acc",
+        mode="max",
+        objectives=["val/loss:min"] if objectives > 1 else [],
+    )
     spec.save()
     directions = ["maximize", "minimize"][:objectives]
     study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), directions=directions)
@@ -52,8 +59,12 @@ def make_search(folder: Path, finals: dict[str, list[float]], objectives: int = 
             trial.suggest_float("optim.learning_rate", 1e-3, 1e-1, log=True)
             trial_id = f"t{number}"
             trial.set_user_attr("ray_trial_id", trial_id)
-            write_trial(folder, trial_id, [value * 0.7, value], {"status": "completed", "val/acc": value,
-                        "parameters": 1000 + number, "time/total_s": 2.0 + number})  # fmt: skip
+            write_trial(
+                folder,
+                trial_id,
+                [value * 0.7, value],
+                {"status": "completed", "val/acc": value, "parameters": 1000 + number, "time/total_s": 2.0 + number},
+            )
             study.tell(trial, [value, 1 - value][:objectives])
             number += 1
     for state, reason in ((TrialState.PRUNED, "stopped by the scheduler after epoch 1"), (TrialState.FAIL, "boom")):
@@ -83,8 +94,9 @@ def test_report_of_a_search_has_every_section_and_figure(tmp_path, capsys):
     assert main(["report", spec.folder]) == 0
     out = Path(spec.folder) / "report"
     html = (out / "report.html").read_text()
-    check_figures(out, html, {"learning_curves", "families", "optimization_history", "param_importances",
-                              "parallel_coordinate"})  # fmt: skip
+    check_figures(
+        out, html, {"learning_curves", "families", "optimization_history", "param_importances", "parallel_coordinate"}
+    )
     families = json.loads((out / "families.json").read_text())
     assert [f["family"] for f in families] == ["lstm", "gru"]  # a row per family, best first
     lstm = families[0]
@@ -126,8 +138,10 @@ def test_t_interval_and_welch_verdict():
     assert math.isclose(high - 2.0, stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)) and math.isclose(low + high, 4.0)
     assert t_interval([1.0]) is None
     a, b = [0.5, 0.4, 0.6], [0.48, 0.5, 0.41]
-    close = [{"family": "a", "best": 0.6, "sample": a, "ci": t_interval(a)},
-             {"family": "b", "best": 0.5, "sample": b, "ci": t_interval(b)}]  # fmt: skip
+    close = [
+        {"family": "a", "best": 0.6, "sample": a, "ci": t_interval(a)},
+        {"family": "b", "best": 0.5, "sample": b, "ci": t_interval(b)},
+    ]
     assert "within noise" in noise_verdict(close) and "p = " in noise_verdict(close)
     assert "cannot tell" in noise_verdict([{**close[0], "sample": [0.5]}, close[1]])
 
@@ -166,8 +180,12 @@ def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     assert by_id["t3"]["state"] == "FAIL" and "learning_rate" in by_id["t0"]["params"]
     records = read_records(log)
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
-    summary = {"/".join(u.nested_key) or u.key: json.loads(u.value_json) for r in records
-               if r.WhichOneof("record_type") == "summary" for u in r.summary.update}  # fmt: skip
+    summary = {
+        "/".join(u.nested_key) or u.key: json.loads(u.value_json)
+        for r in records
+        if r.WhichOneof("record_type") == "summary"
+        for u in r.summary.update
+    }
     assert nested(summary, TABLE_KEY)["_type"] == "table-file", "the summary keeps the Table"
     assert summary["search/n_trials"] == 4 and summary["search/n_complete"] == 2
     assert run.run_group == "syn" and run.job_type == "search-summary"
@@ -192,9 +210,25 @@ def seeded_search(tmp_path_factory):
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            code = main(["tune", SEARCH_DIGITS, "--samples", "4", "--concurrency", "2", "--storage", str(root),
-                         "--name", "s", "--set", "train.epochs=2", "train.max_batches=3", "search.grace_period=1",
-                         "search.seeds=2"])  # fmt: skip
+            code = main(
+                [
+                    "tune",
+                    SEARCH_DIGITS,
+                    "--samples",
+                    "4",
+                    "--concurrency",
+                    "2",
+                    "--storage",
+                    str(root),
+                    "--name",
+                    "s",
+                    "--set",
+                    "train.epochs=2",
+                    "train.max_batches=3",
+                    "search.grace_period=1",
+                    "search.seeds=2",
+                ]
+            )
     finally:
         ray.shutdown()
     assert code == 0, printed.getvalue()[-3000:]

@@ -16,8 +16,11 @@ BASE = ["train.epochs=2", "train.max_batches=2", "tracking.mode=disabled"]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".rnnlab.lock"}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".rnnlab.lock"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +36,13 @@ def finished_run(tmp_path_factory):
         ([DIGITS, "--set", *BASE, "model.hidden_size=32"], ["model.hidden_size (64 -> 32)"]),
         ([DIGITS, "--set", *BASE, "seed=3"], ["seed (0 -> 3)"]),
         ([GRU, "--set", *BASE], ["model.family ('lstm' -> 'gru')"]),
-        ([DIGITS, "--set", *BASE, "data.val_fraction=0.2", "optim.learning_rate=0.01"],
-         ["data.val_fraction (0.1 -> 0.2)", "optim.learning_rate"]),
+        (
+            [DIGITS, "--set", *BASE, "data.val_fraction=0.2", "optim.learning_rate=0.01"],
+            ["data.val_fraction (0.1 -> 0.2)", "optim.learning_rate"],
+        ),
     ],
     ids=["width", "seed", "experiment", "data_and_optim"],
-)  # fmt: skip
+)
 def test_resume_that_would_change_the_computation_is_refused(finished_run, capsys, argv, fields):
     before = snapshot(finished_run)
     code = main(["run", *argv, "--out", str(finished_run), "--resume"])
@@ -53,8 +58,20 @@ def test_resume_may_extend_and_observe(finished_run, tmp_path, capsys):
 
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
-    code = main(["run", DIGITS, "--out", str(out), "--resume", "--set", *BASE, "train.epochs=3", "train.patience=5",
-                 "train.threads=1"])  # fmt: skip
+    code = main(
+        [
+            "run",
+            DIGITS,
+            "--out",
+            str(out),
+            "--resume",
+            "--set",
+            *BASE,
+            "train.epochs=3",
+            "train.patience=5",
+            "train.threads=1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]

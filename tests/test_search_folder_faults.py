@@ -18,8 +18,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
 
 
 def rnnlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnlab.cli", *args], env=ENV, capture_output=True, text=True,
-                          timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", *args], env=ENV, capture_output=True, text=True, timeout=900
+    )
 
 
 def configs(folder: Path) -> list[str]:

@@ -28,10 +28,29 @@ def test_planted_secrets_reach_no_file_and_ray_is_local_with_token_auth(tmp_path
     run: neither the planted W&B key nor the Ray token reaches any file they write, nor their output."""
     wandb_key, ray_token = secrets.token_hex(20), secrets.token_hex(32)
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "WANDB_API_KEY": wandb_key, "WANDB_MODE": "offline", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": ray_token, "RAY_TMPDIR": str(ray_tmp)}  # fmt: skip
-    search = [sys.executable, "-m", "rnnlab.cli", "tune", SEARCH_DIGITS, "--storage", str(tmp_path / "searches"),
-              "--name", "s", "--samples", "2", "--set", *SHRINK]  # fmt: skip
+    env = {
+        **os.environ,
+        "WANDB_API_KEY": wandb_key,
+        "WANDB_MODE": "offline",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": ray_token,
+        "RAY_TMPDIR": str(ray_tmp),
+    }
+    search = [
+        sys.executable,
+        "-m",
+        "rnnlab.cli",
+        "tune",
+        SEARCH_DIGITS,
+        "--storage",
+        str(tmp_path / "searches"),
+        "--name",
+        "s",
+        "--samples",
+        "2",
+        "--set",
+        *SHRINK,
+    ]
     run = [sys.executable, "-m", "rnnlab.cli", "run", SEARCH_DIGITS, "--out", str(tmp_path / "run"), "--set", *SHRINK]
     try:
         searched = subprocess.run(search, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)

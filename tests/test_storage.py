@@ -19,8 +19,15 @@ from s3server import seaweedfs
 from rnnlab.storage import join, redact
 
 REPO = Path(__file__).resolve().parent.parent
-SHRUNK = ["--concurrency", "2", "--set", "train.epochs=2", "train.max_batches=2", "data.num_samples=200",
-          "search.scheduler=none"]  # fmt: skip
+SHRUNK = [
+    "--concurrency",
+    "2",
+    "--set",
+    "train.epochs=2",
+    "train.max_batches=2",
+    "data.num_samples=200",
+    "search.scheduler=none",
+]
 
 
 def test_join_keeps_the_query_last():
@@ -87,8 +94,9 @@ def test_a_new_search_never_overwrites_one_in_the_bucket(s3, monkeypatch, tmp_pa
 
 
 def rnnlab(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnlab", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, f"rnnlab {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return done
 
@@ -180,8 +188,15 @@ def start_node(command: list[str], env: dict, log: Path, private: list[Path] = (
         if REPO.is_relative_to("/tmp"):  # a clone under /tmp (as CI's may be): the node keeps its copy of the code,
             # as a real node has one, by a bind through /mnt (in this namespace only) around the tmpfs over /tmp
             mounts = [f"mount --bind {REPO} /mnt", *mounts, f"mkdir -p {REPO} && mount --bind /mnt {REPO}"]
-        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   f"{' && '.join(mounts)} && exec {' '.join(command)}"]  # fmt: skip
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            f"{' && '.join(mounts)} && exec {' '.join(command)}",
+        ]
     with open(log, "w") as f:
         return subprocess.Popen(command, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
 
@@ -234,17 +249,36 @@ def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, mo
     gcs, dash, agent, metrics, runtime = free_ports(5)
     ray = shutil.which("ray")
     common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    head = [ray, "start", "--head", *common, "--num-cpus=0", f"--port={gcs}", "--include-dashboard=false",
-            f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
-            f"--runtime-env-agent-port={runtime}", f"--temp-dir={temp}"]  # fmt: skip
+    head = [
+        ray,
+        "start",
+        "--head",
+        *common,
+        "--num-cpus=0",
+        f"--port={gcs}",
+        "--include-dashboard=false",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={runtime}",
+        f"--temp-dir={temp}",
+    ]
     nodes = [start_node(head, env, temp / "head.log")]
     time.sleep(8)
     for i in range(2):
         agent, metrics, runtime, manager, obj = free_ports(5)
-        worker = [ray, "start", *common, f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
-                  f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
-                  f"--runtime-env-agent-port={runtime}", f"--node-manager-port={manager}",
-                  f"--object-manager-port={obj}", f"--temp-dir=/tmp/ray-node{i}"]  # fmt: skip
+        worker = [
+            ray,
+            "start",
+            *common,
+            f"--address=127.0.0.1:{gcs}",
+            "--num-cpus=1",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--metrics-export-port={metrics}",
+            f"--runtime-env-agent-port={runtime}",
+            f"--node-manager-port={manager}",
+            f"--object-manager-port={obj}",
+            f"--temp-dir=/tmp/ray-node{i}",
+        ]
         nodes.append(start_node(worker, env, temp / f"node{i}.log", private=[tmp_path]))
     name, samples = "multi", 6
     search = head_dir / "searches" / name
@@ -252,11 +286,29 @@ def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, mo
     try:
         time.sleep(10)
         driver = start_node(
-            [sys.executable, "-m", "rnnlab", "tune", "search_digits", "--samples", str(samples), *SHRUNK,
-             "--set", "train.epochs=3", "search.cpus_per_trial=1", "--address", f"127.0.0.1:{gcs}",
-             "--storage", s3.uri("searches"), "--name", name],
-            env, temp / "driver.log", cwd=head_dir,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "rnnlab",
+                "tune",
+                "search_digits",
+                "--samples",
+                str(samples),
+                *SHRUNK,
+                "--set",
+                "train.epochs=3",
+                "search.cpus_per_trial=1",
+                "--address",
+                f"127.0.0.1:{gcs}",
+                "--storage",
+                s3.uri("searches"),
+                "--name",
+                name,
+            ],
+            env,
+            temp / "driver.log",
+            cwd=head_dir,
+        )
         deadline = time.time() + 600
         while not any(f.endswith("metrics.jsonl") for f in s3.files(f"searches/{name}")):
             assert driver.poll() is None and time.time() < deadline, (temp / "driver.log").read_text()[-5000:]

@@ -57,9 +57,13 @@ def test_split_metrics_weigh_batches_by_their_targets():
 
 @pytest.mark.parametrize(
     "task,metric,mode,field",
-    [("regression", "val/acc", "max", "metric"), ("classification", "val/acc", "min", "mode"),
-     ("regression", "val/nrmse", "max", "mode"), ("lm", "val/bpc", "min", "metric")],
-)  # fmt: skip
+    [
+        ("regression", "val/acc", "max", "metric"),
+        ("classification", "val/acc", "min", "mode"),
+        ("regression", "val/nrmse", "max", "mode"),
+        ("lm", "val/bpc", "min", "metric"),
+    ],
+)
 def test_a_monitored_metric_is_reported_and_watched_in_its_direction(task, metric, mode, field):
     cfg = Config(metric=metric, mode=mode, data=DataConfig(task=task, tokenizer="word"))
     with pytest.raises(ConfigError) as err:

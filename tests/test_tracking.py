@@ -118,7 +118,8 @@ def test_indrnn_diagnostics_and_only_its_own_settings_reach_the_run(tmp_path, mo
     row = next(r for r in run["history"] if r.get("epoch") == 1)
     names = [f"layers.{layer}.0.recurrent" for layer in (0, 1)]
     assert {k for k in row if k.startswith("diag/indrnn_u/")} == {
-        f"diag/indrnn_u/{n}/{stat}" for n in names for stat in ("mean", "max", "min")}  # fmt: skip
+        f"diag/indrnn_u/{n}/{stat}" for n in names for stat in ("mean", "max", "min")
+    }
     weights = load_latest(out / "checkpoints", map_location="cpu")["model"]
     for name in names:
         u = weights[f"encoder.{name}"].abs()

@@ -46,8 +46,18 @@ def test_errors_pickle_with_field_and_message(error):
 
 
 def test_unreported_objective_is_refused_before_launch(tmp_path, capsys):
-    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "o",
-                 "--set", "search.objectives=[val/nosuch:max]"])  # fmt: skip
+    code = main(
+        [
+            "tune",
+            SEARCH_DIGITS,
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "o",
+            "--set",
+            "search.objectives=[val/nosuch:max]",
+        ]
+    )
     assert code == 2 and "search.objectives" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -64,8 +74,9 @@ def local_ray():
 
 
 def test_trial_larger_than_any_node_fails_before_launch(tmp_path, local_ray, capsys):
-    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "big",
-                 "--set", "search.cpus_per_trial=512"])  # fmt: skip
+    code = main(
+        ["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "big", "--set", "search.cpus_per_trial=512"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "search.cpus_per_trial" in err and "512" in err
@@ -78,8 +89,9 @@ def test_failures_end_their_trials_and_the_search_goes_on(tmp_path, local_ray, c
 
     experiment = tmp_path / "faulty.py"
     experiment.write_text(textwrap.dedent(FAULTY_SPACE))
-    code = main(["tune", str(experiment), "--storage", str(tmp_path), "--name", "f", "--samples", "5",
-                 "--concurrency", "2"])  # fmt: skip
+    code = main(
+        ["tune", str(experiment), "--storage", str(tmp_path), "--name", "f", "--samples", "5", "--concurrency", "2"]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err[-2000:]
     folder = tmp_path / "f"

@@ -39,8 +39,22 @@ def ray_trial_ids(folder: Path) -> list[str]:
 
 
 def test_search_runs_conditional_space_and_replays_best(tmp_path, local_ray, capsys):
-    code = main(["tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "s", "--samples", "6",
-                 "--concurrency", "2", "--set", *SHRINK])  # fmt: skip
+    code = main(
+        [
+            "tune",
+            SEARCH_DIGITS,
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "s",
+            "--samples",
+            "6",
+            "--concurrency",
+            "2",
+            "--set",
+            *SHRINK,
+        ]
+    )
     assert code == 0
     folder = tmp_path / "s"
     study = load_study(folder)
@@ -77,8 +91,9 @@ def test_diverged_and_stopped_trials_are_pruned_with_reason(tmp_path):
     searcher = make_searcher(experiment.search_space, experiment.config, tmp_path)
     for trial_id in ("aaa", "bbb", "ccc"):
         assert "model.family" in searcher.suggest(trial_id)
-    searcher.on_trial_complete("aaa", {FINAL_KEY: True, "status": "diverged", "reason": "train/loss became nan",
-                                       "val/acc": math.nan})  # fmt: skip
+    searcher.on_trial_complete(
+        "aaa", {FINAL_KEY: True, "status": "diverged", "reason": "train/loss became nan", "val/acc": math.nan}
+    )
     searcher.on_trial_complete("bbb", {"epoch": 1, "val/acc": 0.2})
     searcher.on_trial_complete("ccc", {FINAL_KEY: True, "status": "completed", "val/acc": 0.5})
     trials = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path).trials}
@@ -99,9 +114,23 @@ def test_resume_after_driver_kill(tmp_path):
     """SIGKILL the driver mid-search; --resume ends with exactly N trials, none run twice, the study intact."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     samples = 10  # with reused workers a result.json lags its trial: two of them leave trials still to run
-    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "k",
-           "--samples", str(samples), "--set", "train.epochs=4", "train.max_batches=10",
-           "search.scheduler=none"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab.cli",
+        "tune",
+        SEARCH_DIGITS,
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "k",
+        "--samples",
+        str(samples),
+        "--set",
+        "train.epochs=4",
+        "train.max_batches=10",
+        "search.scheduler=none",
+    ]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     driver = subprocess.Popen(cmd, env=env, start_new_session=True, **quiet)
     folder = tmp_path / "k"
@@ -113,8 +142,13 @@ def test_resume_after_driver_kill(tmp_path):
     finished_before = {p.parent.name for p in folder.glob("trials/*/result.json")}
     assert 2 <= len(finished_before) < samples
 
-    resumed = subprocess.run([sys.executable, "-m", "rnnlab.cli", "tune", str(folder), "--resume"], env=env,
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", "tune", str(folder), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     ray_ids = ray_trial_ids(folder)
     assert len(ray_ids) == len(set(ray_ids)) == samples
@@ -147,12 +181,25 @@ def test_trial_survives_losing_its_node(tmp_path):
     cluster = Cluster(initialize_head=True, connect=True, head_node_args={"num_cpus": 0})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
-    overrides = {"search.samples": "2", "search.concurrency": "2", "search.scheduler": "none", "train.epochs": "6",
-                 "train.batch_size": "8", "tracking.mode": "disabled"}  # fmt: skip
+    overrides = {
+        "search.samples": "2",
+        "search.concurrency": "2",
+        "search.scheduler": "none",
+        "train.epochs": "6",
+        "train.batch_size": "8",
+        "tracking.mode": "disabled",
+    }
     experiment = load_experiment(SEARCH_DIGITS, overrides)
     folder = tmp_path / "m"
-    spec = SearchSpec(experiment=SEARCH_DIGITS, name="m", storage=str(tmp_path), folder=str(folder),
-                      overrides=overrides, metric="val/acc", mode="max")  # fmt: skip
+    spec = SearchSpec(
+        experiment=SEARCH_DIGITS,
+        name="m",
+        storage=str(tmp_path),
+        folder=str(folder),
+        overrides=overrides,
+        metric="val/acc",
+        mode="max",
+    )
     search = threading.Thread(target=run_search, args=(experiment, spec))
     search.start()
     try:

@@ -81,8 +81,9 @@ def make_search(tmp_path: Path) -> Path:
 
     folder = tmp_path / "s"
     folder.mkdir()
-    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc",
-               mode="max").save()  # fmt: skip
+    SearchSpec(
+        experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc", mode="max"
+    ).save()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its handler would outlive this test's captured stderr
     study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
     study.optimize(lambda t: t.suggest_float("optim.learning_rate", 1e-3, 1e-2), n_trials=3)

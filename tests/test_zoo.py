@@ -31,8 +31,9 @@ def test_esn_states_equal_reservoirpy_step_by_step():
     torch.manual_seed(3)
     encoder = ESN(esn_config(leak_rate=0.3, spectral_radius=1.1, bias_scaling=0.5, input_scaling=0.7), 2)
     layer = encoder.layers[0][0]
-    reference = Reservoir(lr=0.3, W=layer.weight.numpy().copy(), Win=layer.input_weight.numpy().copy(),
-                          bias=layer.bias.numpy().copy())  # fmt: skip
+    reference = Reservoir(
+        lr=0.3, W=layer.weight.numpy().copy(), Win=layer.input_weight.numpy().copy(), bias=layer.bias.numpy().copy()
+    )
     u_TD = np.random.default_rng(0).uniform(-1, 1, size=(60, 2))
     expected_TU = reference.run(u_TD)
     states = encoder(torch.from_numpy(u_TD)[None], torch.tensor([60]))[0][0]

@@ -37,8 +37,24 @@ def write_reviews(n: int = 4000, seed: int = 0) -> None:
 
 
 def write_corpus(limit: int = 400_000) -> None:
-    modules = ["collections", "functools", "itertools", "json", "pathlib", "re", "string", "textwrap",
-               "random", "statistics", "fractions", "decimal", "argparse", "logging", "shutil", "csv"]  # fmt: skip
+    modules = [
+        "collections",
+        "functools",
+        "itertools",
+        "json",
+        "pathlib",
+        "re",
+        "string",
+        "textwrap",
+        "random",
+        "statistics",
+        "fractions",
+        "decimal",
+        "argparse",
+        "logging",
+        "shutil",
+        "csv",
+    ]
     parts = []
     for name in modules:
         module = __import__(name)

@@ -192,17 +192,26 @@ def check_fields(cfg: Config) -> Config:
     check(t.bptt >= 1, "train.bptt", "must be >= 1")
     check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
     check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
-    check(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
-           f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N")  # fmt: skip
+    check(
+        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        "train.device",
+        f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N",
+    )
     check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
     check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
     check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
     check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
     check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
-    check(s.memory_per_trial_mb >= 0, "search.memory_per_trial_mb",
-           f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}")  # fmt: skip
-    check(s.trial_time_limit_s >= 0, "search.trial_time_limit_s",
-          f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}")  # fmt: skip
+    check(
+        s.memory_per_trial_mb >= 0,
+        "search.memory_per_trial_mb",
+        f"must be >= 0 (0: no cap), e.g. 2048 for 2 GiB; got {s.memory_per_trial_mb}",
+    )
+    check(
+        s.trial_time_limit_s >= 0,
+        "search.trial_time_limit_s",
+        f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}",
+    )
     check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
     check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:

@@ -80,20 +80,30 @@ def check_labels(labels: Sequence, column: str) -> None:
     field_path = f"data.{column}"
     missing = sum(x is None or x == "" or (isinstance(x, float) and math.isnan(x)) for x in labels)
     if missing:
-        raise DataError(field_path, f"{missing} of {len(labels)} train rows have no label (empty or missing); fill "
-                        "or drop them")  # fmt: skip
+        raise DataError(
+            field_path, f"{missing} of {len(labels)} train rows have no label (empty or missing); fill or drop them"
+        )
     nested = next((x for x in labels if isinstance(x, (dict, list, tuple))), None)
     if nested is not None:
-        raise DataError(field_path, f"labels must be scalars, but the column holds {type(nested).__name__} values "
-                        f"(e.g. {str(nested)[:60]}); name a scalar column")  # fmt: skip
+        raise DataError(
+            field_path,
+            f"labels must be scalars, but the column holds {type(nested).__name__} values "
+            f"(e.g. {str(nested)[:60]}); name a scalar column",
+        )
     fractional = sum(isinstance(x, float) and not float(x).is_integer() for x in labels)
     if fractional:
-        raise DataError(field_path, f"{fractional} of {len(labels)} train labels are real numbers (e.g. "
-                        f"{next(x for x in labels if isinstance(x, float) and not float(x).is_integer())}): a "
-                        "classifier needs classes; for a numeric target set data.task=regression")  # fmt: skip
+        raise DataError(
+            field_path,
+            f"{fractional} of {len(labels)} train labels are real numbers (e.g. "
+            f"{next(x for x in labels if isinstance(x, float) and not float(x).is_integer())}): a "
+            "classifier needs classes; for a numeric target set data.task=regression",
+        )
     if len(set(labels)) == 1:
-        raise DataError(field_path, f"the train split has a single class ({labels[0]!r}) in {len(labels)} rows: "
-                        "nothing to classify (any model scores 1.0)")  # fmt: skip
+        raise DataError(
+            field_path,
+            f"the train split has a single class ({labels[0]!r}) in {len(labels)} rows: "
+            "nothing to classify (any model scores 1.0)",
+        )
 
 
 def fit_label_map(labels: Sequence, column: str) -> dict:

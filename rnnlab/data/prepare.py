@@ -32,8 +32,11 @@ def token_sequences(split: Dataset, column: str, tokenizer: str) -> list:
     scalar = next((v for v in values if not isinstance(v, (str, list, tuple))), None)
     if scalar is not None:
         kind = type(scalar).__name__
-        raise DataError("data.text_column", f"column {column!r} holds {kind} values (e.g. {scalar!r}), not text or "
-                        "token lists: name the text column, or data.task=regression for numeric features")  # fmt: skip
+        raise DataError(
+            "data.text_column",
+            f"column {column!r} holds {kind} values (e.g. {scalar!r}), not text or "
+            "token lists: name the text column, or data.task=regression for numeric features",
+        )
     return [tokenize_value(v, tokenizer) for v in values]
 
 
@@ -54,8 +57,11 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
     """(inputs, lengths) per split from the `inputs` feature column if present, else from `text_column`."""
     train = splits["train"]
     if FEATURES_COLUMN in train.column_names:
-        padded = {name: encoders.pad_features(encoders.truncate(s[FEATURES_COLUMN], cfg.max_length), FEATURES_COLUMN)
-                  for name, s in splits.items() if len(s)}  # fmt: skip
+        padded = {
+            name: encoders.pad_features(encoders.truncate(s[FEATURES_COLUMN], cfg.max_length), FEATURES_COLUMN)
+            for name, s in splits.items()
+            if len(s)
+        }
         dim = padded["train"][0].shape[-1]
         for name in splits:
             padded.setdefault(name, encoders.pad_features([], FEATURES_COLUMN, dim))
@@ -80,8 +86,9 @@ def float_targets(split: Dataset, column: str) -> np.ndarray:
     values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
     values = values.reshape(len(values), -1)
     if (bad := int((~np.isfinite(values)).any(axis=1).sum())) > 0:
-        raise DataError(f"data.{column}", f"{bad} of {len(values)} rows have a NaN or infinite target; fill or drop "
-                        "them")  # fmt: skip
+        raise DataError(
+            f"data.{column}", f"{bad} of {len(values)} rows have a NaN or infinite target; fill or drop them"
+        )
     return values
 
 
@@ -99,8 +106,15 @@ def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: in
     inputs, input_size, vocab = encode_inputs(splits, cfg)
     labels, label_map = encode_labels(splits, cfg)
     parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
-    return TaskData("classification", **parts, input_size=input_size, vocab_size=len(vocab or []),
-                    output_size=len(label_map), vocab=vocab, meta={"labels": list(label_map)})  # fmt: skip
+    return TaskData(
+        "classification",
+        **parts,
+        input_size=input_size,
+        vocab_size=len(vocab or []),
+        output_size=len(label_map),
+        vocab=vocab,
+        meta={"labels": list(label_map)},
+    )
 
 
 def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
@@ -117,10 +131,18 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
         targets = {n: encoders.standardize(t, stats) for n, t in targets.items()}
         meta = {"normalization": {"target": stats}, "target_mean": stats["mean"], "target_std": stats["std"]}
     output_size = targets["train"].shape[1]
-    parts = {n: Split(*inputs[n], torch.tensor(targets[n].reshape(-1, output_size), dtype=torch.float32))
-             for n in SPLITS}  # fmt: skip
-    return TaskData("regression", **parts, input_size=input_size, vocab_size=len(vocab or []),
-                    output_size=output_size, vocab=vocab, meta=meta)  # fmt: skip
+    parts = {
+        n: Split(*inputs[n], torch.tensor(targets[n].reshape(-1, output_size), dtype=torch.float32)) for n in SPLITS
+    }
+    return TaskData(
+        "regression",
+        **parts,
+        input_size=input_size,
+        vocab_size=len(vocab or []),
+        output_size=output_size,
+        vocab=vocab,
+        meta=meta,
+    )
 
 
 def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
@@ -139,8 +161,15 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         mapped = [encoders.apply_label_map(row, label_map, "label_column", n) for row in tags[n]]
         inputs, lengths = encoders.pad_ids(ids[n])
         parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
-    return TaskData("tagging", **parts, input_size=0, vocab_size=len(vocab), output_size=len(label_map),
-                    vocab=vocab, meta={"labels": list(label_map)})  # fmt: skip
+    return TaskData(
+        "tagging",
+        **parts,
+        input_size=0,
+        vocab_size=len(vocab),
+        output_size=len(label_map),
+        vocab=vocab,
+        meta={"labels": list(label_map)},
+    )
 
 
 def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
@@ -162,8 +191,9 @@ def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskDa
 def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """Per-step targets `horizon` steps ahead; series standardised with train mean/std when `normalize`."""
     check_columns(splits, cfg.target_column, "data.target_column")
-    series = {n: encoders.as_series(s[cfg.target_column] if len(s) else [], cfg.target_column)
-              for n, s in splits.items()}  # fmt: skip
+    series = {
+        n: encoders.as_series(s[cfg.target_column] if len(s) else [], cfg.target_column) for n, s in splits.items()
+    }
     dim = series["train"].shape[1]
     meta: dict = {}
     if cfg.normalize:
@@ -174,8 +204,11 @@ def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> 
     for n in SPLITS:
         inputs, targets = encoders.cut_windows(series[n].reshape(-1, dim), cfg.window, cfg.horizon)
         if cfg.window and len(series[n]) and not len(inputs):
-            raise DataError("data.window", f"a window of {cfg.window} steps (+ horizon {cfg.horizon}) is longer than "
-                            f"the {n} series ({len(series[n])} steps); lower data.window")  # fmt: skip
+            raise DataError(
+                "data.window",
+                f"a window of {cfg.window} steps (+ horizon {cfg.horizon}) is longer than "
+                f"the {n} series ({len(series[n])} steps); lower data.window",
+            )
         lengths = torch.full((len(inputs),), inputs.shape[1], dtype=torch.int64)
         parts[n] = Split(torch.tensor(inputs, dtype=torch.float32), lengths, torch.tensor(targets, dtype=torch.float32))
     meta["stride"] = max(1, cfg.window // 2) if cfg.window else 0
@@ -225,8 +258,11 @@ def builtin_generator(cfg: DataConfig):
     if cfg.name not in DATASETS:
         raise DataError("data.name", f"unknown built-in task {cfg.name!r}; valid: {', '.join(DATASETS)}")
     if cfg.task not in BUILTIN_TASKS[cfg.name]:
-        raise DataError("data.task", f"built-in {cfg.name!r} is a {' or '.join(BUILTIN_TASKS[cfg.name])} task, got "
-                        f"{cfg.task!r}; set data.task={BUILTIN_TASKS[cfg.name][0]}")  # fmt: skip
+        raise DataError(
+            "data.task",
+            f"built-in {cfg.name!r} is a {' or '.join(BUILTIN_TASKS[cfg.name])} task, got "
+            f"{cfg.task!r}; set data.task={BUILTIN_TASKS[cfg.name][0]}",
+        )
     return DATASETS[cfg.name]
 
 

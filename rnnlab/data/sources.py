@@ -179,8 +179,11 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int) -> dict[st
     for name, given, fraction in (("val", val, cfg.val_fraction), ("test", test, cfg.test_fraction)):
         if (given is not None or fraction > 0) and len(parts[name]) == 0:  # asked for, yet empty: metrics of nothing
             field_path = f"data.{name}_split" if given is not None else f"data.{name}_fraction"
-            raise DataError(field_path, f"the {name} split is empty ({n} train rows); its metrics would be computed "
-                            f"on nothing: name a non-empty split or raise data.{name}_fraction")  # fmt: skip
+            raise DataError(
+                field_path,
+                f"the {name} split is empty ({n} train rows); its metrics would be computed "
+                f"on nothing: name a non-empty split or raise data.{name}_fraction",
+            )
     return parts
 
 

@@ -102,8 +102,9 @@ class Reservoir(nn.Module):
         # One input projection for all steps: the loop below is only the recurrent product, the tanh and the leak,
         # three ops per step writing into preallocated memory. States are kept as columns (U, B) so the product
         # is W @ x whether W is dense or CSR, and each step's output is one contiguous block of states_TUB.
-        drive_TBU = torch.addmm(self.bias.to(dtype), u_BTD.transpose(0, 1).reshape(T * B, -1),
-                                self.input_weight.to(dtype).T).view(T, B, -1)  # fmt: skip
+        drive_TBU = torch.addmm(
+            self.bias.to(dtype), u_BTD.transpose(0, 1).reshape(T * B, -1), self.input_weight.to(dtype).T
+        ).view(T, B, -1)
         weight = self.recurrent_operator(dtype)
         U = drive_TBU.shape[-1]
         x_UB = state_BU.to(dtype).T.contiguous() if state_BU is not None else drive_TBU.new_zeros(U, B)
@@ -138,8 +139,9 @@ class Reservoir(nn.Module):
         weight = self.weight.to(dtype)
         if self.sparse:
             csr = weight.to_sparse_csr()
-            weight = torch.sparse_csr_tensor(csr.crow_indices().int(), csr.col_indices().int(), csr.values(),
-                                             csr.shape, check_invariants=True)  # fmt: skip
+            weight = torch.sparse_csr_tensor(
+                csr.crow_indices().int(), csr.col_indices().int(), csr.values(), csr.shape, check_invariants=True
+            )
         self._operator = (key, weight)
         return weight
 

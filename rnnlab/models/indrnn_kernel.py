@@ -194,8 +194,10 @@ def build_lock(folder: Path, timeout: float):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise TimeoutError(f"another process has been building it for over {timeout:g} s (lock "
-                                       f"{lock.name}; RNNLAB_INDRNN_BUILD_TIMEOUT)") from None  # fmt: skip
+                    raise TimeoutError(
+                        f"another process has been building it for over {timeout:g} s (lock "
+                        f"{lock.name}; RNNLAB_INDRNN_BUILD_TIMEOUT)"
+                    ) from None
                 time.sleep(LOCK_POLL_S)
         try:
             yield

@@ -29,8 +29,17 @@ def table_rows(spec: SearchSpec) -> list[list[Any]]:
     rows = []
     for r in trial_rows(spec, load_study(spec.folder)):
         value = r["values"][0] if r["values"] else math.nan
-        rows.append([r["trial_id"], r["number"], r["family"], json.dumps(r["params"], sort_keys=True, default=str),
-                     float(value) if value is not None else math.nan, r["status"], r["state"]])  # fmt: skip
+        rows.append(
+            [
+                r["trial_id"],
+                r["number"],
+                r["family"],
+                json.dumps(r["params"], sort_keys=True, default=str),
+                float(value) if value is not None else math.nan,
+                r["status"],
+                r["state"],
+            ]
+        )
     return rows
 
 
@@ -45,20 +54,37 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
         if mode == "online" and not os.environ.get("WANDB_API_KEY"):
             raise RuntimeError("online mode needs WANDB_API_KEY in the environment")
         Path(spec.folder, "wandb").mkdir(parents=True, exist_ok=True)
-        run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, dir=spec.folder,
-                         id=f"{spec.name}-search"[:64], resume="allow", group=cfg.tracking.group or spec.name,
-                         job_type="search-summary", name=f"{spec.name} (search)",
-                         config={"search.name": spec.name, "search.metric": spec.metric, "search.mode": spec.mode,
-                                 "search.overrides": spec.overrides, "search.experiment": spec.experiment},
-                         settings=wandb_settings(mode))  # fmt: skip
+        run = wandb.init(
+            project=cfg.tracking.project,
+            entity=cfg.tracking.entity,
+            dir=spec.folder,
+            id=f"{spec.name}-search"[:64],
+            resume="allow",
+            group=cfg.tracking.group or spec.name,
+            job_type="search-summary",
+            name=f"{spec.name} (search)",
+            config={
+                "search.name": spec.name,
+                "search.metric": spec.metric,
+                "search.mode": spec.mode,
+                "search.overrides": spec.overrides,
+                "search.experiment": spec.experiment,
+            },
+            settings=wandb_settings(mode),
+        )
         rows = table_rows(spec)
         table = wandb.Table(columns=COLUMNS, data=rows)
         complete = [r for r in rows if r[-1] == "COMPLETE" and math.isfinite(r[4])]
         best = (max if spec.mode == "max" else min)(complete, key=lambda r: r[4]) if complete else None
         run.log({TABLE_KEY: table})
-        run.summary.update({"search/n_trials": len(rows), "search/n_complete": len(complete),
-                            f"search/best/{spec.metric}": best[4] if best else None,
-                            "search/best/trial_id": best[0] if best else None})  # fmt: skip
+        run.summary.update(
+            {
+                "search/n_trials": len(rows),
+                "search/n_complete": len(complete),
+                f"search/best/{spec.metric}": best[4] if best else None,
+                "search/best/trial_id": best[0] if best else None,
+            }
+        )
         folder = run.dir
         finish_run(run)
     except Exception as err:
@@ -88,10 +114,19 @@ def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
 
         entity = cfg.tracking.entity or wandb.Api().default_entity
         group = cfg.tracking.group or spec.name
-        runs = wr.Runset(entity=entity, project=cfg.tracking.project, name=f"search {spec.name}",
-                         filters=f"Metric('Group') == '{group}'", groupby=[wr.Config("model.family")])  # fmt: skip
-        report = wr.Report(entity=entity, project=cfg.tracking.project, title=f"Search {spec.name}",
-                           description=f"{spec.metric} ({spec.mode}) over the trials of {spec.experiment}")  # fmt: skip
+        runs = wr.Runset(
+            entity=entity,
+            project=cfg.tracking.project,
+            name=f"search {spec.name}",
+            filters=f"Metric('Group') == '{group}'",
+            groupby=[wr.Config("model.family")],
+        )
+        report = wr.Report(
+            entity=entity,
+            project=cfg.tracking.project,
+            title=f"Search {spec.name}",
+            description=f"{spec.metric} ({spec.mode}) over the trials of {spec.experiment}",
+        )
         report.blocks = [
             wr.H1(f"Search {spec.name}"),
             wr.P(f"Trials grouped by model family; the monitored metric is {spec.metric} ({spec.mode})."),
@@ -107,7 +142,7 @@ def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
                         ]
                     ),
                 ],
-            ),  # fmt: skip
+            ),
         ]
         report.save()
     except Exception as err:

@@ -14,8 +14,10 @@ def find_offline_runs(path: str | Path) -> list[Path]:
     root = Path(path)
     if root.name.startswith("offline-run-") and any(root.glob("*.wandb")):
         return [root]
-    return sorted((p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb"))),
-                  key=lambda p: (p.parent, p.name))  # fmt: skip
+    return sorted(
+        (p for p in root.rglob("offline-run-*") if p.is_dir() and any(p.glob("*.wandb"))),
+        key=lambda p: (p.parent, p.name),
+    )
 
 
 def is_synced(run_dir: Path) -> bool:

@@ -64,8 +64,10 @@ def resume_step(out_dir: Path, run_id: str, mode: str) -> int:
     try:
         return logged_steps(out_dir, run_id)
     except Exception as err:
-        warn(f"reading the offline W&B logs in {out_dir / 'wandb'} failed ({type(err).__name__}: {err}); "
-             f"continuing the run after step {claimed}, the last one {STATE_FILE} records.")  # fmt: skip
+        warn(
+            f"reading the offline W&B logs in {out_dir / 'wandb'} failed ({type(err).__name__}: {err}); "
+            f"continuing the run after step {claimed}, the last one {STATE_FILE} records."
+        )
         return claimed
 
 
@@ -213,8 +215,10 @@ class Tracker:
 
     def fail(self, what: str, err: BaseException) -> None:
         """One warning, then tracking off for the rest of the trial; training goes on."""
-        warn(f"{what} failed ({type(err).__name__}: {err}); W&B tracking is off for the rest of this trial. "
-             f"The local record ({self.out}/metrics.jsonl, result.json) is unaffected.")  # fmt: skip
+        warn(
+            f"{what} failed ({type(err).__name__}: {err}); W&B tracking is off for the rest of this trial. "
+            f"The local record ({self.out}/metrics.jsonl, result.json) is unaffected."
+        )
         run, self.run = self.run, None
         with contextlib.suppress(Exception):
             run.finish(exit_code=1)
@@ -283,8 +287,9 @@ def save_requirements(run) -> None:
     (Path(run.dir) / "requirements.txt").write_text(installed_packages())
 
 
-def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str, group: str, name: str,
-              provenance: dict[str, Any]):  # fmt: skip
+def start_run(
+    cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str, group: str, name: str, provenance: dict[str, Any]
+):
     import wandb
 
     if mode == "online" and not os.environ.get("WANDB_API_KEY"):
@@ -292,9 +297,19 @@ def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str,
     config = to_flat_dict(cfg)
     config.update({f"provenance.{k}": v for k, v in provenance.items()})
     (out_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, dir=str(out_dir), id=run_id,
-                     resume="allow", group=group, job_type=job_type, name=name, tags=run_tags(cfg), config=config,
-                     settings=wandb_settings(mode))  # fmt: skip
+    run = wandb.init(
+        project=cfg.tracking.project,
+        entity=cfg.tracking.entity,
+        dir=str(out_dir),
+        id=run_id,
+        resume="allow",
+        group=group,
+        job_type=job_type,
+        name=name,
+        tags=run_tags(cfg),
+        config=config,
+        settings=wandb_settings(mode),
+    )
     run.define_metric("epoch", hidden=True)
     run.define_metric("*", step_metric="epoch")
     save_requirements(run)
@@ -302,8 +317,14 @@ def start_run(cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str,
 
 
 @contextlib.contextmanager
-def open_tracker(cfg: Config, out_dir: str | Path, job_type: str = "run", run_id: str | None = None,
-                 group: str | None = None, name: str | None = None) -> Iterator[Tracker]:  # fmt: skip
+def open_tracker(
+    cfg: Config,
+    out_dir: str | Path,
+    job_type: str = "run",
+    run_id: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+) -> Iterator[Tracker]:
     """The trial's tracker: its W&B run (one per trial, continued on resume) is closed on exit.
 
     Group: `cfg.tracking.group`, else `group`, else `cfg.name`. The mode is `cfg.tracking.mode` unless WANDB_MODE is
@@ -319,11 +340,21 @@ def open_tracker(cfg: Config, out_dir: str | Path, job_type: str = "run", run_id
     run = None
     if mode != "disabled":
         try:
-            run = start_run(cfg, out, mode, job_type, run_id, cfg.tracking.group or group or cfg.name,
-                            name or f"{cfg.name}-{out.name}", provenance)  # fmt: skip
+            run = start_run(
+                cfg,
+                out,
+                mode,
+                job_type,
+                run_id,
+                cfg.tracking.group or group or cfg.name,
+                name or f"{cfg.name}-{out.name}",
+                provenance,
+            )
         except Exception as err:
-            warn(f"starting W&B ({mode}) failed ({type(err).__name__}: {err}); training goes on without tracking. "
-                 f"The local record in {out} is unaffected.")  # fmt: skip
+            warn(
+                f"starting W&B ({mode}) failed ({type(err).__name__}: {err}); training goes on without tracking. "
+                f"The local record in {out} is unaffected."
+            )
     tracker = Tracker(cfg, out, provenance, run, last_step)
     try:
         yield tracker

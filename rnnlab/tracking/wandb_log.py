@@ -85,8 +85,10 @@ def run_logs(out_dir: str | Path, run_id: str) -> list[Path]:
 
 def logged_steps(out_dir: str | Path, run_id: str) -> int:
     """The largest `epoch` in the history rows of run `run_id`'s offline logs: the last step W&B holds for sure."""
-    return max((int(row["epoch"]) for log in run_logs(out_dir, run_id) for row in read_history(log) if "epoch" in row),
-               default=0)  # fmt: skip
+    return max(
+        (int(row["epoch"]) for log in run_logs(out_dir, run_id) for row in read_history(log) if "epoch" in row),
+        default=0,
+    )
 
 
 def wait_for_exit_record(path: str | Path, timeout: float) -> bool:

@@ -62,13 +62,17 @@ def make_scheduler(cfg: Config):
     s = cfg.search
     max_t = cfg.train.epochs + 1  # the summary row comes after the last epoch: never cut a trial before it
     if s.scheduler == "asha":
-        return schedulers.ASHAScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t,
-                                        grace_period=min(s.grace_period, cfg.train.epochs))  # fmt: skip
+        return schedulers.ASHAScheduler(
+            metric=cfg.metric, mode=cfg.mode, max_t=max_t, grace_period=min(s.grace_period, cfg.train.epochs)
+        )
     if s.scheduler == "hyperband":
         return schedulers.HyperBandScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t)
     if s.scheduler == "pbt":  # PBT mutates hyperparameters by its own ranges; a define-by-run space has none
-        raise ConfigError("search.scheduler", "pbt is not supported with an Optuna define-by-run space (it needs "
-                          "explicit mutation ranges); valid: asha, hyperband, none")  # fmt: skip
+        raise ConfigError(
+            "search.scheduler",
+            "pbt is not supported with an Optuna define-by-run space (it needs "
+            "explicit mutation ranges); valid: asha, hyperband, none",
+        )
     return schedulers.FIFOScheduler()
 
 
@@ -92,8 +96,13 @@ def connect(address: str | None) -> None:
     paths = [root, *filter(None, (saved or "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # the raylet it starts passes it to workers
     try:  # "local": not the cluster a `ray start` on this machine last recorded, which ray.init() would join
-        ray.init(address="local", include_dashboard=False, dashboard_host="127.0.0.1", log_to_driver=True,
-                 logging_level=level)  # fmt: skip
+        ray.init(
+            address="local",
+            include_dashboard=False,
+            dashboard_host="127.0.0.1",
+            log_to_driver=True,
+            logging_level=level,
+        )
     finally:
         if saved is None:
             del os.environ["PYTHONPATH"]
@@ -121,15 +130,20 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
 
     cfg = experiment.config
     s = cfg.search
-    setup = TrialSetup(base=to_flat_dict(cfg), folder=spec.folder, name=spec.name, cpus=s.cpus_per_trial,
-                       verbosity=console.verbosity(), remote=search_uri(spec))  # fmt: skip
+    setup = TrialSetup(
+        base=to_flat_dict(cfg),
+        folder=spec.folder,
+        name=spec.name,
+        cpus=s.cpus_per_trial,
+        verbosity=console.verbosity(),
+        remote=search_uri(spec),
+    )
     trainable = make_trainable(setup, s.cpus_per_trial, s.gpus_per_trial)
     storage = ray_storage(spec)
     path = join(storage, ray_run)
     if restore:
         StudySearch.relocate_to, StudySearch.relocate_uri = spec.folder, search_uri(spec)
-        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
-                                  restart_errored=False)  # fmt: skip
+        return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     grid = None
     if s.sampler == "grid":
         from rnnlab.search_folder import grid_from_space, grid_size
@@ -142,16 +156,25 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     searcher = ConcurrencyLimiter(study_search, s.concurrency)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg), num_samples=samples,
-                                    trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname,
-                                    # a reused worker first waits for its previous trial to record its end
-                                    # (trainable.GracefulStop.reset_config)
-                                    reuse_actors=s.reuse_workers),
-        run_config=tune.RunConfig(name=ray_run, storage_path=storage, verbose=1 if console.is_verbose() else 0,
-                                  callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
-                                  failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
-    )  # fmt: skip
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=make_scheduler(cfg),
+            num_samples=samples,
+            trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_dirname,
+            # a reused worker first waits for its previous trial to record its end
+            # (trainable.GracefulStop.reset_config)
+            reuse_actors=s.reuse_workers,
+        ),
+        run_config=tune.RunConfig(
+            name=ray_run,
+            storage_path=storage,
+            verbose=1 if console.is_verbose() else 0,
+            callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
 
 
 def count_ray_trials(spec: SearchSpec) -> int:
@@ -175,8 +198,11 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
         except ConfigError:
             raise
         except Exception as err:
-            raise ConfigError("search_space", f"sampling it failed ({type(err).__name__}: {err}); check the "
-                              "trial.suggest_* calls (low <= high, non-empty choices)") from None  # fmt: skip
+            raise ConfigError(
+                "search_space",
+                f"sampling it failed ({type(err).__name__}: {err}); check the "
+                "trial.suggest_* calls (low <= high, non-empty choices)",
+            ) from None
         if not isinstance(params, dict):
             raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
         configs.append(apply_overrides(cfg, params))
@@ -220,11 +246,15 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
         elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
             raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
         elif Path(spec.folder, SEARCH_FILE).is_file():
-            raise ConfigError("--name", f"{spec.folder} already holds a search; pass --resume to continue it or "
-                              "another --name")  # fmt: skip
+            raise ConfigError(
+                "--name", f"{spec.folder} already holds a search; pass --resume to continue it or another --name"
+            )
         elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
-            raise ConfigError("--name", f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
-                              "tune URI --resume, or choose another --name")  # fmt: skip
+            raise ConfigError(
+                "--name",
+                f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
+                "tune URI --resume, or choose another --name",
+            )
 
     with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
         return search(experiment, spec, resume, address)
@@ -257,8 +287,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     spec.save()
     push_search(spec)  # a URI storage: search.json (and a resumed journal) in the bucket before any trial runs
     if aside := set_aside_torn_tail(spec.folder):  # a kill mid-append: new records must not follow the fragment
-        logger.warning(f"{JOURNAL_FILE} ended in a torn record (a kill while it was written); it is set aside in "
-                       f"{aside} and the study continues from the last whole record")  # fmt: skip
+        logger.warning(
+            f"{JOURNAL_FILE} ended in a torn record (a kill while it was written); it is set aside in "
+            f"{aside} and the study continues from the last whole record"
+        )
     t0 = time.time()
     try:
         if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):

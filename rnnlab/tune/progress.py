@@ -38,8 +38,10 @@ class SearchProgress(Callback):
     def show(self, event: str) -> None:
         best = f"{self.metric}={self.best[0]:.4g} ({self.best[1]})" if self.best else f"{self.metric}=-"
         counts = " | ".join(f"{k} {v}" for k, v in self.counts.items())
-        line = (f"[search {time.time() - self.t0:.0f}s] {len(self.started)}/{self.total} started | "
-                f"running {len(self.running)} | {counts} | best {best}  <- {event}")  # fmt: skip
+        line = (
+            f"[search {time.time() - self.t0:.0f}s] {len(self.started)}/{self.total} started | "
+            f"running {len(self.running)} | {counts} | best {best}  <- {event}"
+        )
         logger.info(line)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:

@@ -52,8 +52,7 @@ class StudySearch(OptunaSearch):
             return
         self.folder, self.uri = StudySearch.relocate_to, StudySearch.relocate_uri
         storage = open_mirrored_study_storage(self.folder, StudySearch.relocate_uri)
-        self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage,
-                                           sampler=self._ot_study.sampler)  # fmt: skip
+        self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=self._ot_study.sampler)
         # Trial(study, id) is Optuna's public constructor; _trial_id is the storage's id of the trial (Optuna 5.0)
         self._ot_trials = {k: optuna.trial.Trial(self._ot_study, t._trial_id) for k, t in self._ot_trials.items()}
 
@@ -159,8 +158,7 @@ def is_finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None,
-                  uri: str | None = None):  # fmt: skip
+def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] | None = None, uri: str | None = None):
     """OptunaSearch on the search's journal (mirrored to `uri`), telling Optuna how each trial really ended.
 
     The sampler's seed is the config's plus the trials the study already holds: a fresh search is reproducible, and
@@ -168,9 +166,14 @@ def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] 
     metrics, modes = objective_list(cfg)
     many = len(metrics) > 1
     held = len(load_study(folder).trials) if Path(folder, JOURNAL_FILE).is_file() else 0
-    searcher = StudySearch(space, metric=metrics if many else metrics[0], mode=modes if many else modes[0],
-                           sampler=make_sampler(cfg, grid, seed_offset=held), study_name=STUDY_NAME,
-                           storage=open_mirrored_study_storage(folder, uri))  # fmt: skip
+    searcher = StudySearch(
+        space,
+        metric=metrics if many else metrics[0],
+        mode=modes if many else modes[0],
+        sampler=make_sampler(cfg, grid, seed_offset=held),
+        study_name=STUDY_NAME,
+        storage=open_mirrored_study_storage(folder, uri),
+    )
     searcher.folder, searcher.uri = str(folder), uri
     return searcher
 

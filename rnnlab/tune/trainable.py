@@ -142,8 +142,9 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     def should_stop() -> str | None:  # Ray stopped the trial (reset for the next one, or ended) mid-epoch, or the
         return STOPPED_BY_RAY if stop_event.is_set() else limit.exceeded()  # trial outlived its time limit
 
-    with open_tracker(cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name,
-                      name=trial_id) as tracker:  # fmt: skip
+    with open_tracker(
+        cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name, name=trial_id
+    ) as tracker:
 
         def report(metrics: dict[str, Any], folder: str | None = None) -> None:
             tracker.log(metrics, folder)
