@@ -21,9 +21,9 @@ config = extend(Path(__file__).with_name("esn_mackey_glass.py"), {"model.esn.uni
 
 def free_run_nrmse(cfg: Config = config, free_steps: int = FREE_STEPS, teacher_steps: int = TEACHER_STEPS) -> float:
     """Fit the readout on the train split, free-run `free_steps` after `teacher_steps` of the test split."""
-    from rnnlab.data import load_task_data
     from rnnlab.models import build_model
     from rnnlab.models.esn import generate
+    from rnnlab.tasks import load_task_data
 
     torch.manual_seed(cfg.seed)  # the reservoir is drawn from the trial seed, as in run_trial
     data = load_task_data(cfg.data, cfg.seed)

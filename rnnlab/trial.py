@@ -17,13 +17,13 @@ import torch
 
 from rnnlab.checkpoint import load_latest
 from rnnlab.config import Config, ConfigError
-from rnnlab.data import TaskData, load_task_data, save_vocab
+from rnnlab.data import TaskData, save_vocab
 from rnnlab.data.taskdata import with_dtype
 from rnnlab.models import build_model, count_parameters
 from rnnlab.records import MetricsLog, last_row, read_metrics, write_config, write_json
 from rnnlab.registries import validate
 from rnnlab.replicates import run_replicates
-from rnnlab.tasks import Task, task_of
+from rnnlab.tasks import Task, load_task_data, task_of
 from rnnlab.train import Report, ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
 __all__ = [

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from rnnlab.config import DataConfig
-from rnnlab.data import BUILTIN_TASKS, DATASETS, DataError, load_task_data, load_vocab, save_vocab
-from rnnlab.data import prepare as prepare_module
+from rnnlab.data import BUILTIN_TASKS, DATASETS, DataError, load_vocab, save_vocab
 from rnnlab.data.builtin import integrate_mackey_glass
+from rnnlab.tasks import TASKS, load_task_data
 
 SMALL = {"num_samples": 64, "seq_len": 12}
 
@@ -189,7 +189,7 @@ def test_unseen_label_in_named_split():
         "test": Dataset.from_dict({"text": ["ef"], "label": ["y"]}),
     }
     with pytest.raises(DataError, match="never seen in train: y") as err:
-        prepare_module.prepare_classification(splits, DataConfig(), 0)
+        TASKS["classification"].prepare(splits, DataConfig(), 0)
     assert err.value.field == "data.label_column"
 
 
@@ -297,7 +297,7 @@ def test_cache_hit_skips_preprocessing(monkeypatch, cache_dir):
     def fail(*args):
         raise AssertionError("preprocessing ran on a cache hit")
 
-    monkeypatch.setitem(prepare_module.PREPARERS, "regression", fail)
+    monkeypatch.setattr(TASKS["regression"], "prepare", fail)
     second = load_task_data(cfg, 0)
     assert second.meta["cache"] == "hit" and second.fingerprint == first.fingerprint
     assert torch.equal(second.train.inputs, first.train.inputs)

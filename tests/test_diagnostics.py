@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from rnnlab.config import Config, DataConfig
-from rnnlab.data import load_task_data
 from rnnlab.diagnostics import collect, unroll
 from rnnlab.models import build_model, model_config
 from rnnlab.models.esn import ESNConfig
+from rnnlab.tasks import load_task_data
 
 
 def adding_batch(seq_len: int, batch_size: int = 32):

@@ -384,7 +384,7 @@ def test_run_killed_mid_run_keeps_its_wandb_rows(tmp_path, sig, codes, capsys):
 LOADER = """
 import hashlib, sys, torch
 from rnnlab.config import DataConfig
-from rnnlab.data import load_task_data
+from rnnlab.tasks import load_task_data
 data = load_task_data(DataConfig(source="builtin", name="digits", task="classification", num_samples=4000), 0)
 digest = hashlib.sha256()
 for split in (data.train, data.val, data.test):

@@ -7,8 +7,8 @@ import torch
 
 from rnnlab.checkpoint import list_checkpoints, load_latest, save_checkpoint
 from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
-from rnnlab.data import load_task_data
 from rnnlab.models import model_config
+from rnnlab.tasks import load_task_data
 from rnnlab.trial import read_metrics, run_trial
 
 

@@ -1,6 +1,7 @@
 """Data: built-in datasets, hub and local datasets, encoders fitted on train, and the prepared-data cache.
 
-`load_task_data(cfg.data, seed) -> TaskData` is the one entry point. Shapes per task (N sequences, T steps):
+`load_prepared(cfg.data, seed, task) -> TaskData` is the one entry point (`rnnlab.tasks.load_task_data(cfg.data,
+seed)` finds the task by name: data/ never imports tasks). Shapes per task (N sequences, T steps):
 - classification: inputs float32 (N, T, D) or int64 (N, T) token ids, targets int64 (N,)
 - tagging: int64 (N, T) ids, targets int64 (N, T) with -100 where there is nothing to predict
 - regression: targets float32 (N, output_size)
@@ -11,16 +12,17 @@
 
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import load_vocab, save_vocab
-from rnnlab.data.prepare import load_task_data
-from rnnlab.data.taskdata import DataError, Split, TaskData
+from rnnlab.data.prepare import load_prepared
+from rnnlab.data.taskdata import IGNORE_INDEX, DataError, Split, TaskData
 
 __all__ = [
     "BUILTIN_TASKS",
     "DATASETS",
+    "IGNORE_INDEX",
     "DataError",
     "Split",
     "TaskData",
-    "load_task_data",
+    "load_prepared",
     "load_vocab",
     "save_vocab",
 ]

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab.data.taskdata import DataError
-from rnnlab.tasks import IGNORE_INDEX
+from rnnlab.data.taskdata import IGNORE_INDEX, DataError
 
 FEATURES_COLUMN = "inputs"  # float feature sequences (T, D) or (T,) are read from this column when present
 PAD, UNK = "<pad>", "<unk>"

@@ -1,12 +1,14 @@
-"""`load_task_data`: raw data -> splits -> encoders fitted on train -> tensors, through the cache.
+"""`load_prepared`: raw data -> splits -> the task's encoders fitted on train -> tensors, through the cache.
 
-One preparer per task in `PREPARERS`; each takes {"train", "val", "test"} `datasets.Dataset`s and returns a
-`TaskData` whose shapes follow the contract in `rnnlab.data.__init__`.
+The preparers of the first six tasks live here; each takes {"train", "val", "test"} `datasets.Dataset`s and returns a
+`TaskData` whose shapes follow the contract in `rnnlab.data.__init__`. A task reaches its own as `Task.prepare`
+(`rnnlab.tasks`, which sits above data/: nothing here imports it, the task comes in as an argument).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,8 +18,7 @@ from rnnlab.config import DataConfig
 from rnnlab.data import cache, encoders, sources
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import FEATURES_COLUMN
-from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
-from rnnlab.tasks import IGNORE_INDEX
+from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError, Split, TaskData
 
 log = logging.getLogger(__name__)
 LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines; keep their boundaries as a token
@@ -107,7 +108,7 @@ def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: in
     labels, label_map = encode_labels(splits, cfg)
     parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
     return TaskData(
-        "classification",
+        cfg.task,
         **parts,
         input_size=input_size,
         vocab_size=len(vocab or []),
@@ -135,7 +136,7 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
         n: Split(*inputs[n], torch.tensor(targets[n].reshape(-1, output_size), dtype=torch.float32)) for n in SPLITS
     }
     return TaskData(
-        "regression",
+        cfg.task,
         **parts,
         input_size=input_size,
         vocab_size=len(vocab or []),
@@ -162,7 +163,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         inputs, lengths = encoders.pad_ids(ids[n])
         parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
     return TaskData(
-        "tagging",
+        cfg.task,
         **parts,
         input_size=0,
         vocab_size=len(vocab),
@@ -185,7 +186,7 @@ def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskDa
     for n in SPLITS:
         stream = torch.tensor(encoders.encode_tokens(streams[n], vocab)[0], dtype=torch.int64)
         parts[n] = Split(stream, torch.tensor([len(stream)]), stream)
-    return TaskData("lm", **parts, input_size=0, vocab_size=len(vocab), output_size=len(vocab), vocab=vocab)
+    return TaskData(cfg.task, **parts, input_size=0, vocab_size=len(vocab), output_size=len(vocab), vocab=vocab)
 
 
 def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
@@ -212,7 +213,7 @@ def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> 
         lengths = torch.full((len(inputs),), inputs.shape[1], dtype=torch.int64)
         parts[n] = Split(torch.tensor(inputs, dtype=torch.float32), lengths, torch.tensor(targets, dtype=torch.float32))
     meta["stride"] = max(1, cfg.window // 2) if cfg.window else 0
-    return TaskData("forecast", **parts, input_size=dim, vocab_size=0, output_size=dim, meta=meta)
+    return TaskData(cfg.task, **parts, input_size=dim, vocab_size=0, output_size=dim, meta=meta)
 
 
 def flip_bits(patterns: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -238,20 +239,20 @@ def prepare_recall(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> Ta
     targets = torch.from_numpy(stored)
     parts = {n: Split(torch.from_numpy(cues[n])[:, None, :], lengths.clone(), targets.clone()) for n in SPLITS}
     dim = stored.shape[1]
-    return TaskData("recall", **parts, input_size=dim, vocab_size=0, output_size=dim, meta={"noise": cfg.noise})
-
-
-PREPARERS = {
-    "classification": prepare_classification,
-    "regression": prepare_regression,
-    "tagging": prepare_tagging,
-    "lm": prepare_lm,
-    "forecast": prepare_forecast,
-    "recall": prepare_recall,
-}
+    return TaskData(cfg.task, **parts, input_size=dim, vocab_size=0, output_size=dim, meta={"noise": cfg.noise})
 
 
 # --- the entry point -------------------------------------------------------------------------------------------
+
+
+class PreparedTask(Protocol):
+    """What loading asks of a task (`rnnlab.tasks.Task`): its name, its split rules and its preparer."""
+
+    name: str
+    chronological: bool
+    cues_from_train: bool
+
+    def prepare(self, splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData: ...
 
 
 def builtin_generator(cfg: DataConfig):
@@ -266,8 +267,9 @@ def builtin_generator(cfg: DataConfig):
     return DATASETS[cfg.name]
 
 
-def load_task_data(cfg: DataConfig, seed: int) -> TaskData:
-    """Prepared, encoded data for `cfg`: from the cache when the fingerprint matches, else built and cached."""
+def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
+    """Prepared, encoded data for `cfg` and its `task`: from the cache when the fingerprint matches, else built by
+    the task's preparer and cached. (`rnnlab.tasks.load_task_data(cfg, seed)` looks the task up by name.)"""
     if cfg.source == "builtin":
         generate = builtin_generator(cfg)
         raw, identity = None, {"builtin": cfg.name}  # (cfg, seed) are keyed too; no need to generate to key
@@ -285,8 +287,8 @@ def load_task_data(cfg: DataConfig, seed: int) -> TaskData:
         return data
     if raw is None:
         raw = generate(cfg, seed)
-    splits = sources.split_raw(raw, cfg, seed)
-    data = PREPARERS[cfg.task](splits, cfg, seed)
+    splits = sources.split_raw(raw, cfg, seed, task)
+    data = task.prepare(splits, cfg, seed)
     data.fingerprint = key
     data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)
     cache.write_cached(path, data)

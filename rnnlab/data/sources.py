@@ -19,7 +19,6 @@ from datasets import Dataset, DatasetDict
 
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import DataError
-from rnnlab.tasks import task_of
 
 LOCAL_FORMATS = {  # file extension -> datasets builder
     ".csv": "csv",
@@ -151,14 +150,14 @@ def select_split(raw: DatasetDict, name: str, field_path: str) -> Dataset:
     return raw[name]
 
 
-def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int) -> dict[str, Dataset]:
-    """train/val/test: named splits when configured, else carved out of train (seeded; contiguous for lm, forecast)."""
+def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, Dataset]:
+    """train/val/test: named splits when configured, else carved out of train (seeded; contiguous when the task is
+    `chronological`; all three the train rows when it takes `cues_from_train`). `task` is an `rnnlab.tasks.Task`."""
     if isinstance(raw, Dataset):
         raw = DatasetDict({cfg.train_split: raw})
     train = select_split(raw, cfg.train_split, "data.train_split")
     if len(train) == 0:
         raise DataError("data.train_split", f"split {cfg.train_split!r} is empty")
-    task = task_of(cfg.task)
     if task.cues_from_train:  # cues are noisy copies of the stored (train) patterns, made in encoding
         return {"train": train, "val": train, "test": train}
     val = select_split(raw, cfg.val_split, "data.val_split") if cfg.val_split else None

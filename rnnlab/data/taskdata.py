@@ -1,4 +1,4 @@
-"""The prepared-data contract: `Split` and `TaskData` (what the trainer consumes) and `DataError`.
+"""The prepared-data contract: `Split` and `TaskData` (what the trainer consumes), `DataError` and `IGNORE_INDEX`.
 
 Everything here converts to plain dicts of tensors and strings, so the cache can use `torch.load(weights_only=True)`.
 """
@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from rnnlab.config import ConfigError
+
+IGNORE_INDEX = -100  # target id of steps without a label (padding, blanks of the copy task): torch's default
 
 
 class DataError(ConfigError):

@@ -1,5 +1,5 @@
-"""Learning tasks as objects: each brings its loss, its metrics (`split/name`, with the direction each improves in),
-what the head predicts per step and how its data is split. `TASKS` lists them; adding one is a class and a line.
+"""The Task contract (loss, metrics `split/name` with the direction each improves in, what the head predicts per
+step, how its data is split and prepared), the Metrics accumulator, and the first six tasks.
 
 classification, tagging: loss (cross-entropy), acc.  lm: loss, acc, ppl, bpc (character models).
 regression, forecast: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).  recall: loss, bit_acc, exact.
@@ -8,14 +8,26 @@ regression, forecast: loss (= mse), mse, rmse, nrmse (rmse / std of the targets)
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from rnnlab.config import ConfigError
+from rnnlab.data.prepare import (
+    prepare_classification,
+    prepare_forecast,
+    prepare_lm,
+    prepare_recall,
+    prepare_regression,
+    prepare_tagging,
+)
+from rnnlab.data.taskdata import IGNORE_INDEX
 
-IGNORE_INDEX = -100  # target id of steps without a label (padding, blanks of the copy task): torch's default
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from rnnlab.config import DataConfig
+    from rnnlab.data import TaskData
 
 
 def step_mask(outputs_BT_: torch.Tensor, lengths_B: torch.Tensor, warmup: int = 0) -> torch.Tensor:
@@ -26,7 +38,7 @@ def step_mask(outputs_BT_: torch.Tensor, lengths_B: torch.Tensor, warmup: int = 
 
 
 class Task:
-    """A task; subclasses set the class attributes and implement loss, accumulate and summarise.
+    """A task; subclasses set the class attributes and implement prepare, loss, accumulate and summarise.
 
     Outputs are (B, C) for sequence-level tasks and (B, T, C) for per-step ones; `warmup` leading steps of a
     per-step task are left out (a reservoir's washout).
@@ -41,6 +53,11 @@ class Task:
     cues_from_train: ClassVar[bool] = False  # val and test cue the stored train rows: no rows are held out
     head: ClassVar[bool] = True  # a linear head on the encoder; False: the encoder's output is the prediction
     char_level_only: ClassVar[tuple[str, ...]] = ()  # metrics reported only for character-level tokens
+
+    def prepare(self, splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+        """{"train", "val", "test"} raw splits -> tensors (encoders fitted on train); called by
+        `rnnlab.data.load_prepared` behind the cache."""
+        raise NotImplementedError
 
     def loss(self, outputs, targets, lengths, warmup: int = 0) -> torch.Tensor:
         raise NotImplementedError
@@ -88,6 +105,7 @@ def add(sums: dict[str, float], **values: float) -> None:
 class Classification(Task):
     name = "classification"
     directions = {"loss": "min", "acc": "max"}
+    prepare = staticmethod(prepare_classification)
 
     def loss(self, outputs, targets, lengths, warmup=0):
         return F.cross_entropy(outputs, targets)
@@ -106,6 +124,7 @@ class Tagging(Task):
     name = "tagging"
     directions = {"loss": "min", "acc": "max"}
     per_step = True
+    prepare = staticmethod(prepare_tagging)
 
     def loss(self, outputs, targets, lengths, warmup=0):
         flat = outputs.reshape(-1, outputs.shape[-1])
@@ -129,6 +148,7 @@ class LanguageModel(Tagging):
     stream = True
     chronological = True
     char_level_only = ("bpc",)
+    prepare = staticmethod(prepare_lm)
 
     def summarise(self, sums, loss, n, char_level):
         out = {**super().summarise(sums, loss, n, char_level), "ppl": math.exp(min(loss, 50.0))}
@@ -143,6 +163,7 @@ class LanguageModel(Tagging):
 class Regression(Task):
     name = "regression"
     directions = {"loss": "min", "mse": "min", "rmse": "min", "nrmse": "min"}
+    prepare = staticmethod(prepare_regression)
 
     def select(self, outputs, targets, lengths, warmup):
         return outputs, targets
@@ -166,6 +187,7 @@ class Forecast(Regression):
     name = "forecast"
     per_step = True
     chronological = True
+    prepare = staticmethod(prepare_forecast)
 
     def select(self, outputs, targets, lengths, warmup):
         mask = step_mask(outputs, lengths, warmup)
@@ -179,6 +201,7 @@ class Recall(Task):
     directions = {"loss": "min", "bit_acc": "max", "exact": "max"}
     cues_from_train = True
     head = False
+    prepare = staticmethod(prepare_recall)
 
     def loss(self, outputs, targets, lengths, warmup=0):
         return F.mse_loss(outputs, targets)
@@ -194,19 +217,3 @@ class Recall(Task):
             "bit_acc": sums.get("hits", 0.0) / n,
             "exact": sums.get("exact", 0.0) / max(sums.get("patterns", 0.0), 1.0),
         }
-
-
-TASKS: dict[str, Task] = {
-    "classification": Classification(),
-    "tagging": Tagging(),
-    "lm": LanguageModel(),
-    "regression": Regression(),
-    "forecast": Forecast(),
-    "recall": Recall(),
-}
-
-
-def task_of(name: str) -> Task:
-    if name not in TASKS:
-        raise ConfigError("data.task", f"got {name!r}; valid choices: {', '.join(TASKS)}")
-    return TASKS[name]
