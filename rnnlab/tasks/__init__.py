@@ -2,7 +2,8 @@
 split rules and data preparation (`rnnlab.tasks.base.Task`). Adding a task is its module and one line here.
 
 classification, tagging: loss (cross-entropy), acc.  lm: loss, acc, ppl, bpc (character models).
-regression, forecast: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).  recall: loss, bit_acc, exact.
+regression, forecast, series: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).
+recall: loss, bit_acc, exact.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rnnlab.tasks.base import (
     Task,
     step_mask,
 )
+from rnnlab.tasks.series import SeriesRegression
 
 TASKS: dict[str, Task] = {
     "classification": Classification(),
@@ -29,6 +31,7 @@ TASKS: dict[str, Task] = {
     "regression": Regression(),
     "forecast": Forecast(),
     "recall": Recall(),
+    "series": SeriesRegression(),
 }
 
 __all__ = ["IGNORE_INDEX", "TASKS", "Metrics", "Task", "load_task_data", "step_mask", "task_of"]

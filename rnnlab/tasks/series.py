@@ -1,0 +1,106 @@
+"""Series-to-series regression: an input series u[t] mapped step by step to a target series y[t], as in the driven
+system-identification benchmarks of reservoir computing (NARMA; Atiya & Parlos, 2000; Jaeger, 2003).
+
+Data come as one long series (a row per time step: the `inputs` column and `data.target_column` hold a number or a
+fixed-width vector each) or as many series (a row per series: both columns hold lists of equal length per row, of
+numbers or of vectors). Splits are contiguous cuts of the rows. With `data.window = 0` every series is kept whole,
+so a reservoir's ridge readout is fit over all its steps past the washout (`model.esn.washout`); `data.window = W`
+cuts half-overlapping windows of W steps to train gradient models. Targets are standardised with train statistics
+when `data.normalize`; inputs are not (a reservoir's `input_scaling` is relative to them). Metrics are regression's:
+loss (= mse), mse, rmse, nrmse = rmse / std of the targets, over every valid step past the model's warm-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from rnnlab.config import DataConfig
+from rnnlab.data import encoders
+from rnnlab.data.encoders import FEATURES_COLUMN
+from rnnlab.data.prepare import check_columns
+from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
+from rnnlab.tasks.base import Regression, step_mask
+
+
+def is_many_series(split: Dataset, column: str, target_column: str) -> bool:
+    """A row is a whole series when its input and target values are lists of the same length."""
+    if not len(split):
+        return False
+    first_input, first_target = split[0][column], split[0][target_column]
+    return (
+        isinstance(first_input, (list, tuple))
+        and isinstance(first_target, (list, tuple))
+        and len(first_input) == len(first_target)
+    )
+
+
+def read_series(split: Dataset, column: str, many: bool, field_path: str) -> list[np.ndarray]:
+    """The split's series as float64 (T, D) arrays: one per row, or the whole column as one."""
+    if not len(split):
+        return []
+    values = split[column]
+    series = [encoders.as_series(v, column) for v in values] if many else [encoders.as_series(values, column)]
+    if (bad := sum(int((~np.isfinite(s)).any()) for s in series)) > 0:
+        raise DataError(
+            field_path, f"{bad} series of column {column!r} hold a NaN or infinite value; fill or drop them"
+        )
+    return series
+
+
+def cut(series: list[np.ndarray], window: int) -> list[np.ndarray]:
+    """Each series whole (window 0) or as windows of `window` steps with stride window // 2."""
+    if not window:
+        return series
+    return [s[i : i + window] for s in series for i in range(0, len(s) - window + 1, max(1, window // 2))]
+
+
+def pad(series: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (N, T, D) right-padded with zeros, and int64 (N,) lengths."""
+    lengths = torch.tensor([len(s) for s in series], dtype=torch.int64)
+    out = torch.zeros(len(series), int(lengths.max()) if len(series) else 0, dim)
+    for i, s in enumerate(series):
+        out[i, : len(s)] = torch.from_numpy(s)
+    return out, lengths
+
+
+def prepare_series(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
+    """(N, T, D_in) inputs and (N, T, D_out) per-step targets per split (one sequence per split for one series)."""
+    check_columns(splits, FEATURES_COLUMN, "data.name")
+    check_columns(splits, cfg.target_column, "data.target_column")
+    many = is_many_series(splits["train"], FEATURES_COLUMN, cfg.target_column)
+    inputs = {n: read_series(s, FEATURES_COLUMN, many, "data.name") for n, s in splits.items()}
+    targets = {n: read_series(s, cfg.target_column, many, "data.target_column") for n, s in splits.items()}
+    for n in SPLITS:
+        if any(len(u) != len(y) for u, y in zip(inputs[n], targets[n])):
+            raise DataError(
+                "data.target_column", f"split {n!r}: a row's target series and input series differ in length"
+            )
+    d_in, d_out = inputs["train"][0].shape[1], targets["train"][0].shape[1]
+    meta: dict = {"series": "many" if many else "one"}
+    if cfg.normalize:
+        stats = encoders.fit_standardizer(np.concatenate(targets["train"]))
+        targets = {n: [encoders.standardize(y, stats) for y in ys] for n, ys in targets.items()}
+        meta.update(normalization={"target": stats}, target_mean=stats["mean"], target_std=stats["std"])
+    parts = {}
+    for n in SPLITS:
+        u, y = cut(inputs[n], cfg.window), cut(targets[n], cfg.window)
+        if cfg.window and inputs[n] and not u:
+            raise DataError("data.window", f"a window of {cfg.window} steps is longer than every {n} series; lower it")
+        x, lengths = pad(u, d_in)
+        parts[n] = Split(x, lengths, pad(y, d_out)[0])
+    return TaskData(cfg.task, **parts, input_size=d_in, vocab_size=0, output_size=d_out, meta=meta)
+
+
+class SeriesRegression(Regression):
+    """The target series at every valid step past the warm-up, from the input series up to that step."""
+
+    name = "series"
+    per_step = True
+    chronological = True
+    prepare = staticmethod(prepare_series)
+
+    def select(self, outputs, targets, lengths, warmup):
+        mask = step_mask(outputs, lengths, warmup)
+        return outputs[mask], targets[mask]

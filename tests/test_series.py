@@ -1,0 +1,124 @@
+"""The series task: an input series to a target series step by step, from one long series or many, fit by a
+reservoir over whole splits (with washout) or by gradient on windows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.config import Config, DataConfig, TrainConfig
+from rnnlab.data import DataError
+from rnnlab.models import model_config
+from rnnlab.models.esn import ESNConfig
+from rnnlab.tasks import TASKS, load_task_data
+from rnnlab.trial import run_trial
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+
+
+def linear_system(u: np.ndarray) -> np.ndarray:
+    """y[t] = 0.5 u[t] + 0.3 u[t-1] - 0.2 u[t-3]: a driven linear filter an ESN identifies almost exactly."""
+    y = 0.5 * u.copy()
+    y[1:] += 0.3 * u[:-1]
+    y[3:] -= 0.2 * u[:-3]
+    return y
+
+
+def one_series_csv(tmp_path, steps: int = 1000):
+    u = np.random.default_rng(0).uniform(-1, 1, steps)
+    path = tmp_path / "series.csv"
+    rows = "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in zip(u, linear_system(u)))
+    path.write_text("inputs,target\n" + rows + "\n")
+    return path, u, linear_system(u)
+
+
+def many_series_jsonl(tmp_path, count: int = 40, steps: int = 50):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "many.jsonl"
+    with path.open("w") as f:
+        for _ in range(count):
+            u = rng.uniform(-1, 1, steps)
+            f.write(json.dumps({"inputs": u.tolist(), "target": linear_system(u).tolist()}) + "\n")
+    return path
+
+
+def series_config(path, **data) -> DataConfig:
+    return DataConfig(source="local", name=str(path), task="series", **data)
+
+
+def test_one_long_series_is_cut_in_contiguous_splits_of_one_sequence(tmp_path):
+    path, u, y = one_series_csv(tmp_path)
+    data = load_task_data(series_config(path, normalize=False), 0)
+    assert data.task == "series" and data.meta["series"] == "one"
+    assert (data.input_size, data.output_size) == (1, 1)
+    lengths = [len(split.lengths) for split in (data.train, data.val, data.test)]
+    assert lengths == [1, 1, 1]
+    train, val, test = (int(s.lengths[0]) for s in (data.train, data.val, data.test))
+    assert (train, val, test) == (800, 100, 100)
+    np.testing.assert_allclose(data.train.inputs[0, :, 0].numpy(), u[:800], rtol=1e-6)  # in order, unshuffled
+    np.testing.assert_allclose(data.test.targets[0, :, 0].numpy(), y[900:], rtol=1e-6)
+
+
+def test_many_series_keep_one_row_per_sequence_and_windows_cut_them(tmp_path):
+    path = many_series_jsonl(tmp_path)
+    whole = load_task_data(series_config(path), 0)
+    assert whole.meta["series"] == "many" and whole.train.inputs.shape == (32, 50, 1)
+    assert whole.train.targets.shape == (32, 50, 1)
+    windows = load_task_data(series_config(path, window=20), 0)
+    assert windows.train.inputs.shape == (32 * 4, 20, 1)  # starts 0, 10, 20, 30 of each 50-step series
+    torch.testing.assert_close(windows.train.inputs[1], whole.train.inputs[0, 10:30])
+    stats = whole.meta["normalization"]["target"]  # targets standardised with train statistics, inputs not
+    assert abs(float(whole.train.targets[whole.train.targets != 0].mean())) < 0.05 and stats["std"][0] > 0
+
+
+def test_an_esn_identifies_a_driven_linear_system_over_the_whole_series(tmp_path):
+    path, _, _ = one_series_csv(tmp_path)
+    esn = ESNConfig(units=100, spectral_radius=0.5, leak_rate=1.0, input_scaling=0.2, washout=20)
+    model = model_config("esn", esn=esn)
+    cfg = Config(model=model, data=series_config(path), train=TrainConfig(epochs=1, dtype="float64"))
+    cfg.metric = "val/nrmse"
+    result = run_trial(cfg, None, tmp_path / "run")
+    assert result["status"] == "completed"
+    assert result["test/nrmse"] < 0.05, result  # a linear filter of 4 taps: the readout finds it
+
+
+def test_a_gru_learns_the_system_on_windows(tmp_path):
+    path = many_series_jsonl(tmp_path, count=64)
+    cfg = Config(
+        model=model_config("gru", hidden_size=16),
+        data=series_config(path, window=25),
+        train=TrainConfig(epochs=8, batch_size=16),
+    )
+    cfg.optim.learning_rate = 1e-2
+    result = run_trial(cfg, None, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train/loss"] < 0.5 * rows[0]["train/loss"]
+    assert result["test/nrmse"] < 0.5, result
+
+
+def test_bad_series_data_is_refused_naming_the_field(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good, bad = {"inputs": [0.1, 0.2, 0.3], "target": [1.0, 2.0, 3.0]}, {"inputs": [0.1, 0.2], "target": [1.0]}
+    path.write_text("".join(json.dumps(row) + "\n" for row in [good] * 5 + [bad] + [good] * 14))
+    with pytest.raises(DataError) as err:
+        load_task_data(series_config(path), 0)
+    assert err.value.field in ("data.target_column", "data.name")
+    path, _, _ = one_series_csv(tmp_path, steps=100)
+    with pytest.raises(DataError, match="no column 'y'") as err:
+        load_task_data(series_config(path, target_column="y"), 0)
+    assert err.value.field == "data.target_column"
+    with pytest.raises(DataError) as err:
+        load_task_data(series_config(path, window=500), 0)
+    assert err.value.field == "data.window"
+
+
+def test_the_series_task_is_one_registry_entry():
+    task = TASKS["series"]
+    assert task.per_step and task.chronological and not task.stream
+    assert task.directions["nrmse"] == "min"
