@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnlab import diagnostics
+from rnnlab import diagnostics, evaluation
 from rnnlab.checkpoint import CheckpointWriter
 from rnnlab.config import Config
 from rnnlab.data import Split, TaskData
@@ -235,6 +235,7 @@ def fit(
                 scheduler.step()
             if selecting:
                 metrics.update(run_epoch(model, data, "val", cfg, device))
+                metrics.update(evaluation.evaluate_protocols(model, data, "val", cfg, device))
             metrics.update(
                 {
                     "epoch": epoch,
@@ -285,4 +286,5 @@ def finish(model, data, cfg, device, best_state, best_epoch, best, status) -> di
     for split in ("val", "test"):
         if not getattr(data, split).empty:
             result.update(run_epoch(model, data, split, cfg, device))
+            result.update(evaluation.evaluate_protocols(model, data, split, cfg, device))
     return result

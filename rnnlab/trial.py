@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnlab import evaluation
 from rnnlab.checkpoint import load_latest
 from rnnlab.config import Config, ConfigError
 from rnnlab.data import TaskData, save_vocab
@@ -60,14 +61,19 @@ def check_task(cfg: Config, task: Task) -> None:
     monitored one watched in the direction it improves in; and the model cannot see what it predicts."""
     names = task.metric_names(char_level=cfg.data.tokenizer == "char")
     valid = [f"{split}/{name}" for split in ("train", "val") for name in names]
-    if cfg.metric not in valid:
-        raise ConfigError("metric", f"{cfg.metric!r} is not reported for task {task.name!r}; valid: {', '.join(valid)}")
-    for objective in cfg.search.objectives:
-        if objective.partition(":")[0] not in valid:
+    valid += [f"val/{name}" for name in evaluation.metric_names(cfg)]  # protocols score held-out splits only
+    directions = {**task.directions, **evaluation.DIRECTIONS}
+    for objective in [cfg.metric, *cfg.search.objectives]:
+        name = objective.partition(":")[0]
+        if name not in valid:
+            field_path = "metric" if objective == cfg.metric else "search.objectives"
+            hint = ""
+            if name.split("/", 1)[-1] in evaluation.DIRECTIONS:
+                hint = " (an evaluation protocol's metric: turn it on in eval.*, e.g. eval.free_run_steps=84)"
             raise ConfigError(
-                "search.objectives", f"{objective!r}: not reported for task {task.name!r}; valid: {', '.join(valid)}"
+                field_path, f"{objective!r} is not reported for task {task.name!r}{hint}; valid: {', '.join(valid)}"
             )
-    direction = task.directions[cfg.metric.split("/", 1)[1]]
+    direction = directions[cfg.metric.split("/", 1)[1]]
     if cfg.mode != direction:
         raise ConfigError("mode", f"{cfg.metric} improves towards its {direction}imum: set mode={direction}")
     if task.causal and getattr(cfg.model, "bidirectional", False):  # a family without the setting is causal
@@ -81,6 +87,7 @@ def prepare_data(cfg: Config) -> TaskData:
     validate(cfg)
     data = load_task_data(cfg.data, cfg.seed)
     check_task(cfg, task_of(data.task))
+    evaluation.check_protocols(cfg, task_of(data.task), data)
     check_splits(cfg, data)
     return data
 

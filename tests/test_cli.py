@@ -72,7 +72,7 @@ def test_fields_lists_every_config_path_with_type_default_and_meaning(capsys):
     assert "[model.esn]  Echo state network" in out
     assert main(["fields", "optim"]) == 0
     assert all(line.startswith(("[optim]", "  optim.")) for line in capsys.readouterr().out.splitlines())
-    assert main(["fields", "nope"]) == 2 and "sections: data, model" in capsys.readouterr().err
+    assert main(["fields", "nope"]) == 2 and "sections: data, eval, model" in capsys.readouterr().err
 
 
 def test_fields_follow_a_config_class_wherever_it_lives():

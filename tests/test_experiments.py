@@ -14,6 +14,8 @@ def shrink(config):
     overrides = dict(SHRINK)
     if config.data.source == "builtin":
         overrides["data.num_samples"] = min(config.data.num_samples, 300)
+    if config.eval.free_run_steps:  # a free run that fits the shrunk test series
+        overrides.update({"eval.free_run_steps": 5, "eval.free_run_warmup": 10})
     return overrides
 
 

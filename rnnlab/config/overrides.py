@@ -197,6 +197,9 @@ def check_fields(cfg: Config) -> Config:
         "train.device",
         f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N",
     )
+    e = cfg.eval
+    check(e.free_run_steps >= 0, "eval.free_run_steps", f"must be >= 0 (0: off), got {e.free_run_steps}")
+    check(e.free_run_warmup >= 1, "eval.free_run_warmup", f"must be >= 1, got {e.free_run_warmup}")
     check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
     check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
     check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")

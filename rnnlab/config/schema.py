@@ -110,6 +110,16 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Evaluation protocols beyond a task's own metrics (`rnnlab.evaluation`), scored on val each epoch and on test."""
+
+    # forecast, horizon 1: steps of closed-loop prediction (each prediction fed back as the next input) scored as
+    # val/free_run_nrmse and test/free_run_nrmse; 0: off
+    free_run_steps: int = 0
+    free_run_warmup: int = 100  # teacher-forced steps at the start of each val/test sequence before the free run
+
+
+@dataclass
 class TrackingConfig:
     mode: Literal["offline", "online", "disabled"] = "offline"
     project: str = "rnnlab"
@@ -146,5 +156,6 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     search: SearchConfig = field(default_factory=SearchConfig)

@@ -46,6 +46,7 @@ class Encoder(nn.Module):
     readout_ridge: float | None = None  # closed form: ridge of the readout fit on its features; None: fits itself
     warmup_steps: int = 0  # leading steps of per-step tasks left out of losses and metrics (a washout)
     reservoir: bool = False  # random frozen states: diagnostics report their statistics
+    carries_state: bool = True  # forward(x, lengths, state) continues a sequence exactly (a free run steps on it)
 
     def fit_closed_form(self, batches) -> None:
         """Fit the encoder itself from (x, lengths, y) batches: a closed-form encoder without a readout ridge."""

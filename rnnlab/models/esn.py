@@ -3,7 +3,8 @@
     x[t] = (1 - a) x[t-1] + a tanh(W_in u[t] + W x[t-1] + b),    a = leak_rate, rho(W) = spectral_radius
 
 The reservoir (W_in, W, b) is random and frozen; only the task head (the readout) learns, in closed form by ridge
-regression (`readout="ridge"`) or by gradient. Also here: closed-loop generation and Jaeger's memory capacity.
+regression (`readout="ridge"`) or by gradient. Also here: Jaeger's memory capacity (closed-loop prediction:
+`rnnlab.evaluation`).
 """
 
 from __future__ import annotations
@@ -200,23 +201,6 @@ class ESN(Encoder):
         else:
             last_BH = torch.cat(finals, dim=-1)
         return out_BTH, last_BH, torch.stack(finals)
-
-
-@torch.no_grad()
-def generate(encoder: ESN, warmup_BTD: torch.Tensor, steps: int, readout: nn.Module) -> torch.Tensor:
-    """Closed-loop forecast: teacher-force `warmup_BTD`, then feed each prediction back as the next input.
-
-    `readout` is the trained task head (maps the encoder's features to the next input). Returns (B, steps, D).
-    """
-    lengths = torch.full((warmup_BTD.shape[0],), warmup_BTD.shape[1])
-    out, _, state = encoder(warmup_BTD, lengths)
-    prediction = readout(out[:, -1:])
-    predictions = [prediction]
-    for _ in range(steps - 1):
-        out, _, state = encoder(prediction, torch.ones_like(lengths), state)
-        prediction = readout(out)
-        predictions.append(prediction)
-    return torch.cat(predictions, dim=1)
 
 
 @torch.no_grad()

@@ -214,6 +214,8 @@ class HopfieldPooling(Encoder):
     `last_BH` is the pooling over every valid step. output_size = num_queries * hidden_size.
     """
 
+    carries_state = False  # the pooling reads the whole sequence: a state carried one step at a time forgets it
+
     def __init__(self, cfg: HopfieldPoolModelConfig, input_size: int):
         super().__init__()
         h = cfg.hopfield

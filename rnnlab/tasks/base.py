@@ -53,6 +53,7 @@ class Task:
     cues_from_train: ClassVar[bool] = False  # val and test cue the stored train rows: no rows are held out
     head: ClassVar[bool] = True  # a linear head on the encoder; False: the encoder's output is the prediction
     char_level_only: ClassVar[tuple[str, ...]] = ()  # metrics reported only for character-level tokens
+    closed_loop: ClassVar[bool] = False  # the prediction is the next input: a free run can feed it back
 
     def prepare(self, splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
         """{"train", "val", "test"} raw splits -> tensors (encoders fitted on train); called by
@@ -188,6 +189,7 @@ class Forecast(Regression):
     per_step = True
     chronological = True
     prepare = staticmethod(prepare_forecast)
+    closed_loop = True
 
     def select(self, outputs, targets, lengths, warmup):
         mask = step_mask(outputs, lengths, warmup)
