@@ -6,6 +6,7 @@ kept as given and shifted by one, so 0 stays padding.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -138,12 +139,14 @@ def truncate(sequences: list, max_length: int) -> list:
 
 def pad_ids(sequences: Sequence[Sequence[int]], fill: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """int64 (N, T) right-padded with `fill`, and int64 (N,) true lengths."""
-    lengths = torch.tensor([len(seq) for seq in sequences], dtype=torch.int64)
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     width = int(lengths.max()) if len(sequences) else 0
-    out = torch.full((len(sequences), width), fill, dtype=torch.int64)
-    for i, seq in enumerate(sequences):
-        out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.int64)
-    return out, lengths
+    out = np.full((len(sequences), width), fill, dtype=np.int64)
+    # One flat copy into the valid steps (row-major, so in sequence order): no per-row tensor.
+    out[np.arange(width)[None, :] < lengths[:, None]] = np.fromiter(
+        itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum())
+    )
+    return torch.from_numpy(out), torch.from_numpy(lengths)
 
 
 def pad_features(sequences: Sequence, column: str, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -186,6 +186,27 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> d
     return parts
 
 
-def require_column(split: Dataset, column: str, field_path: str) -> None:
+class Columns:
+    """A split whose columns are materialised as Python lists, each once, on first access.
+
+    A `Dataset`'s `split[column]` is a lazy column that formats one row per step of iteration: preparing 100k CSV
+    rows spent ~96% of its time there. One batch read per column gives the same values (datasets' own formatter).
+    Preparers read `len(s)`, `s.column_names` and `s[column]` alike from this and from a `Dataset`.
+    """
+
+    def __init__(self, split: Dataset):
+        self.split, self.column_names = split, list(split.column_names)
+        self.values: dict[str, list] = {}
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, column: str) -> list:
+        if column not in self.values:
+            self.values[column] = self.split[column][:] if len(self.split) else []
+        return self.values[column]
+
+
+def require_column(split: Dataset | Columns, column: str, field_path: str) -> None:
     if column not in split.column_names:
         raise DataError(field_path, f"no column {column!r}; the dataset has columns: {', '.join(split.column_names)}")
