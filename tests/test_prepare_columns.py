@@ -99,3 +99,9 @@ def test_columns_read_each_column_once_and_list_its_names(tmp_path):
     assert view["label"] == [split[i]["label"] for i in range(3)]
     assert view["label"] is view["label"]  # materialised once
     assert sources.Columns(split.select([]))["label"] == []
+
+
+def test_columns_give_rows_as_the_dataset_does(tmp_path):
+    split = sources.load_local(cases(tmp_path)[0])["train"].select([5, 0])
+    view = sources.Columns(split)
+    assert view[0] == split[0] and view[1]["label"] == split[1]["label"]

@@ -191,7 +191,7 @@ class Columns:
 
     A `Dataset`'s `split[column]` is a lazy column that formats one row per step of iteration: preparing 100k CSV
     rows spent ~96% of its time there. One batch read per column gives the same values (datasets' own formatter).
-    Preparers read `len(s)`, `s.column_names` and `s[column]` alike from this and from a `Dataset`.
+    Preparers read `len(s)`, `s.column_names`, `s[column]` and `s[row]` alike from this and from a `Dataset`.
     """
 
     def __init__(self, split: Dataset):
@@ -202,6 +202,8 @@ class Columns:
         return len(self.split)
 
     def __getitem__(self, column: str) -> list:
+        if not isinstance(column, str):  # a row (an int) or rows: as the Dataset gives them
+            return self.split[column]
         if column not in self.values:
             self.values[column] = self.split[column][:] if len(self.split) else []
         return self.values[column]
