@@ -57,7 +57,7 @@ def test_nan_regression_target_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", str(experiment), "--out", str(out), "--set", *SHRINK])
     err = capsys.readouterr().err
-    assert code == 2 and "data.target" in err and "have a NaN or infinite target" in err, err
+    assert code == 2 and "data.target_column" in err and "column 'target': 2 of 40 rows hold a NaN" in err, err
     assert not out.exists()
 
 
@@ -129,3 +129,102 @@ def test_no_val_split_selects_no_epoch_and_no_test_split_reports_no_test_metrics
     result = json.loads((out / "result.json").read_text())
     assert result["best_epoch"] == 3 and result["best/train/acc"] == rows[-1]["train/acc"]
     assert not any(k.startswith(("val/", "test/")) for k in result), result
+
+
+# --- NaN and infinite values: every float column a task reads -----------------------------------------------------
+
+
+def experiment(tmp_path: Path, data: Path, task: str, **columns: str) -> str:
+    path = tmp_path / f"{task}.py"
+    extra = "".join(f", {k}={v!r}" for k, v in columns.items())
+    path.write_text(
+        "from rnnlab.config import Config, DataConfig\n"
+        f"config = Config(data=DataConfig(source='local', name={str(data)!r}, task={task!r}{extra}))\n"
+    )
+    return str(path)
+
+
+def series_csv(path: Path, bad: dict[int, str]) -> Path:
+    """A 200-step sine series, `bad` steps replaced (an empty cell is read as NaN)."""
+    import math
+
+    path.write_text("t,value\n" + "".join(f"{i},{bad.get(i, math.sin(i / 5))}\n" for i in range(200)))
+    return path
+
+
+def regression_csv(path: Path, bad: dict[int, str]) -> Path:
+    path.write_text("text,value\n" + "".join(f"w{i % 5} w{i % 3},{bad.get(i, i / 2)}\n" for i in range(40)))
+    return path
+
+
+def features_json(path: Path, bad_rows: set[int], task: str) -> Path:
+    import json
+
+    rows = []
+    for i in range(40):
+        inputs = [[float((i + t) % 3), 1.0] for t in range(4)]
+        if i in bad_rows:
+            inputs[2][1] = float("nan")
+        rows.append({"inputs": inputs, "label": i % 2} if task == "classification" else {"inputs": inputs[0]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+NON_FINITE = {
+    # a forecast series: two empty cells (NaN) in train, an inf later; targets and inputs both come from it
+    "forecast_nan": (
+        lambda p: experiment(
+            p, series_csv(p / "s.csv", {10: "", 11: "", 50: "inf"}), "forecast", target_column="value"
+        ),
+        "data.target_column",
+        "column 'value': 3 of 200 rows",
+    ),
+    # a regression target that is infinite (NaN is tested above)
+    "regression_inf": (
+        lambda p: experiment(p, regression_csv(p / "r.csv", {5: "-inf"}), "regression", target_column="value"),
+        "data.target_column",
+        "column 'value': 1 of 40 rows",
+    ),
+    # feature sequences (the `inputs` column) of a classifier: NaN in two rows would make every loss NaN
+    "classification_features_nan": (
+        lambda p: experiment(p, features_json(p / "f.jsonl", {3, 7}, "classification"), "classification"),
+        "data.name",
+        "column 'inputs': 2 of 40 rows",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NON_FINITE))
+def test_non_finite_values_are_refused_before_work(case, tmp_path, capsys):
+    """A NaN or infinity in a column a task trains on: exit 2 naming the field, the column and the rows; no run
+    folder and no cached data left behind."""
+    import os
+
+    make, field, words = NON_FINITE[case]
+    path = make(tmp_path)
+    out = tmp_path / "run"
+    metric = ["metric=val/acc", "mode=max"] if case.startswith("classification") else ["metric=val/rmse"]
+    code = main(["run", path, "--out", str(out), "--set", *SHRINK, *metric])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert field in err and words in err and "NaN or infinite" in err and "Traceback" not in err, err
+    assert not out.exists()
+    assert not list(Path(os.environ["RNNLAB_CACHE"]).rglob("*.pt"))  # nothing prepared was cached
+
+
+def test_nan_recall_pattern_is_refused(tmp_path, capsys):
+    """A stored pattern holding a NaN is refused, not silently read as a -1 (NaN > 0 is False)."""
+    import json
+
+    rng = __import__("random").Random(0)
+    rows = [[rng.choice([-1.0, 1.0]) for _ in range(16)] for _ in range(6)]
+    rows[4][9] = float("nan")
+    data = tmp_path / "patterns.jsonl"
+    data.write_text("".join(json.dumps({"inputs": r}) + "\n" for r in rows))
+    path = experiment(tmp_path, data, "recall")
+    out = tmp_path / "run"
+    code = main(["run", path, "--out", str(out), "--set", *SHRINK, "model.family=hopfield", "metric=val/loss"])
+    err = capsys.readouterr().err
+    assert code == 2 and "data.name" in err, err
+    assert "column 'inputs': 1 of 6 rows hold a NaN or infinite value (train 1)" in err, err
+    assert not out.exists()

@@ -166,6 +166,23 @@ def pad_features(sequences: Sequence, column: str, dim: int = 0) -> tuple[torch.
     return out, lengths
 
 
+# --- numbers ---------------------------------------------------------------------------------------------------
+
+
+def check_finite(by_split: dict[str, np.ndarray], field_path: str, column: str) -> None:
+    """A DataError naming `column` and counting, per split, the rows (N, ...) that hold a NaN or an infinity."""
+    bad = {
+        n: int((~np.isfinite(v.reshape(len(v), -1))).any(axis=1).sum()) if len(v) else 0 for n, v in by_split.items()
+    }
+    if total := sum(bad.values()):
+        rows = sum(len(v) for v in by_split.values())
+        where = ", ".join(f"{n} {c}" for n, c in bad.items() if c)
+        raise DataError(
+            field_path,
+            f"column {column!r}: {total} of {rows} rows hold a NaN or infinite value ({where}); fill or drop them",
+        )
+
+
 # --- series ----------------------------------------------------------------------------------------------------
 
 
@@ -206,5 +223,7 @@ def as_series(values: Sequence, column: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(f"data.{column}", "a series column must hold numbers or equal-length lists") from None
+        raise DataError(
+            "data.target_column", f"series column {column!r} must hold numbers or equal-length lists"
+        ) from None
     return array[:, None] if array.ndim == 1 else array.reshape(len(array), -1)

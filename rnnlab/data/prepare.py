@@ -63,6 +63,7 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
             for name, s in splits.items()
             if len(s)
         }
+        encoders.check_finite({n: p[0].numpy() for n, p in padded.items()}, "data.name", FEATURES_COLUMN)
         dim = padded["train"][0].shape[-1]
         for name in splits:
             padded.setdefault(name, encoders.pad_features([], FEATURES_COLUMN, dim))
@@ -84,13 +85,12 @@ def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str
 
 
 def float_targets(split: Dataset, column: str) -> np.ndarray:
-    values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
-    values = values.reshape(len(values), -1)
-    if (bad := int((~np.isfinite(values)).any(axis=1).sum())) > 0:
-        raise DataError(
-            f"data.{column}", f"{bad} of {len(values)} rows have a NaN or infinite target; fill or drop them"
-        )
-    return values
+    """A split's regression targets, float64 (N, D)."""
+    try:
+        values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
+    except (TypeError, ValueError):
+        raise DataError("data.target_column", f"column {column!r} must hold numbers or equal-length lists") from None
+    return values.reshape(len(values), -1)
 
 
 def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> None:
@@ -126,6 +126,7 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
     inputs, input_size, vocab = encode_inputs(splits, cfg)
     check_columns(splits, cfg.target_column, "data.target_column")
     targets = {n: float_targets(s, cfg.target_column) for n, s in splits.items()}
+    encoders.check_finite(targets, "data.target_column", cfg.target_column)  # an empty cell is a NaN
     meta: dict = {}
     if cfg.normalize:
         stats = encoders.fit_standardizer(targets["train"])
@@ -195,6 +196,7 @@ def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> 
     series = {
         n: encoders.as_series(s[cfg.target_column] if len(s) else [], cfg.target_column) for n, s in splits.items()
     }
+    encoders.check_finite(series, "data.target_column", cfg.target_column)  # inputs and targets both
     dim = series["train"].shape[1]
     meta: dict = {}
     if cfg.normalize:
@@ -228,7 +230,9 @@ def flip_bits(patterns: np.ndarray, fraction: float, rng: np.random.Generator) -
 def prepare_recall(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """Associative recall: train cues are the stored ±1 patterns; val/test cues flip a fraction `noise` of bits."""
     check_columns(splits, FEATURES_COLUMN, "data.name")
-    stored = np.where(np.asarray(splits["train"][FEATURES_COLUMN], dtype=np.float32) > 0, 1.0, -1.0)
+    patterns = np.asarray(splits["train"][FEATURES_COLUMN], dtype=np.float32)
+    encoders.check_finite({"train": patterns}, "data.name", FEATURES_COLUMN)  # NaN > 0 is False: it would be a -1
+    stored = np.where(patterns > 0, 1.0, -1.0)
     stored = stored.reshape(len(stored), -1).astype(np.float32)
     cues = {
         "train": stored,
