@@ -79,6 +79,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     negative_ids = write_jsonl(tmp / "neg.jsonl", [{"tokens": [1, 2, -3], "label": [0, 1, 0]}] * 10)
     unseen_tags = write_jsonl(tmp / "tags.jsonl", [{"tokens": ["a", "b"], "label": [i, i + 100]} for i in range(10)])
     ragged_tags = write_jsonl(tmp / "ragged.jsonl", [{"tokens": ["a", "b"], "label": [0]}] * 10)
+    floats_csv = write_csv(tmp / "floats.csv", ["x,label", *[f'"0.{i} 1.5 -2",{i % 2}' for i in range(20)]])
+    words_csv = write_csv(tmp / "words.csv", ["inputs,label", *[f'"0.{i} one",{i % 2}' for i in range(20)]])
     local = ["data.source=local", "data.task=classification"]
     blocker = tmp / "a_file"
     blocker.write_text("x")
@@ -113,6 +115,18 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("header_only_file", [*run, *local, f"data.name={header_only}"], "data.name"),
         ("missing_column", [*run, *local, f"data.name={csv_ok}", "data.label_column=stars"], "data.label_column"),
         ("unseen_label", [*run, *local, f"data.name={unique_labels}"], "data.label_column"),
+        ("numbers_as_text", [*run, *local, f"data.name={floats_csv}", "data.text_column=x"], "data.text_column"),
+        (
+            "tokens_column_ignored",
+            [*run, *local, f"data.name={floats_csv}", "data.tokens_column=x"],
+            "data.tokens_column",
+        ),
+        ("sequence_not_numbers", [*run, *local, f"data.name={words_csv}"], "data.sequence_columns"),
+        (
+            "sequence_column_missing",
+            [*run, *local, f"data.name={floats_csv}", "data.sequence_columns=x,y"],
+            "data.sequence_columns",
+        ),
         (
             "negative_token_ids",
             [*run, "data.source=local", "data.task=tagging", f"data.name={negative_ids}"],

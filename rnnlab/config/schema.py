@@ -60,8 +60,10 @@ class DataConfig:
     test_split: str | None = None  # None: carved out of train
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    text_column: str = "text"
-    tokens_column: str = "tokens"
+    text_column: str = "text"  # token inputs: text (tokenized by `tokenizer`) or lists of tokens / integer ids
+    # numeric inputs: columns of number lists, lists of vectors or "0.1 0.2" text; [] reads `inputs` if present
+    sequence_columns: list[str] = field(default_factory=list)
+    tokens_column: str = "tokens"  # tagging: a list of tokens per row
     label_column: str = "label"
     target_column: str = "target"
     tokenizer: Literal["char", "word"] = "char"

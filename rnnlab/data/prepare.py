@@ -15,7 +15,7 @@ import torch
 from datasets import Dataset
 
 from rnnlab.config import DataConfig
-from rnnlab.data import cache, encoders, sources
+from rnnlab.data import cache, encoders, sequences, sources
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError, Split, TaskData
@@ -27,16 +27,24 @@ LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines;
 # --- shared encoders -------------------------------------------------------------------------------------------
 
 
-def token_sequences(split: Dataset, column: str, tokenizer: str) -> list:
-    """Strings are tokenized; lists (of words or integer ids) are taken as already tokenized."""
+def token_sequences(split: Dataset, column: str, tokenizer: str, field_path: str) -> list:
+    """Strings are tokenized; lists (of words or integer ids) are taken as already tokenized. Real numbers are
+    refused: they are numeric sequences (`data.sequence_columns`), not a vocabulary."""
     values = split[column]
     scalar = next((v for v in values if not isinstance(v, (str, list, tuple))), None)
     if scalar is not None:
         kind = type(scalar).__name__
         raise DataError(
-            "data.text_column",
+            field_path,
             f"column {column!r} holds {kind} values (e.g. {scalar!r}), not text or "
             "token lists: name the text column, or data.task=regression for numeric features",
+        )
+    first = next((v for v in values if isinstance(v, (list, tuple)) and len(v)), None)
+    if any(isinstance(x, float) for x in first or ()) or sequences.looks_numeric(values):
+        raise DataError(
+            field_path,
+            f"column {column!r} holds real numbers (e.g. {str(first or values[0])[:40]}), which would be read as "
+            f"tokens: for numeric sequences set data.sequence_columns={column}",
         )
     return [tokenize_value(v, tokenizer) for v in values]
 
@@ -54,23 +62,48 @@ def encode_token_splits(by_split: dict[str, list], cfg: DataConfig, column: str)
     return {name: encoders.encode_tokens(seqs, vocab) for name, seqs in by_split.items()}, vocab
 
 
+def sequence_columns(train: Dataset, cfg: DataConfig) -> list[str]:
+    """The numeric input columns: `data.sequence_columns`, else `inputs` when the data has it; [] for tokens."""
+    if cfg.sequence_columns:
+        return list(cfg.sequence_columns)
+    return [FEATURES_COLUMN] if FEATURES_COLUMN in train.column_names else []
+
+
 def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, int, list[str] | None]:
-    """(inputs, lengths) per split from the `inputs` feature column if present, else from `text_column`."""
+    """(inputs, lengths) per split: numeric sequences (`sequence_columns`) if any, else tokens of `text_column`."""
     train = splits["train"]
-    if FEATURES_COLUMN in train.column_names:
+    if cfg.tokens_column != DataConfig.tokens_column and cfg.tokens_column != cfg.text_column:
+        raise DataError(
+            "data.tokens_column",
+            f"is read by data.task=tagging only; {cfg.task} reads its inputs from data.text_column (text or token "
+            "lists) or data.sequence_columns (numeric sequences)",
+        )
+    if columns := sequence_columns(train, cfg):
+        rows = {name: sequences.read_sequences(s, columns) if len(s) else [] for name, s in splits.items()}
+        dim = sequences.width(rows["train"])
+        for name, split_rows in rows.items():
+            if split_rows and sequences.width(split_rows) not in (0, dim):
+                raise DataError(
+                    sequences.FIELD,
+                    f"split {name!r} has {sequences.width(split_rows)} features per step, train has {dim}",
+                )
         padded = {
-            name: encoders.pad_features(encoders.truncate(s[FEATURES_COLUMN], cfg.max_length), FEATURES_COLUMN)
-            for name, s in splits.items()
-            if len(s)
+            name: encoders.pad_features(encoders.truncate(r, cfg.max_length), "sequence_columns", dim)
+            for name, r in rows.items()
         }
-        encoders.check_finite({n: p[0].numpy() for n, p in padded.items()}, "data.name", FEATURES_COLUMN)
-        dim = padded["train"][0].shape[-1]
-        for name in splits:
-            padded.setdefault(name, encoders.pad_features([], FEATURES_COLUMN, dim))
+        field_path = sequences.FIELD if cfg.sequence_columns else "data.name"
+        encoders.check_finite({n: p[0].numpy() for n, p in padded.items()}, field_path, ", ".join(columns))
         return padded, dim, None
-    sources.require_column(train, cfg.text_column, "data.text_column")
+    if cfg.text_column not in train.column_names:
+        raise DataError(
+            "data.text_column",
+            f"no column {cfg.text_column!r}; the dataset has columns: {', '.join(train.column_names)}. Inputs are "
+            "token text (data.text_column) or numeric sequences (data.sequence_columns)",
+        )
     ids, vocab = encode_token_splits(
-        {name: token_sequences(s, cfg.text_column, cfg.tokenizer) for name, s in splits.items()}, cfg, "text_column"
+        {name: token_sequences(s, cfg.text_column, cfg.tokenizer, "data.text_column") for name, s in splits.items()},
+        cfg,
+        "text_column",
     )
     return {name: encoders.pad_ids(seqs) for name, seqs in ids.items()}, 0, vocab
 
@@ -90,7 +123,7 @@ def float_targets(split: Dataset, column: str) -> np.ndarray:
         values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
     except (TypeError, ValueError):
         raise DataError("data.target_column", f"column {column!r} must hold numbers or equal-length lists") from None
-    return values.reshape(len(values), -1)
+    return values.reshape(len(values), -1) if len(values) else values  # (0, 1) for an empty split
 
 
 def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> None:
@@ -151,7 +184,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
     """A tag per token: `tokens_column` lists of tokens, `label_column` lists of tags (-100: no tag)."""
     check_columns(splits, cfg.tokens_column, "data.tokens_column")
     check_columns(splits, cfg.label_column, "data.label_column")
-    tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer) for n, s in splits.items()}
+    tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column") for n, s in splits.items()}
     ids, vocab = encode_token_splits(tokens, cfg, "tokens_column")
     tags = {n: encoders.truncate(list(s[cfg.label_column]), cfg.max_length) for n, s in splits.items()}
     for n in SPLITS:

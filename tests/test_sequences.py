@@ -1,0 +1,144 @@
+"""Numeric sequence inputs (`data.sequence_columns`): each accepted form, several columns, variable lengths, and
+a clear DataError naming the column and the accepted forms for each wrong one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlab.config import DataConfig
+from rnnlab.data import DataError
+from rnnlab.tasks import load_task_data
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+
+
+def rows(n=40, seed=0):
+    """Rows of variable length 2..6 with a label that depends on the sequences' sign."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        t = int(rng.integers(2, 7))
+        out.append({"x": rng.normal(size=t).round(4), "v": rng.normal(size=(t, 2)).round(4), "label": i % 2})
+    return out
+
+
+def write_jsonl(path, items):
+    path.write_text("".join(json.dumps(r) + "\n" for r in items))
+    return str(path)
+
+
+def local(path, task="classification", **overrides):
+    return DataConfig(source="local", name=str(path), task=task, val_fraction=0, test_fraction=0, **overrides)
+
+
+def test_list_column_of_numbers_variable_lengths(tmp_path):
+    data_rows = rows()
+    path = write_jsonl(tmp_path / "x.jsonl", [{"x": r["x"].tolist(), "label": r["label"]} for r in data_rows])
+    data = load_task_data(local(path, sequence_columns=["x"]), 0)
+    assert data.input_size == 1 and data.vocab_size == 0 and data.train.inputs.dtype == torch.float32
+    assert data.train.lengths.tolist() == [len(r["x"]) for r in data_rows]
+    for i, r in enumerate(data_rows):  # values as written, zero padding past each row's length
+        np.testing.assert_array_equal(data.train.inputs[i, : len(r["x"]), 0].numpy(), r["x"].astype(np.float32))
+        assert (data.train.inputs[i, len(r["x"]) :] == 0).all()
+
+
+def test_list_of_vectors_column(tmp_path):
+    data_rows = rows()
+    path = write_jsonl(tmp_path / "v.jsonl", [{"v": r["v"].tolist(), "label": r["label"]} for r in data_rows])
+    data = load_task_data(local(path, sequence_columns=["v"]), 0)
+    assert data.input_size == 2
+    np.testing.assert_array_equal(
+        data.train.inputs[3, : len(data_rows[3]["v"])].numpy(), data_rows[3]["v"].astype(np.float32)
+    )
+
+
+@pytest.mark.parametrize("separator", [" ", ",", ", "])
+def test_csv_text_of_delimited_numbers(tmp_path, separator):
+    data_rows = rows()
+    lines = ["x,label"] + [f'"{separator.join(str(v) for v in r["x"])}",{r["label"]}' for r in data_rows]
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    data = load_task_data(local(tmp_path / "x.csv", sequence_columns=["x"]), 0)
+    assert data.train.lengths.tolist() == [len(r["x"]) for r in data_rows]
+    np.testing.assert_array_equal(
+        data.train.inputs[5, : len(data_rows[5]["x"]), 0].numpy(), data_rows[5]["x"].astype(np.float32)
+    )
+
+
+def test_several_columns_are_stacked_per_step_and_regression_reads_them(tmp_path):
+    data_rows = rows()
+    items = [{"x": r["x"].tolist(), "v": r["v"].tolist(), "y": float(r["x"].sum())} for r in data_rows]
+    path = write_jsonl(tmp_path / "xv.jsonl", items)
+    data = load_task_data(local(path, "regression", sequence_columns=["x", "v"], target_column="y"), 0)
+    assert data.input_size == 3
+    expected = np.concatenate([data_rows[7]["x"][:, None], data_rows[7]["v"]], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(data.train.inputs[7, : len(expected)].numpy(), expected)
+
+
+def test_inputs_column_is_read_without_naming_it(tmp_path):
+    path = write_jsonl(tmp_path / "i.jsonl", [{"inputs": r["x"].tolist(), "label": r["label"]} for r in rows()])
+    assert load_task_data(local(path), 0).input_size == 1
+
+
+def test_max_length_truncates_numeric_sequences(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"x": r["x"].tolist(), "label": r["label"]} for r in rows()])
+    assert load_task_data(local(path, sequence_columns=["x"], max_length=3), 0).train.lengths.max() == 3
+
+
+def refused(cfg, match: str) -> DataError:
+    with pytest.raises(DataError, match=match) as err:
+        load_task_data(cfg, 0)
+    return err.value
+
+
+def test_wrong_forms_name_the_column_and_the_accepted_forms(tmp_path):
+    base = [{"x": [0.1, 0.2], "label": i % 2} for i in range(10)]
+    cases = {
+        "words": [{**r, "x": "0.1 zero"} for r in base],
+        "nested": [{**r, "x": [[[0.1]]]} for r in base],
+        "ragged_vectors": [{**r, "x": [[0.1, 0.2], [0.3]]} for r in base],
+        "scalar": [{**r, "x": 3.5} for r in base],
+    }
+    for name, items in cases.items():
+        err = refused(local(write_jsonl(tmp_path / f"{name}.jsonl", items), sequence_columns=["x"]), "'x'")
+        assert err.field == "data.sequence_columns", name
+        assert "accepted forms" in err.message and "separated by spaces or commas" in err.message, name
+
+
+def test_widths_lengths_and_missing_columns_are_refused(tmp_path):
+    mixed = [{"x": [[0.1, 0.2]] if i else [[0.1]], "label": i % 2} for i in range(10)]
+    err = refused(local(write_jsonl(tmp_path / "w.jsonl", mixed), sequence_columns=["x"]), "features per step")
+    assert err.field == "data.sequence_columns"
+    unequal = [{"x": [0.1, 0.2], "z": [0.1], "label": i % 2} for i in range(10)]
+    path = write_jsonl(tmp_path / "l.jsonl", unequal)
+    assert refused(local(path, sequence_columns=["x", "z"]), "differ in length").field == "data.sequence_columns"
+    err = refused(local(path, sequence_columns=["nope"]), "no column 'nope'")
+    assert err.field == "data.sequence_columns" and "x, z, label" in err.message
+    nan = [{"x": [0.1, float("nan")], "label": i % 2} for i in range(10)]
+    assert refused(local(write_jsonl(tmp_path / "n.jsonl", nan), sequence_columns=["x"]), "NaN").field == (
+        "data.sequence_columns"
+    )
+
+
+def test_numbers_are_not_silently_read_as_tokens(tmp_path):
+    text = tmp_path / "t.csv"
+    text.write_text("x,label\n" + "".join(f'"0.{i} 1.5 -2.25",{i % 2}\n' for i in range(10)))
+    err = refused(local(text, text_column="x"), "real numbers")
+    assert err.field == "data.text_column" and "data.sequence_columns=x" in err.message
+    floats = write_jsonl(tmp_path / "f.jsonl", [{"tokens": [0.5, 1.5], "label": [0, 1]} for _ in range(10)])
+    err = refused(local(floats, "tagging"), "real numbers")
+    assert err.field == "data.tokens_column"
+    err = refused(local(text, tokens_column="x"), "tagging only")  # classification does not read tokens_column
+    assert err.field == "data.tokens_column" and "data.sequence_columns" in err.message
+
+
+def test_a_missing_text_column_points_at_sequence_columns(tmp_path):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"x": [0.1], "label": i % 2} for i in range(10)])
+    err = refused(local(path), "no column 'text'")
+    assert err.field == "data.text_column" and "data.sequence_columns" in err.message
