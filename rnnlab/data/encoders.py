@@ -218,12 +218,10 @@ def cut_windows(series: np.ndarray, window: int, horizon: int) -> tuple[np.ndarr
     return inputs, targets
 
 
-def as_series(values: Sequence, column: str) -> np.ndarray:
+def as_series(values: Sequence, column: str, field_path: str = "data.target_column") -> np.ndarray:
     """One row per time step, scalar or vector -> float64 (L, D)."""
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(
-            "data.target_column", f"series column {column!r} must hold numbers or equal-length lists"
-        ) from None
+        raise DataError(field_path, f"series column {column!r} must hold numbers or equal-length lists") from None
     return array[:, None] if array.ndim == 1 else array.reshape(len(array), -1)

@@ -41,7 +41,11 @@ def read_series(split: Dataset, column: str, many: bool, field_path: str) -> lis
     if not len(split):
         return []
     values = split[column]
-    series = [encoders.as_series(v, column) for v in values] if many else [encoders.as_series(values, column)]
+    series = (
+        [encoders.as_series(v, column, field_path) for v in values]
+        if many
+        else [encoders.as_series(values, column, field_path)]
+    )
     if (bad := sum(int((~np.isfinite(s)).any()) for s in series)) > 0:
         raise DataError(
             field_path, f"{bad} series of column {column!r} hold a NaN or infinite value; fill or drop them"
