@@ -50,6 +50,8 @@ EXPECTED = {  # name -> (inputs dtype, inputs rank, targets dtype, targets rank)
     "digits": (torch.float32, 3, torch.int64, 1),
     "patterns": (torch.float32, 3, torch.float32, 2),
     "digits_patterns": (torch.float32, 3, torch.float32, 2),
+    "narma10": (torch.float32, 3, torch.float32, 3),
+    "memory_capacity": (torch.float32, 3, torch.float32, 3),
 }
 
 

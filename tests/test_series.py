@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnlab.config import Config, DataConfig, TrainConfig
-from rnnlab.data import DataError
+from rnnlab.data import DATASETS, DataError
 from rnnlab.models import model_config
 from rnnlab.models.esn import ESNConfig
 from rnnlab.tasks import TASKS, load_task_data
@@ -122,3 +122,13 @@ def test_the_series_task_is_one_registry_entry():
     task = TASKS["series"]
     assert task.per_step and task.chronological and not task.stream
     assert task.directions["nrmse"] == "min"
+
+
+def test_narma10_rows_follow_the_recurrence_with_the_target_one_step_ahead():
+    rows = DATASETS["narma10"](DataConfig(name="narma10", task="series", num_samples=300), 0)
+    u, y = np.array(rows["inputs"]), np.array(rows["target"])  # row t: u[t] and y[t+1]
+    assert len(u) == len(y) == 300 and u.min() >= 0 and u.max() <= 0.5
+    t = np.arange(10, 300)
+    window = np.array([y[i - 10 : i].sum() for i in t])  # y[t-9..t] in the system's time is rows t-10..t-1
+    expected = 0.3 * y[t - 1] + 0.05 * y[t - 1] * window + 1.5 * u[t - 9] * u[t] + 0.1
+    np.testing.assert_allclose(y[t], expected, rtol=1e-12)

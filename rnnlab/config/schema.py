@@ -76,6 +76,7 @@ class DataConfig:
     horizon: int = 1  # forecast: steps ahead
     normalize: bool = True  # forecast/regression: standardise with train statistics
     noise: float = 0.1  # recall: fraction of flipped bits in a cue
+    max_delay: int = 100  # memory_capacity: targets u[t-k] for the delays k = 1..max_delay
     cache_dir: str | None = None  # None: ~/.cache/rnnlab
 
 

@@ -12,12 +12,14 @@ import numpy as np
 from datasets import Dataset
 
 from rnnlab.config import DataConfig
+from rnnlab.data.taskdata import DataError
 
-FEATURES = "inputs"  # mirrors encoders.FEATURES_COLUMN; kept literal so this module imports nothing of ours
+FEATURES = "inputs"  # mirrors encoders.FEATURES_COLUMN (kept literal: the generators need nothing of the encoders)
 
 # Copy-memory symbols (Arjovsky et al., 2016): data symbols 1..8, blank 0, delimiter 9.
 COPY_SYMBOLS = 10  # data symbols to remember
 COPY_BLANK, COPY_DELIMITER = 0, 9
+NARMA_TRANSIENT = 200  # NARMA-10 steps dropped from its zero start
 
 
 def generate_adding(cfg: DataConfig, seed: int) -> Dataset:
@@ -95,6 +97,38 @@ def generate_mackey_glass(cfg: DataConfig, seed: int) -> Dataset:
     return Dataset.from_dict({cfg.target_column: series.tolist()})
 
 
+def generate_narma10(cfg: DataConfig, seed: int) -> Dataset:
+    """NARMA-10 (Atiya & Parlos, 2000; Jaeger, 2003), a driven nonlinear system with a 10-step memory:
+
+        y[t+1] = 0.3 y[t] + 0.05 y[t] (y[t] + ... + y[t-9]) + 1.5 u[t-9] u[t] + 0.1,    u[t] ~ U[0, 0.5] i.i.d.
+
+    num_samples steps after NARMA_TRANSIENT steps from y = 0 are dropped; row t holds u[t] in `inputs` and y[t+1]
+    in `target_column`, so the target depends on inputs up to its row only.
+    """
+    rng = np.random.default_rng(seed)
+    steps = NARMA_TRANSIENT + cfg.num_samples
+    u = rng.uniform(0.0, 0.5, steps + 10)
+    y = np.zeros(steps + 11)
+    for t in range(9, steps + 10):
+        y[t + 1] = 0.3 * y[t] + 0.05 * y[t] * y[t - 9 : t + 1].sum() + 1.5 * u[t - 9] * u[t] + 0.1
+    if not np.isfinite(y).all():  # the system can diverge for rare input draws; none seen for u in [0, 0.5]
+        raise ValueError(f"NARMA-10 diverged for seed {seed}")
+    rows = slice(10 + NARMA_TRANSIENT, steps + 10)
+    return Dataset.from_dict({FEATURES: u[rows].tolist(), cfg.target_column: y[11 + NARMA_TRANSIENT :].tolist()})
+
+
+def generate_memory_capacity(cfg: DataConfig, seed: int) -> Dataset:
+    """Jaeger's (2002) short-term memory task: i.i.d. u[t] ~ U(-1, 1) in `inputs`, and per row the delayed inputs
+    u[t-1], ..., u[t-K] (K = data.max_delay) in `target_column`: num_samples rows, from t = K on."""
+    if cfg.max_delay < 1:
+        raise DataError("data.max_delay", f"must be >= 1, got {cfg.max_delay}")
+    rng = np.random.default_rng(seed)
+    K = cfg.max_delay
+    u = rng.uniform(-1.0, 1.0, cfg.num_samples + K)
+    delayed = np.stack([u[K - k : len(u) - k] for k in range(1, K + 1)], axis=1)  # row j: u[j+K-1], ..., u[j]
+    return Dataset.from_dict({FEATURES: u[K:].tolist(), cfg.target_column: delayed.tolist()})
+
+
 def _load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits  # late: scikit-learn is slow to import and only needed here
 
@@ -136,6 +170,8 @@ DATASETS = {
     "digits": generate_digits,
     "patterns": generate_patterns,
     "digits_patterns": generate_digits_patterns,
+    "narma10": generate_narma10,
+    "memory_capacity": generate_memory_capacity,
 }
 
 # The task(s) each built-in dataset serves; the first is the one to suggest when data.task does not fit.
@@ -146,4 +182,6 @@ BUILTIN_TASKS = {
     "digits": ("classification",),
     "patterns": ("recall",),
     "digits_patterns": ("recall", "classification"),
+    "narma10": ("series",),
+    "memory_capacity": ("memory_capacity", "series"),
 }

@@ -3,7 +3,7 @@ split rules and data preparation (`rnnlab.tasks.base.Task`). Adding a task is it
 
 classification, tagging: loss (cross-entropy), acc.  lm: loss, acc, ppl, bpc (character models).
 regression, forecast, series: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).
-recall: loss, bit_acc, exact.
+recall: loss, bit_acc, exact.  memory_capacity: series' metrics and memory_capacity (Jaeger's MC).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rnnlab.tasks.base import (
     Task,
     step_mask,
 )
+from rnnlab.tasks.memory import MemoryCapacity
 from rnnlab.tasks.series import SeriesRegression
 
 TASKS: dict[str, Task] = {
@@ -32,6 +33,7 @@ TASKS: dict[str, Task] = {
     "forecast": Forecast(),
     "recall": Recall(),
     "series": SeriesRegression(),
+    "memory_capacity": MemoryCapacity(),
 }
 
 __all__ = ["IGNORE_INDEX", "TASKS", "Metrics", "Task", "load_task_data", "step_mask", "task_of"]
