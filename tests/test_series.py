@@ -3,7 +3,9 @@ reservoir over whole splits (with washout) or by gradient on windows."""
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.data import DATASETS, DataError
 from rnnlab.models import model_config
 from rnnlab.models.esn import ESNConfig
+from rnnlab.registries import apply_overrides
 from rnnlab.tasks import TASKS, load_task_data
+from rnnlab.tasks.series import SeriesRegression
 from rnnlab.trial import run_trial
 
 
@@ -132,3 +136,48 @@ def test_narma10_rows_follow_the_recurrence_with_the_target_one_step_ahead():
     window = np.array([y[i - 10 : i].sum() for i in t])  # y[t-9..t] in the system's time is rows t-10..t-1
     expected = 0.3 * y[t - 1] + 0.05 * y[t - 1] * window + 1.5 * u[t - 9] * u[t] + 0.1
     np.testing.assert_allclose(y[t], expected, rtol=1e-12)
+
+
+def test_a_task_added_by_one_registry_entry_runs_end_to_end(tmp_path, monkeypatch):
+    """What adding a task takes: its class (with its preparer) and its TASKS entry; config checks, data loading,
+    the model's head, the loop and the record all find it through the registry."""
+
+    class SeriesMaxError(SeriesRegression):
+        name = "series_max_error"
+        directions = {**SeriesRegression.directions, "max_error": "min"}
+
+        def accumulate(self, sums, outputs, targets, lengths, warmup=0):
+            z, y = self.select(outputs, targets, lengths, warmup)
+            sums["max_error"] = max(sums.get("max_error", 0.0), float((z - y).abs().max()) if len(y) else 0.0)
+            return super().accumulate(sums, outputs, targets, lengths, warmup)
+
+        def summarise(self, sums, loss, n, char_level):
+            return {**super().summarise(sums, loss, n, char_level), "max_error": sums.get("max_error", 0.0)}
+
+    monkeypatch.setitem(TASKS, "series_max_error", SeriesMaxError())
+    path, _, _ = one_series_csv(tmp_path)
+    esn = ESNConfig(units=50, spectral_radius=0.5, leak_rate=1.0, input_scaling=0.2, washout=20)
+    cfg = Config(model=model_config("esn", esn=esn), data=series_config(path), train=TrainConfig(epochs=1))
+    cfg = apply_overrides(cfg, {"data.task": "series_max_error", "metric": "val/max_error"})
+    result = run_trial(cfg, None, tmp_path / "run")
+    assert result["status"] == "completed" and 0 < result["test/max_error"] < 0.5, result
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test/max_error"] == result["test/max_error"]
+
+
+def test_no_module_outside_the_tasks_compares_a_task_name():
+    """Knowledge of a task lives in its object: no `task == "lm"` anywhere else in the package."""
+    package = Path(__file__).resolve().parents[1] / "rnnlab"
+    names = set(TASKS)
+    found = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "tasks":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                literals = [n for n in [node.left, *node.comparators] if isinstance(n, ast.Constant)]
+                literals += [
+                    e for n in node.comparators if isinstance(n, (ast.Tuple, ast.List, ast.Set)) for e in n.elts
+                ]
+                if any(isinstance(c, ast.Constant) and c.value in names for c in literals):
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not found, found
