@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnlab.cli import main
 from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.data import DATASETS, DataError
 from rnnlab.models import model_config
@@ -181,3 +182,14 @@ def test_no_module_outside_the_tasks_compares_a_task_name():
                 if any(isinstance(c, ast.Constant) and c.value in names for c in literals):
                     found.append(f"{path.relative_to(package)}:{node.lineno}")
     assert not found, found
+
+
+def test_the_cli_runs_series_regression_on_a_local_file(tmp_path, monkeypatch):
+    """Issue 16's report: an input series to a target series from the CLI, with no hand-built TaskData."""
+    path, _, _ = one_series_csv(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    sets = ["data.source=local", f"data.name={path}", "model.esn.washout=20", "tracking.mode=disabled"]
+    args = ["run", "esn_narma10", "--out", str(tmp_path / "run"), *(x for s in sets for x in ("--set", s))]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "completed" and result["test/nrmse"] < 0.05, result
