@@ -40,6 +40,8 @@ def trial_times(folder: Path) -> list[float]:
 
 def rnnlab_tune(trials: int, out: Path) -> list[float]:
     argv = [
+        sys.executable,  # this venv's rnnlab, whatever PATH holds
+        "-m",
         "rnnlab",
         "tune",
         EXPERIMENT,

@@ -35,13 +35,17 @@ def run_git(args: list[str], cwd: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# once per process, like package_versions: a worker running trial after trial asks git once (an in-process
+# rnnlab.run in a notebook records the state of its first run: restart the kernel after committing)
+@functools.cache
 def describe_git(cwd: Path) -> dict[str, Any]:
     """Commit and dirty flag of the repository holding `cwd` (the experiment's), or {} outside one."""
-    commit = run_git(["rev-parse", "HEAD"], cwd)
-    if commit is None:
+    head = run_git(["rev-parse", "HEAD", "--show-toplevel"], cwd)
+    if head is None:
         return {}
+    commit, _, root = head.partition("\n")
     status = run_git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    return {"git.commit": commit, "git.dirty": bool(status), "git.root": run_git(["rev-parse", "--show-toplevel"], cwd)}
+    return {"git.commit": commit, "git.dirty": bool(status), "git.root": root or None}
 
 
 @functools.cache  # once per process: a worker that runs many trials runs the code it imported at its start

@@ -93,10 +93,11 @@ def logged_steps(out_dir: str | Path, run_id: str) -> int:
 
 def wait_for_exit_record(path: str | Path, timeout: float) -> bool:
     """Wait until the log holds the run's exit record: wandb-core may still be writing it after `finish` returns."""
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, 0.002  # a tiny run's record comes within milliseconds
     while True:
         if Path(path).exists() and any(r.WhichOneof("record_type") == "exit" for r in read_records(path)):
             return True
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)

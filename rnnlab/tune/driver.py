@@ -41,6 +41,7 @@ from rnnlab.tune.trainable import TrialSetup, make_trainable
 __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySearch: for searches pickled before it moved
 
 logger = logging.getLogger(__name__)
+NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # read by Ray when fit() builds its callbacks
 
 
 def check_storage(storage: str) -> None:
@@ -124,6 +125,7 @@ def trial_dirname(trial) -> str:
 def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run: str, restore: bool = False):
     """A Tuner for `samples` new trials under `ray_run`, or the restored one of a search whose driver died."""
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.search import ConcurrencyLimiter
 
     from rnnlab.tune.progress import SearchProgress
@@ -170,7 +172,9 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
             name=ray_run,
             storage_path=storage,
             verbose=1 if console.is_verbose() else 0,
-            callbacks=[SearchProgress(cfg.metric, cfg.mode, samples)],
+            # Ray's result.json per trial (its ExperimentAnalysis reads it), not its CSV and TensorBoard copies:
+            # a third of the driver's CPU per short trial (fit_tuner turns Ray's automatic loggers off)
+            callbacks=[SearchProgress(cfg.metric, cfg.mode, samples), JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -223,8 +227,18 @@ def check_fits(cfg: Config, address: str | None) -> None:
 
 
 def fit_tuner(tuner, samples: int | None = None) -> bool:
-    """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early)."""
-    grid = tuner.fit()
+    """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early).
+
+    Ray's automatic CSV and TensorBoard loggers stay off (build_tuner passes its JSON logger itself)."""
+    saved = os.environ.get(NO_AUTO_LOGGERS)
+    os.environ[NO_AUTO_LOGGERS] = "1"
+    try:
+        grid = tuner.fit()
+    finally:
+        if saved is None:
+            del os.environ[NO_AUTO_LOGGERS]
+        else:
+            os.environ[NO_AUTO_LOGGERS] = saved
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     return unfinished == 0 and (samples is None or len(grid) >= samples)
 
