@@ -115,6 +115,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("header_only_file", [*run, *local, f"data.name={header_only}"], "data.name"),
         ("missing_column", [*run, *local, f"data.name={csv_ok}", "data.label_column=stars"], "data.label_column"),
         ("unseen_label", [*run, *local, f"data.name={unique_labels}"], "data.label_column"),
+        ("local_split_missing", [*run, *local, f"data.name={csv_ok}", "data.test_split=test"], "data.test_split"),
         ("numbers_as_text", [*run, *local, f"data.name={floats_csv}", "data.text_column=x"], "data.text_column"),
         (
             "tokens_column_ignored",

@@ -103,7 +103,8 @@ def test_wrong_forms_name_the_column_and_the_accepted_forms(tmp_path):
         "words": [{**r, "x": "0.1 zero"} for r in base],
         "nested": [{**r, "x": [[[0.1]]]} for r in base],
         "ragged_vectors": [{**r, "x": [[0.1, 0.2], [0.3]]} for r in base],
-        "scalar": [{**r, "x": 3.5} for r in base],
+        "mapping": [{**r, "x": {"a": 0.5}} for r in base],
+        "booleans": [{**r, "x": True} for r in base],
     }
     for name, items in cases.items():
         err = refused(local(write_jsonl(tmp_path / f"{name}.jsonl", items), sequence_columns=["x"]), "'x'")

@@ -2,9 +2,9 @@
 
 A column's value per row is one of the accepted forms (`FORMS`): a list of numbers (one feature per step), a list
 of equal-length lists of numbers (D features per step), or text of numbers separated by spaces or commas (one
-feature per step, e.g. a CSV cell "0.1 0.25 -3"). Several columns are stacked feature-wise and must agree on each
-row's length; lengths may differ between rows (padded later, with the true lengths kept). NaN and infinity are
-refused after padding (`encoders.check_finite`), per split.
+feature per step, e.g. a CSV cell "0.1 0.25 -3"; a cell of one number is one step). Several columns are stacked
+feature-wise and must agree on each row's length; lengths may differ between rows (padded later, with the true
+lengths kept). NaN and infinity are refused after padding (`encoders.check_finite`), per split.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rnnlab.data.taskdata import DataError
 FIELD = "data.sequence_columns"
 FORMS = (
     "a list of numbers per row (one feature per step), a list of equal-length lists of numbers (D features per "
-    'step), or text of numbers separated by spaces or commas (e.g. "0.1 0.25 -3")'
+    'step), or text of numbers separated by spaces or commas (e.g. "0.1 0.25 -3"; one number: one step)'
 )
 
 
@@ -32,6 +32,8 @@ def as_steps(value, column: str, row: int) -> np.ndarray:
     try:
         if isinstance(value, str):
             array = parse_text(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):  # a CSV cell of one number
+            array = np.array([value], dtype=np.float64)
         elif isinstance(value, (list, tuple, np.ndarray)) and not any(isinstance(v, (str, bytes)) for v in value):
             array = np.asarray(value, dtype=np.float64)
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import socket
 import threading
@@ -29,6 +30,7 @@ LOCAL_FORMATS = {  # file extension -> datasets builder
     ".txt": "text",
 }
 PROBE_TIMEOUT = 2.5  # seconds
+log = logging.getLogger(__name__)
 
 
 # --- hub -------------------------------------------------------------------------------------------------------
@@ -102,11 +104,72 @@ def load_hub(cfg: DataConfig) -> DatasetDict:
 # --- local files -----------------------------------------------------------------------------------------------
 
 
-def local_files(cfg: DataConfig) -> list[str]:
-    files = sorted(glob.glob(os.path.expanduser(cfg.name)))
+def expand(pattern: str, field_path: str = "data.name") -> list[str]:
+    found = glob.glob(os.path.expanduser(pattern), recursive=True)
+    files = sorted(os.path.abspath(f) for f in found if os.path.isfile(f))
     if not files:
-        raise DataError("data.name", f"no file matches {cfg.name!r} (cwd {os.getcwd()}); give a path or glob")
+        raise DataError(field_path, f"no file matches {pattern!r} (cwd {os.getcwd()}); give a path, glob or folder")
     return files
+
+
+def split_by_names(files: list[str], base: str, default: str) -> dict[str, list[str]]:
+    """`files` (under folder `base`) into splits by datasets' own conventions: split names in the file or folder
+    names (train, validation/valid/val/dev, test/eval); no such name anywhere: all of them are split `default`."""
+    from datasets.data_files import DEFAULT_PATTERNS_ALL, DataFilesDict, get_data_patterns
+
+    try:
+        patterns = get_data_patterns(base)
+    except Exception:  # datasets finds no data file under base: none of ours has a split name either
+        patterns = DEFAULT_PATTERNS_ALL
+    if patterns == DEFAULT_PATTERNS_ALL:
+        return {default: files}
+    chosen = set(files)  # absolute paths, as datasets resolves them
+    resolved = DataFilesDict.from_patterns(patterns, base_path=os.path.abspath(base))
+    splits = {str(name): sorted(f for f in found if f in chosen) for name, found in resolved.items()}
+    splits = {name: found for name, found in splits.items() if found}
+    if unplaced := sorted(chosen - {f for found in splits.values() for f in found}):
+        raise DataError(
+            "data.name",
+            f"{len(unplaced)} of {len(files)} file(s) get no split from datasets' naming under {base!r} (e.g. "
+            f"{unplaced[0]}; placed: {', '.join(splits) or 'none'}): name every file or its folder after its split, "
+            "or map them: data.name='train=a.csv,test=b.csv'",
+        )
+    return splits
+
+
+def local_data_files(cfg: DataConfig) -> dict[str, list[str]]:
+    """Split name -> files, for the forms of `data.name`: one file (the split `train_split`); a glob or a folder
+    (splits from the file and folder names, as datasets names them); or a mapping 'train=a.csv,test=b/*.csv'."""
+    name = os.path.expanduser(cfg.name)
+    if "=" in name:
+        mapping = {}
+        for item in name.split(","):
+            split, sep, pattern = item.partition("=")
+            if not sep or not split.strip() or not pattern.strip():
+                raise DataError("data.name", f"{item!r} is not split=path; a mapping reads 'train=a.csv,test=b.csv'")
+            mapping[split.strip()] = expand(pattern.strip())
+        seen: dict[str, str] = {}
+        for split, files in mapping.items():
+            for f in files:
+                if f in seen:
+                    raise DataError("data.name", f"{f} is in split {seen[f]!r} and in split {split!r}: a leak")
+                seen[f] = split
+        return mapping
+    if os.path.isdir(name):
+        found = glob.glob(os.path.join(name, "**", "*"), recursive=True)
+        known = sorted(os.path.abspath(f) for f in found if Path(f).suffix.lower() in LOCAL_FORMATS)
+        if not known:
+            raise DataError("data.name", f"folder {cfg.name!r} holds no {', '.join(LOCAL_FORMATS)} file")
+        return split_by_names(known, name, cfg.train_split)
+    files = expand(name)
+    if not glob.has_magic(name):
+        return {cfg.train_split: files}
+    base = name[: min(name.index(c) for c in "*?[" if c in name)]
+    return split_by_names(files, os.path.dirname(base) or ".", cfg.train_split)
+
+
+def local_files(cfg: DataConfig) -> list[str]:
+    return sorted({f for files in local_data_files(cfg).values() for f in files})
 
 
 def local_format(cfg: DataConfig, files: list[str]) -> str:
@@ -122,14 +185,15 @@ def local_format(cfg: DataConfig, files: list[str]) -> str:
 
 
 def load_local(cfg: DataConfig) -> DatasetDict:
-    """One file or glob through datasets' csv/json/parquet/text builders, as the split `train_split`."""
+    """Local files through datasets' csv/json/parquet/text builders, a split per entry of `local_data_files`."""
     from datasets import load_dataset
 
-    files = local_files(cfg)
+    data_files = local_data_files(cfg)
+    files = sorted({f for found in data_files.values() for f in found})
     builder = local_format(cfg, files)
     kwargs = {"delimiter": "\t"} if builder == "csv" and all(f.lower().endswith(".tsv") for f in files) else {}
     try:
-        return load_dataset(builder, data_files={cfg.train_split: files}, **kwargs)
+        return load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # datasets reports an empty or malformed file in its own words
         raise DataError(
             "data.name", f"could not read {files} with the {builder} builder (empty or malformed?): {err}"
@@ -137,16 +201,27 @@ def load_local(cfg: DataConfig) -> DatasetDict:
 
 
 def local_identity(cfg: DataConfig) -> list:
-    """Path, size and mtime of each file: a changed file must change the fingerprint."""
-    return [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in local_files(cfg)]
+    """Split, path, size and mtime of each file: a changed or re-assigned file must change the fingerprint."""
+    return [
+        [split, f, os.stat(f).st_size, os.stat(f).st_mtime_ns]
+        for split, found in local_data_files(cfg).items()
+        for f in found
+    ]
 
 
 # --- splits ----------------------------------------------------------------------------------------------------
 
 
-def select_split(raw: DatasetDict, name: str, field_path: str) -> Dataset:
+SPLIT_NAMING = (
+    "local files get their splits from their names (train.csv, validation.csv, test.csv, or folders train/, test/), "
+    "or from a mapping data.name='train=a.csv,test=b.csv'"
+)
+
+
+def select_split(raw: DatasetDict, name: str, field_path: str, source: str = "") -> Dataset:
     if name not in raw:
-        raise DataError(field_path, f"no split {name!r}; the dataset has {', '.join(raw)}")
+        hint = f"; {SPLIT_NAMING}" if source == "local" else ""
+        raise DataError(field_path, f"no split {name!r}; the dataset has {', '.join(raw)}{hint}")
     return raw[name]
 
 
@@ -155,13 +230,16 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> d
     `chronological`; all three the train rows when it takes `cues_from_train`). `task` is an `rnnlab.tasks.Task`."""
     if isinstance(raw, Dataset):
         raw = DatasetDict({cfg.train_split: raw})
-    train = select_split(raw, cfg.train_split, "data.train_split")
+    train = select_split(raw, cfg.train_split, "data.train_split", cfg.source)
     if len(train) == 0:
         raise DataError("data.train_split", f"split {cfg.train_split!r} is empty")
     if task.cues_from_train:  # cues are noisy copies of the stored (train) patterns, made in encoding
         return {"train": train, "val": train, "test": train}
-    val = select_split(raw, cfg.val_split, "data.val_split") if cfg.val_split else None
-    test = select_split(raw, cfg.test_split, "data.test_split") if cfg.test_split else None
+    val = select_split(raw, cfg.val_split, "data.val_split", cfg.source) if cfg.val_split else None
+    test = select_split(raw, cfg.test_split, "data.test_split", cfg.source) if cfg.test_split else None
+    unused = [name for name in raw if name not in (cfg.train_split, cfg.val_split, cfg.test_split)]
+    if unused:
+        log.warning("the dataset's split(s) %s are not used (data.val_split / data.test_split)", ", ".join(unused))
     n = len(train)
     n_val = round(n * cfg.val_fraction) if val is None else 0
     n_test = round(n * cfg.test_fraction) if test is None else 0

@@ -1,0 +1,124 @@
+"""Local data with splits: a folder or glob whose file (or folder) names carry the split, as datasets names them, or a
+mapping 'train=a.csv,test=b.csv'; a dataset's own test split kept as it is; clear errors naming field and splits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from datasets import Dataset
+
+from rnnlab.config import DataConfig
+from rnnlab.data import DataError, sources
+from rnnlab.tasks import load_task_data
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+
+
+def rows(first: int, n: int) -> dict:
+    """Rows whose `x` identifies them (x = first .. first + n - 1) and a label that alternates."""
+    return {"inputs": [[float(first + i)] for i in range(n)], "label": [i % 2 for i in range(n)]}
+
+
+def write(path, first, n, kind=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = Dataset.from_dict(rows(first, n))
+    kind = kind or path.suffix.lstrip(".")
+    if kind == "parquet":
+        data.to_parquet(str(path))
+    elif kind in ("json", "jsonl"):
+        data.to_json(str(path), lines=True)
+    else:
+        data.map(lambda r: {"inputs": " ".join(map(str, r["inputs"]))}).to_csv(str(path), index=False)
+    return path
+
+
+def ids(split) -> set[int]:
+    """The row ids a prepared split holds."""
+    return {int(v) for v in split.inputs[:, 0, 0].tolist()}
+
+
+def local(name, **overrides) -> DataConfig:
+    return DataConfig(source="local", name=str(name), task="classification", **overrides)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv", "jsonl"])
+def test_glob_with_split_names_keeps_the_test_split_as_is(tmp_path, suffix):
+    write(tmp_path / "ds" / f"train.{suffix}", 0, 40)
+    write(tmp_path / "ds" / f"test.{suffix}", 100, 10)
+    data = load_task_data(local(tmp_path / "ds" / f"*.{suffix}", test_split="test"), 0)
+    assert ids(data.test) == set(range(100, 110))  # the dataset's own test rows, all of them, none other
+    assert data.test.inputs[:, 0, 0].tolist() == [float(i) for i in range(100, 110)]  # in their order
+    assert ids(data.train) | ids(data.val) == set(range(40)) and len(data.val) == 4  # val carved out of train
+
+
+def test_folder_with_split_files_and_folders(tmp_path):
+    write(tmp_path / "files" / "train.parquet", 0, 30)
+    write(tmp_path / "files" / "validation.parquet", 200, 5)
+    write(tmp_path / "files" / "test.parquet", 100, 6)
+    (tmp_path / "files" / "README.md").write_text("a dataset card is not data\n")
+    data = load_task_data(local(tmp_path / "files", val_split="validation", test_split="test"), 0)
+    assert ids(data.train) == set(range(30)) and ids(data.val) == set(range(200, 205))
+    assert ids(data.test) == set(range(100, 106))
+    write(tmp_path / "dirs" / "train" / "part-0.jsonl", 0, 20)
+    write(tmp_path / "dirs" / "train" / "part-1.jsonl", 20, 20)
+    write(tmp_path / "dirs" / "test" / "part-0.jsonl", 100, 7)
+    data = load_task_data(local(tmp_path / "dirs", test_split="test", val_fraction=0), 0)
+    assert ids(data.train) == set(range(40)) and ids(data.test) == set(range(100, 107)) and len(data.val) == 0
+
+
+def test_mapping_of_split_names_to_files(tmp_path):
+    write(tmp_path / "a.csv", 0, 30)
+    write(tmp_path / "holdout" / "b1.csv", 100, 4)
+    write(tmp_path / "holdout" / "b2.csv", 104, 4)
+    name = f"train={tmp_path / 'a.csv'},heldout={tmp_path / 'holdout' / '*.csv'}"
+    data = load_task_data(local(name, test_split="heldout"), 0)
+    assert ids(data.test) == set(range(100, 108)) and ids(data.train) | ids(data.val) == set(range(30))
+
+
+def test_one_file_or_names_without_splits_are_one_train_split(tmp_path):
+    write(tmp_path / "eval_results.csv", 0, 20)  # a split word in a lone file's name does not make it a test set
+    assert list(sources.load_local(local(tmp_path / "eval_results.csv"))) == ["train"]
+    write(tmp_path / "plain" / "a.csv", 0, 20)
+    write(tmp_path / "plain" / "b.csv", 20, 20)
+    raw = sources.load_local(local(tmp_path / "plain" / "*.csv"))
+    assert list(raw) == ["train"] and len(raw["train"]) == 40
+    assert list(sources.load_local(local(tmp_path / "plain", train_split="everything"))) == ["everything"]
+
+
+def refused(cfg) -> DataError:
+    with pytest.raises(DataError) as err:
+        load_task_data(cfg, 0)
+    return err.value
+
+
+def test_errors_name_the_field_and_the_valid_splits(tmp_path):
+    write(tmp_path / "one.csv", 0, 20)
+    err = refused(local(tmp_path / "one.csv", test_split="test"))
+    assert err.field == "data.test_split" and "the dataset has train" in err.message
+    assert "train.csv" in err.message and "train=a.csv,test=b.csv" in err.message  # how to give splits
+    write(tmp_path / "ds" / "train.csv", 0, 20)
+    write(tmp_path / "ds" / "test.csv", 100, 5)
+    err = refused(local(tmp_path / "ds", val_split="dev"))
+    assert err.field == "data.val_split" and "train, test" in err.message
+    write(tmp_path / "ds" / "extra.csv", 50, 5)
+    err = refused(local(tmp_path / "ds" / "*.csv"))
+    assert err.field == "data.name" and "extra.csv" in err.message
+    err = refused(local(f"train={tmp_path / 'ds' / 'train.csv'},test={tmp_path / 'ds' / 't*.csv'}"))
+    assert err.field == "data.name" and "leak" in err.message
+    assert refused(local(f"train={tmp_path / 'nope.csv'}")).field == "data.name"
+    assert refused(local("train")).field == "data.name"  # no such file
+    (tmp_path / "empty").mkdir()
+    assert "holds no" in refused(local(tmp_path / "empty")).message
+
+
+def test_fingerprint_follows_the_split_of_each_file(tmp_path):
+    write(tmp_path / "a.csv", 0, 20)
+    write(tmp_path / "b.csv", 100, 20)
+    one = local(f"train={tmp_path / 'a.csv'},test={tmp_path / 'b.csv'}", test_split="test")
+    other = local(f"train={tmp_path / 'b.csv'},test={tmp_path / 'a.csv'}", test_split="test")
+    first, second = load_task_data(one, 0), load_task_data(other, 0)
+    assert first.fingerprint != second.fingerprint and second.meta["cache"] == "miss"
+    assert not torch.equal(first.test.inputs, second.test.inputs)
