@@ -193,3 +193,30 @@ def test_the_cli_runs_series_regression_on_a_local_file(tmp_path, monkeypatch):
     assert main(args) == 0
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "completed" and result["test/nrmse"] < 0.05, result
+
+
+def test_several_input_columns_are_stacked_per_step(tmp_path):
+    """One long CSV series driven by two columns: data.sequence_columns names them, as for any numeric input."""
+    u = np.random.default_rng(2).uniform(-1, 1, (400, 2))
+    y = linear_system(u[:, 0]) - 0.5 * u[:, 1]
+    path = tmp_path / "two.csv"
+    path.write_text("a,b,y\n" + "".join(f"{float(p)!r},{float(q)!r},{float(r)!r}\n" for (p, q), r in zip(u, y)))
+    data = load_task_data(series_config(path, sequence_columns=["a", "b"], target_column="y", normalize=False), 0)
+    assert data.input_size == 2 and data.train.inputs.shape == (1, 320, 2)
+    np.testing.assert_allclose(data.train.inputs[0].numpy(), u[:320], rtol=1e-6)
+    with pytest.raises(DataError, match="no column 'c'") as err:
+        load_task_data(series_config(path, sequence_columns=["a", "c"], target_column="y"), 0)
+    assert err.value.field == "data.sequence_columns"
+
+
+def test_many_series_take_text_inputs_as_numeric_sequences(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "text.jsonl"
+    with path.open("w") as f:
+        for _ in range(20):
+            u = rng.uniform(-1, 1, 12)
+            f.write(json.dumps({"u": " ".join(map(str, u)), "target": linear_system(u).tolist()}) + "\n")
+    data = load_task_data(series_config(path, sequence_columns=["u"], normalize=False), 0)
+    assert data.meta["series"] == "many" and data.train.inputs.shape == (16, 12, 1)
+    first = json.loads(path.read_text().splitlines()[0])
+    np.testing.assert_allclose(data.train.inputs[0, :, 0].numpy(), np.array(first["u"].split(), float), rtol=1e-6)

@@ -1,9 +1,11 @@
 """Series-to-series regression: an input series u[t] mapped step by step to a target series y[t], as in the driven
 system-identification benchmarks of reservoir computing (NARMA; Atiya & Parlos, 2000; Jaeger, 2003).
 
-Data come as one long series (a row per time step: the `inputs` column and `data.target_column` hold a number or a
-fixed-width vector each) or as many series (a row per series: both columns hold lists of equal length per row, of
-numbers or of vectors). Splits are contiguous cuts of the rows. With `data.window = 0` every series is kept whole,
+Inputs are the columns of `data.sequence_columns` (several are stacked per step; none: the `inputs` column), the
+target is `data.target_column`. Data come as one long series (a row per time step: each column holds a number or
+a fixed-width vector) or as many series (a row per series: the first input column and the target hold lists of
+equal length per row, of numbers or of vectors; inputs may also be text of numbers, as `data.sequence_columns`
+reads them). Splits are contiguous cuts of the rows. With `data.window = 0` every series is kept whole,
 so a reservoir's ridge readout is fit over all its steps past the washout (`model.esn.washout`); `data.window = W`
 cuts half-overlapping windows of W steps to train gradient models. Targets are standardised with train statistics
 when `data.normalize`; inputs are not (a reservoir's `input_scaling` is relative to them). Metrics are regression's:
@@ -17,7 +19,7 @@ import torch
 from datasets import Dataset
 
 from rnnlab.config import DataConfig
-from rnnlab.data import encoders
+from rnnlab.data import encoders, sequences
 from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.prepare import check_columns
 from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
@@ -25,27 +27,31 @@ from rnnlab.tasks.base import Regression, step_mask
 
 
 def is_many_series(split: Dataset, column: str, target_column: str) -> bool:
-    """A row is a whole series when its input and target values are lists of the same length."""
+    """A row is a whole series when its target is a list as long as its input (a list, or text of numbers)."""
     if not len(split):
         return False
     first_input, first_target = split[0][column], split[0][target_column]
-    return (
-        isinstance(first_input, (list, tuple))
-        and isinstance(first_target, (list, tuple))
-        and len(first_input) == len(first_target)
-    )
+    if not isinstance(first_target, (list, tuple)) or not isinstance(first_input, (list, tuple, str)):
+        return False
+    try:
+        steps = len(sequences.parse_text(first_input)) if isinstance(first_input, str) else len(first_input)
+    except ValueError:  # not numbers: the input reader names the column and the accepted forms
+        return False
+    return steps == len(first_target)
 
 
-def read_series(split: Dataset, column: str, many: bool, field_path: str) -> list[np.ndarray]:
-    """The split's series as float64 (T, D) arrays: one per row, or the whole column as one."""
+def read_series(split: Dataset, columns: list[str], many: bool, field_path: str) -> list[np.ndarray]:
+    """The split's series as float64 (T, D) arrays, the columns stacked per step: one per row, or the whole split
+    as one."""
     if not len(split):
         return []
-    values = split[column]
-    series = (
-        [encoders.as_series(v, column, field_path) for v in values]
-        if many
-        else [encoders.as_series(values, column, field_path)]
-    )
+    if many and field_path != "data.target_column":  # inputs: every form data.sequence_columns accepts
+        series = sequences.read_sequences(split, columns)
+    elif many:
+        series = [encoders.as_series(v, columns[0], field_path) for v in split[columns[0]]]
+    else:
+        series = [np.concatenate([encoders.as_series(split[c], c, field_path) for c in columns], axis=1)]
+    column = ", ".join(columns)
     if (bad := sum(int((~np.isfinite(s)).any()) for s in series)) > 0:
         raise DataError(
             field_path, f"{bad} series of column {column!r} hold a NaN or infinite value; fill or drop them"
@@ -71,11 +77,15 @@ def pad(series: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]
 
 def prepare_series(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """(N, T, D_in) inputs and (N, T, D_out) per-step targets per split (one sequence per split for one series)."""
-    check_columns(splits, FEATURES_COLUMN, "data.name")
+    columns, input_field = (
+        (cfg.sequence_columns, sequences.FIELD) if cfg.sequence_columns else ([FEATURES_COLUMN], "data.name")
+    )
+    for column in columns:
+        check_columns(splits, column, input_field)
     check_columns(splits, cfg.target_column, "data.target_column")
-    many = is_many_series(splits["train"], FEATURES_COLUMN, cfg.target_column)
-    inputs = {n: read_series(s, FEATURES_COLUMN, many, "data.name") for n, s in splits.items()}
-    targets = {n: read_series(s, cfg.target_column, many, "data.target_column") for n, s in splits.items()}
+    many = is_many_series(splits["train"], columns[0], cfg.target_column)
+    inputs = {n: read_series(s, columns, many, input_field) for n, s in splits.items()}
+    targets = {n: read_series(s, [cfg.target_column], many, "data.target_column") for n, s in splits.items()}
     for n in SPLITS:
         if any(len(u) != len(y) for u, y in zip(inputs[n], targets[n])):
             raise DataError(
