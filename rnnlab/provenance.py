@@ -94,5 +94,6 @@ def add_data_provenance(record: dict[str, Any], result: dict[str, Any]) -> dict[
     return record
 
 
-def write_provenance(path: str | Path, record: dict[str, Any]) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode())
+def write_provenance(path: str | Path, record: dict[str, Any], durable: bool = True) -> None:
+    data = (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode()
+    atomic_write_bytes(Path(path), data, durable)

@@ -140,7 +140,9 @@ class Tracker:
 
     def save_state(self) -> None:
         state = {"run_id": self.run.id, "last_step": self.last_step}
-        atomic_write_bytes(self.out / STATE_FILE, json.dumps(state).encode())
+        # not fsynced (per epoch, a few ms): lost to a power loss, a resume only relogs steps the run may hold
+        # (offline the step comes from the run's own log, resume_step)
+        atomic_write_bytes(self.out / STATE_FILE, json.dumps(state).encode(), durable=False)
 
     def log_row(self, row: dict[str, Any]) -> None:
         for key in row.keys() - self.defined:
@@ -334,7 +336,7 @@ def open_tracker(
     out.mkdir(parents=True, exist_ok=True)
     mode = resolve_mode(cfg)
     provenance = collect_provenance(cfg)
-    write_provenance(out / "provenance.json", provenance)
+    write_provenance(out / "provenance.json", provenance, durable=False)  # rewritten durably by Tracker.finish
     run_id = derive_run_id(out, run_id)
     last_step = resume_step(out, run_id, mode)
     run = None
