@@ -171,6 +171,7 @@ def run_seed(
         "parameters": count_parameters(model),
         "device": str(device),
         "data/fingerprint": data.fingerprint,
+        **({"data/commit": data.meta["commit"]} if data.meta.get("commit") else {}),  # a hub dataset's resolved sha
     }
     try:
         result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)

@@ -53,7 +53,7 @@ class DataConfig:
     name: str = "digits"  # built-in task, hub path, or local file path / glob
     task: str = "classification"  # a key of rnnlab.tasks.TASKS
     config_name: str | None = None  # hub dataset configuration
-    revision: str | None = None  # hub git revision (branch, tag or commit)
+    revision: str | None = None  # hub git revision (branch, tag or commit); None: default branch; sha recorded
     format: Literal["csv", "json", "parquet", "text"] | None = None  # local builder; None: from the extension
     train_split: str = "train"
     val_split: str | None = None  # None: carved out of train

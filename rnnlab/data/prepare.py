@@ -309,10 +309,12 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     the task's preparer and cached. (`rnnlab.tasks.load_task_data(cfg, seed)` looks the task up by name.)"""
     if cfg.source == "builtin":
         generate = builtin_generator(cfg)
-        raw, identity = None, {"builtin": cfg.name}  # (cfg, seed) are keyed too; no need to generate to key
+        raw, commit, identity = None, None, {"builtin": cfg.name}  # (cfg, seed) are keyed; no need to generate
     else:
-        raw = sources.load_hub(cfg) if cfg.source == "hub" else sources.load_local(cfg)
+        raw, commit = sources.load_hub(cfg) if cfg.source == "hub" else (sources.load_local(cfg), None)
         identity = {name: split._fingerprint for name, split in raw.items()}  # private: datasets bounded (pyproject)
+        if commit:
+            identity["commit"] = commit
         if cfg.source == "local":
             identity["files"] = sources.local_identity(cfg)
     key = cache.fingerprint(cfg, seed, identity)
@@ -328,6 +330,8 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     data = task.prepare(splits, cfg, seed)
     data.fingerprint = key
     data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)
+    if cfg.source == "hub":
+        data.meta["commit"] = commit  # the revision's resolved commit sha: a branch moves, this does not
     cache.write_cached(path, data)
     log.info("data prepared and cached: %s", path)
     data.meta["cache"] = "miss"

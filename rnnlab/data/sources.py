@@ -10,6 +10,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -76,17 +77,45 @@ def hub_offline_mode():
         datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 
-def load_hub(cfg: DataConfig) -> DatasetDict:
-    """`load_dataset(name, config_name, revision)`; without network, from the local cache or a DataError."""
-    from datasets import load_dataset
+def resolved_commit(builder) -> str | None:
+    """The hub commit a `datasets` builder reads: its `hash`, which `load_dataset_builder` sets to the revision's
+    commit sha (online: resolved by the hub; offline: the cached copy's). None when it is no commit (a local folder
+    loaded by path hashes its files)."""
+    commit = getattr(builder, "hash", None)
+    return commit if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
-    def load() -> DatasetDict:
-        return load_dataset(cfg.name, cfg.config_name, revision=cfg.revision)
+
+def check_pin(cfg: DataConfig, commit: str | None, offline: bool) -> None:
+    """Offline, datasets loads the newest cached copy whatever revision was asked: a pinned sha must match it."""
+    if not offline or not cfg.revision:
+        return
+    if re.fullmatch(r"[0-9a-f]{40}", cfg.revision):
+        if commit != cfg.revision:
+            raise DataError(
+                "data.revision",
+                f"pinned {cfg.revision} but the hub is unreachable and the local datasets cache holds "
+                f"{cfg.name!r} at {commit or 'an unknown commit'}; fill the cache at that commit or change the pin",
+            )
+    else:
+        log.warning(
+            "hub unreachable: %r is the cached copy at commit %s, unverified against %r", cfg.name, commit, cfg.revision
+        )
+
+
+def load_hub(cfg: DataConfig) -> tuple[DatasetDict, str | None]:
+    """The hub dataset at `data.revision` (None: the default branch) and the commit sha it resolved to, through
+    `load_dataset_builder` (what `load_dataset` runs). Without network: from the local cache, or a DataError."""
+    from datasets import load_dataset_builder
+
+    def load() -> tuple[DatasetDict, str | None]:
+        builder = load_dataset_builder(cfg.name, cfg.config_name, revision=cfg.revision)
+        builder.download_and_prepare()
+        return builder.as_dataset(), resolved_commit(builder)
 
     if hub_offline_by_env() or not hub_reachable():
         try:
             with hub_offline_mode():
-                return load()
+                raw, commit = load()
         except Exception as err:
             raise DataError(
                 "data.name",
@@ -95,6 +124,8 @@ def load_hub(cfg: DataConfig) -> DatasetDict:
                 "parquet or txt), or point HF_HOME at a cache filled on a machine with network and set "
                 "HF_DATASETS_OFFLINE=1.",
             ) from None
+        check_pin(cfg, commit, offline=True)
+        return raw, commit
     try:
         return load()
     except Exception as err:

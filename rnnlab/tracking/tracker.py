@@ -199,7 +199,8 @@ class Tracker:
         if not fingerprint:
             return
         if d.source == "hub":
-            uri = f"https://huggingface.co/datasets/{d.name}" + (f"/tree/{d.revision}" if d.revision else "")
+            revision = result.get("data/commit") or d.revision  # the resolved commit: what was read
+            uri = f"https://huggingface.co/datasets/{d.name}" + (f"/tree/{revision}" if revision else "")
         else:
             from rnnlab.data.cache import cache_path
 
@@ -208,7 +209,11 @@ class Tracker:
                 return
             uri = path.resolve().as_uri()
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"data-{d.name}-{d.task}")[:128]
-        artifact = wandb.Artifact(name, type="dataset", metadata={"fingerprint": fingerprint, "revision": d.revision})
+        artifact = wandb.Artifact(
+            name,
+            type="dataset",
+            metadata={"fingerprint": fingerprint, "revision": d.revision, "commit": result.get("data/commit")},
+        )
         artifact.add_reference(uri, checksum=False)  # a checksum would read the whole file: not cheap
         if self.run.offline:  # wandb refuses to mark inputs offline; an output still names the data used
             self.run.log_artifact(artifact, aliases=[fingerprint[:16]])
