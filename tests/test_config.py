@@ -24,7 +24,11 @@ def test_a_run_holds_only_its_familys_settings():
         "model.num_layers",
         "model.bidirectional",
         "model.dropout",
+        "model.forget_bias",
+        "model.chrono_init",
     }
+    gru = to_flat_dict(apply_overrides(Config(), {"model.family": "gru"}))
+    assert "model.hidden_size" in gru and "model.forget_bias" not in gru and "model.chrono_init" not in gru
     esn = to_flat_dict(apply_overrides(Config(), {"model.family": "esn"}))
     assert "model.hidden_size" not in esn and "model.nonlinearity" not in esn and esn["model.esn.units"] == 500
     assert "model.nonlinearity" in to_flat_dict(apply_overrides(Config(), {"model.family": "elman"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -82,8 +83,8 @@ def test_adding_problem_markers():
     assert data.output_size == 1 and data.input_size == 2
 
 
-def test_copy_targets_only_at_output_steps():
-    data = load_task_data(builtin("copy"), 0)
+def test_copy_as_tagging_targets_only_at_output_steps():  # data.task=copy: tests/test_copy_task.py
+    data = load_task_data(dataclasses.replace(builtin("copy"), task="tagging"), 0)
     targets = data.train.targets
     assert targets.shape[1] == SMALL["seq_len"] + 20
     assert (targets[:, :-10] == -100).all() and (targets[:, -10:] >= 0).all()

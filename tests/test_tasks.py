@@ -19,7 +19,7 @@ def batch(task):
     lengths = torch.tensor([5, 3, 5, 2])
     if task.name in ("classification",):
         return torch.randn(B, C), torch.tensor([0, 1, 2, 1]), lengths
-    if task.name in ("tagging", "lm"):
+    if task.name in ("tagging", "lm", "copy"):
         targets = torch.randint(0, C, (B, T))
         targets[1, 3:] = targets[3, 2:] = IGNORE_INDEX
         return torch.randn(B, T, C), targets, lengths

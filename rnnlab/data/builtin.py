@@ -177,7 +177,7 @@ DATASETS = {
 # The task(s) each built-in dataset serves; the first is the one to suggest when data.task does not fit.
 BUILTIN_TASKS = {
     "adding": ("regression",),
-    "copy": ("tagging",),
+    "copy": ("copy", "tagging"),  # copy: every step's target (the literature's loss); tagging: the recall steps
     "mackey_glass": ("forecast",),
     "digits": ("classification",),
     "patterns": ("recall",),

@@ -17,13 +17,13 @@ from rnnlab.models.hopfield import HopfieldMemory, HopfieldModelConfig, Hopfield
 from rnnlab.models.indrnn import IndRNN, IndRNNModelConfig
 from rnnlab.models.mingru import MinGRU, MinGRUConfig
 from rnnlab.models.minlstm import MinLSTM, MinLSTMConfig
-from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN
+from rnnlab.models.rnn import GRU, LSTM, ElmanConfig, ElmanRNN, LSTMConfig
 from rnnlab.models.sequence import SequenceModel
 from rnnlab.tasks import Task, task_of
 
 MODELS: dict[str, Family] = {
     "elman": Family(ElmanConfig, ElmanRNN),
-    "lstm": Family(RecurrentConfig, LSTM),
+    "lstm": Family(LSTMConfig, LSTM),
     "gru": Family(RecurrentConfig, GRU),
     "esn": Family(ESNModelConfig, ESN),
     "indrnn": Family(IndRNNModelConfig, IndRNN),

@@ -1,7 +1,10 @@
 """Elman RNN, LSTM and GRU on torch's fused kernels, stacked and bidirectional, with packed variable lengths.
 
 Elman (1990):  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu.
-LSTM (Hochreiter & Schmidhuber, 1997) and GRU (Cho et al., 2014) follow torch.nn.LSTM / torch.nn.GRU.
+LSTM (Hochreiter & Schmidhuber, 1997) and GRU (Cho et al., 2014) follow torch.nn.LSTM / torch.nn.GRU. The
+LSTM's gate biases can start as the literature's inits: a forget-gate bias (Gers et al., 2000; Jozefowicz et al.,
+2015) or chrono init (Tallec & Ollivier, 2018, "Can recurrent neural networks warp time?"):
+b_f ~ log U(1, T_max - 1), b_i = -b_f.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.config import check
 from rnnlab.models.encoder import Encoder, RecurrentConfig
 
 
@@ -20,6 +24,28 @@ from rnnlab.models.encoder import Encoder, RecurrentConfig
 class ElmanConfig(RecurrentConfig):
     family: str = "elman"
     nonlinearity: Literal["tanh", "relu"] = "tanh"
+
+
+@dataclass
+class LSTMConfig(RecurrentConfig):
+    """An LSTM's settings: those of every stacked recurrent encoder and the init of its gate biases."""
+
+    family: str = "lstm"
+    forget_bias: float | None = None  # every forget gate's bias starts at this value (e.g. 1.0); None: torch's init
+    chrono_init: int = 0  # T_max of chrono init: b_f ~ log U(1, T_max - 1), b_i = -b_f; 0: off
+
+    def validate(self) -> None:
+        super().validate()
+        check(
+            self.chrono_init == 0 or self.chrono_init >= 2,
+            "model.chrono_init",
+            f"must be 0 (off) or T_max >= 2 (about the longest dependency, e.g. data.seq_len), got {self.chrono_init}",
+        )
+        check(
+            not (self.chrono_init and self.forget_bias is not None),
+            "model.forget_bias",
+            "chrono init sets the forget-gate biases itself: give model.forget_bias or model.chrono_init, not both",
+        )
 
 
 class TorchRNN(Encoder):
@@ -69,6 +95,34 @@ class ElmanRNN(TorchRNN):
 
 class LSTM(TorchRNN):
     cell = nn.LSTM
+
+    def __init__(self, cfg: RecurrentConfig, input_size: int):
+        super().__init__(cfg, input_size)
+        # another family's config may build an LSTM inside it (Hopfield pooling): it keeps torch's init
+        init_gate_biases(self.rnn, getattr(cfg, "forget_bias", None), getattr(cfg, "chrono_init", 0))
+
+
+@torch.no_grad()
+def init_gate_biases(lstm: nn.LSTM, forget_bias: float | None, chrono_init: int) -> None:
+    """Set every layer's and direction's forget (and, for chrono, input) gate biases; the others keep torch's init.
+
+    torch adds two biases, b_ih + b_hh, gates stacked (input, forget, cell, output): the value goes in b_ih and the
+    same gates of b_hh are zeroed, so the gate's total bias is the value. Chrono draws from torch's RNG (the seed).
+    """
+    if forget_bias is None and not chrono_init:
+        return
+    H = lstm.hidden_size
+    input_gate, forget_gate = slice(0, H), slice(H, 2 * H)
+    for name, bias_ih in lstm.named_parameters():
+        if not name.startswith("bias_ih"):
+            continue
+        bias_hh = getattr(lstm, name.replace("bias_ih", "bias_hh"))
+        if chrono_init:
+            forget = torch.log(1 + (chrono_init - 2) * torch.rand(H))  # log U(1, T_max - 1)
+            bias_ih[forget_gate], bias_ih[input_gate] = forget, -forget
+            bias_hh[forget_gate], bias_hh[input_gate] = 0.0, 0.0
+        else:
+            bias_ih[forget_gate], bias_hh[forget_gate] = forget_bias, 0.0
 
 
 class GRU(TorchRNN):

@@ -4,6 +4,7 @@ split rules and data preparation (`rnnlab.tasks.base.Task`). Adding a task is it
 classification, tagging: loss (cross-entropy), acc.  lm: loss, acc, ppl, bpc (character models).
 regression, forecast, series: loss (= mse), mse, rmse, nrmse (rmse / std of the targets).
 recall: loss, bit_acc, exact.  memory_capacity: series' metrics and memory_capacity (Jaeger's MC).
+copy: loss and acc over all T+20 steps (the literature's), recall_loss, recall_acc.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rnnlab.tasks.base import (
     Task,
     step_mask,
 )
+from rnnlab.tasks.copy import CopyMemory
 from rnnlab.tasks.memory import MemoryCapacity
 from rnnlab.tasks.series import SeriesRegression
 
@@ -34,6 +36,7 @@ TASKS: dict[str, Task] = {
     "recall": Recall(),
     "series": SeriesRegression(),
     "memory_capacity": MemoryCapacity(),
+    "copy": CopyMemory(),
 }
 
 __all__ = ["IGNORE_INDEX", "TASKS", "Metrics", "Task", "load_task_data", "step_mask", "task_of"]
