@@ -76,6 +76,17 @@ def test_a_100_unit_esn_has_the_memory_capacity_of_reservoirpy_on_the_same_weigh
     assert abs(ours - theirs) <= 0.01 * theirs, (ours, theirs)  # measured: 38.80 vs 38.72
 
 
+def test_memory_capacity_is_bounded_by_the_units_and_grows_with_them(tmp_path):
+    """Jaeger (2002): MC <= N. Small reservoirs, short series: the bound holds and more units remember more."""
+    shrunk = {"data.num_samples": 3000, "data.max_delay": 40, "model.esn.washout": 40}
+    capacity = {}
+    for units in (10, 20):
+        result = run_trial(memory_config(**shrunk, **{"model.esn.units": units}), None, tmp_path / f"n{units}")
+        capacity[units] = result["test/memory_capacity"]
+        assert 3.0 < capacity[units] <= units + 0.5, capacity  # + estimation bias: about max_delay / test steps
+    assert capacity[20] > capacity[10], capacity
+
+
 def test_memory_capacity_reaches_result_json_and_the_wandb_summary(tmp_path, monkeypatch):
     """Through the CLI, shrunk: the W&B run's summary holds the test/memory_capacity of result.json."""
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -11,7 +11,7 @@ import torch
 
 from rnnlab.config import Config
 from rnnlab.models import build_model, indrnn, indrnn_kernel, model_config
-from rnnlab.models.esn import ESN, ESNModelConfig, memory_capacity
+from rnnlab.models.esn import ESN, ESNModelConfig
 from rnnlab.models.hopfield import HopfieldLayer, HopfieldMemory
 from rnnlab.models.indrnn import IndRNN, IndRNNKernelRecurrence, IndRNNModelConfig, IndRNNRecurrence
 
@@ -102,13 +102,6 @@ def test_esn_deep_and_bidirectional_features_concatenate_every_reservoir():
     out, last, state = encoder(torch.randn(2, 6, 2), torch.tensor([6, 4]))
     assert out.shape == (2, 6, 60) and last.shape == (2, 60) and state.shape == (6, 2, 10)
     assert torch.all(out[1, 4:] == 0)
-
-
-def test_esn_memory_capacity_is_bounded_by_the_units():
-    torch.manual_seed(0)
-    encoder = ESN(esn_config(units=20, spectral_radius=0.9, leak_rate=1.0, input_scaling=0.1, density=0.5), 1)
-    capacity = memory_capacity(encoder, max_delay=40, length=2000, seed=0)
-    assert 3.0 < capacity <= 20.5  # Jaeger (2002): MC <= N for a linear-ish reservoir of N units
 
 
 # --- IndRNN ----------------------------------------------------------------------------------------------------

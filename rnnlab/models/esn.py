@@ -17,7 +17,6 @@ from torch import nn
 
 from rnnlab.config import ModelConfig, check
 from rnnlab.models.encoder import Encoder, run_directions, valid_mask
-from rnnlab.models.sequence import ridge_regression
 
 
 @dataclass
@@ -201,30 +200,3 @@ class ESN(Encoder):
         else:
             last_BH = torch.cat(finals, dim=-1)
         return out_BTH, last_BH, torch.stack(finals)
-
-
-@torch.no_grad()
-def memory_capacity(model: nn.Module, max_delay: int, length: int = 4000, seed: int = 0, ridge: float = 1e-8) -> float:
-    """Jaeger's (2002) short-term memory capacity: sum over delays k of the squared correlation between u[t-k]
-    and its best linear reconstruction from the states x[t], for i.i.d. u ~ U(-1, 1).
-
-    Readouts are fit on the first half after a washout of `max_delay` steps and scored on the second half.
-    Inputs wider than one feature get the signal on the first feature and zeros elsewhere.
-    """
-    encoder = getattr(model, "encoder", model)
-    input_size = encoder.layers[0][0].input_weight.shape[1]
-    generator = torch.Generator().manual_seed(seed)
-    u_T = 2 * torch.rand(length, generator=generator, dtype=torch.float64) - 1
-    x = torch.zeros(1, length, input_size, dtype=torch.float64)
-    x[0, :, 0] = u_T
-    states_TH = encoder(x, torch.tensor([length]))[0][0]
-    middle = max_delay + (length - max_delay) // 2
-    capacity = 0.0
-    for delay in range(1, max_delay + 1):
-        train, test = slice(max_delay, middle), slice(middle, length)
-        target_T = torch.roll(u_T, delay)  # target[t] = u[t - delay]; t >= max_delay never wraps around
-        weight, bias = ridge_regression(states_TH[train], target_T[train, None], ridge)
-        estimate = states_TH[test] @ weight.T + bias
-        stacked = torch.stack([estimate[:, 0], target_T[test]])
-        capacity += float(torch.corrcoef(stacked)[0, 1] ** 2)
-    return capacity
