@@ -90,9 +90,10 @@ def trial_folder(spec: SearchSpec, trial_id: str) -> Path:
 def open_study_storage(folder: str | Path):
     """The Optuna journal of the search: an append-only file that only the driver writes."""
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(Path(folder).resolve() / JOURNAL_FILE)))
+    from rnnlab.journal import JournalFile
+
+    return JournalStorage(JournalFile(str(Path(folder).resolve() / JOURNAL_FILE)))
 
 
 def load_study(folder: str | Path):

@@ -16,7 +16,7 @@ Who uploads what, and with which mechanism:
   next to Ray's `result.json` and `params.json` (names our record uses too), in the background every
   `sync_period` or on a checkpoint; a node that dies between syncs loses the newest epochs of the record.
 - The Optuna journal: the driver, its only writer, uploads it after each append (`MirroredJournal`, a
-  JournalFileBackend subclass), so a new head resumes with every told trial.
+  `rnnlab.journal.JournalFile` subclass), so a new head resumes with every told trial.
 - search.json, the plots, the report and replays: the command that wrote them, when it is done.
 """
 
@@ -26,10 +26,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from optuna.storages.journal import JournalFileBackend
-
 from rnnlab.config import ConfigError
 from rnnlab.folder_lock import LOCK_FILE  # this machine's flock: it means nothing in a bucket
+from rnnlab.journal import JournalFile
 from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, SEARCH_FILE, TRIALS_DIR, SearchSpec
 
 CACHE = "searches"  # where a URI search is downloaded to, under the current folder: ./searches/<name>/
@@ -185,7 +184,7 @@ def bind(uri: str, folder: str | Path) -> None:
     _local_folders[uri] = str(Path(folder).resolve())
 
 
-class MirroredJournal(JournalFileBackend):
+class MirroredJournal(JournalFile):
     """The search's journal file, uploaded to `<uri>/optuna.journal` after each append.
 
     Ray pickles the searcher (and this backend) into its experiment state; unpickled on a new head, the journal
@@ -202,7 +201,7 @@ class MirroredJournal(JournalFileBackend):
         push(self.path, join(self.uri, JOURNAL_FILE))
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         folder = _local_folders.get(self.uri)
         if folder is not None and self.path != os.path.join(folder, JOURNAL_FILE):
             self.__init__(folder, self.uri)

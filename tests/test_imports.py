@@ -83,7 +83,8 @@ GROUND = {
     "rnnlab.data": ("rnnlab.config", "rnnlab.checkpoint"),
     "rnnlab.tasks": ("rnnlab.config", "rnnlab.data"),
     "rnnlab.models": ("rnnlab.config", "rnnlab.checkpoint", "rnnlab.data", "rnnlab.tasks"),
-    "rnnlab.search_folder": ("rnnlab.config", "rnnlab.checkpoint"),
+    "rnnlab.search_folder": ("rnnlab.config", "rnnlab.checkpoint", "rnnlab.journal"),
+    "rnnlab.journal": (),  # Optuna's journal file, nothing of rnnlab
 }
 
 
