@@ -103,3 +103,22 @@ def test_memory_capacity_reaches_result_json_and_the_wandb_summary(tmp_path, mon
         if r.WhichOneof("record_type") == "summary":
             summary.update({u.key: json.loads(u.value_json) for u in r.summary.update})
     assert summary["test/memory_capacity"] == pytest.approx(result["test/memory_capacity"])
+
+
+@pytest.mark.slow
+def test_a_search_maximises_val_memory_capacity(tmp_path):
+    """`rnnlab tune` on a real local Ray and Optuna journal: each trial's objective is its val/memory_capacity."""
+    from rnnlab.search_folder import load_study
+
+    shrunk = ["data.num_samples=2000", "data.max_delay=30", "model.esn.washout=30", "model.esn.units=30"]
+    args = ["tune", "search_esn_memory_capacity", "--storage", str(tmp_path), "--name", "mc", "--samples", "3"]
+    assert (
+        main([*args, "--concurrency", "1", *(x for s in [*shrunk, "tracking.mode=disabled"] for x in ("--set", s))])
+        == 0
+    )
+    study = load_study(tmp_path / "mc")
+    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 3
+    for t in study.trials:
+        result = json.loads((tmp_path / "mc" / "trials" / t.user_attrs["ray_trial_id"] / "result.json").read_text())
+        assert t.state.name == "COMPLETE" and t.value == pytest.approx(result["val/memory_capacity"])
+        assert 0 < t.value <= 30
