@@ -1,7 +1,8 @@
 """Preparation at column speed gives the data the row-by-row way gave, value by value.
 
 The way before: preparers read each `Dataset` column lazily, row by row, and `pad_ids` copied one tensor per row.
-Now `load_prepared` hands them `sources.Columns` (each column materialised once) and `pad_ids` copies once.
+Now `load_prepared` hands them `sources.Columns` (each column of the dataset read once, then its rows picked) and
+`pad_ids` copies once.
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ def assert_same(a, b):
 def test_columns_prepare_what_lazy_columns_prepared(tmp_path):
     for cfg in cases(tmp_path):
         task = TASKS[cfg.task]
-        splits = sources.split_raw(sources.load_local(cfg), cfg, 0, task)
-        row_by_row = task.prepare(splits, cfg, 0)
-        columns = task.prepare({n: sources.Columns(s) for n, s in splits.items()}, cfg, 0)
+        raw = sources.load_local(cfg)
+        row_by_row = task.prepare(sources.split_raw(raw, cfg, 0, task), cfg, 0)
+        columns = task.prepare(sources.split_columns(raw, cfg, 0, task), cfg, 0)
         assert len(row_by_row.train) > 0
         assert_same(columns, row_by_row)
 
@@ -102,6 +103,17 @@ def test_columns_read_each_column_once_and_list_its_names(tmp_path):
 
 
 def test_columns_give_rows_as_the_dataset_does(tmp_path):
-    split = sources.load_local(cases(tmp_path)[0])["train"].select([5, 0])
-    view = sources.Columns(split)
-    assert view[0] == split[0] and view[1]["label"] == split[1]["label"]
+    dataset = sources.load_local(cases(tmp_path)[0])["train"]
+    split = dataset.select([5, 0])
+    view, cut = sources.Columns(split), sources.Columns(dataset, np.array([5, 0]))
+    assert view[0] == split[0] == cut[0] and view[1]["label"] == split[1]["label"] == cut[1]["label"]
+    assert len(cut) == 2 and cut["text"] == split["text"][:]
+
+
+def test_splits_cut_from_one_dataset_read_each_column_once(tmp_path):
+    cfg = cases(tmp_path)[0]
+    splits = sources.split_columns(sources.load_local(cfg), cfg, 0, TASKS[cfg.task])
+    for split in splits.values():
+        split["label"]
+    assert splits["train"].whole is splits["test"].whole and len(splits["train"].whole) == 1
+    assert sum(len(s) for s in splits.values()) == 90

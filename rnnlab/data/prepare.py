@@ -326,7 +326,7 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
         return data
     if raw is None:
         raw = generate(cfg, seed)
-    splits = {name: sources.Columns(split) for name, split in sources.split_raw(raw, cfg, seed, task).items()}
+    splits = sources.split_columns(raw, cfg, seed, task)
     data = task.prepare(splits, cfg, seed)
     data.fingerprint = key
     data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)

@@ -31,6 +31,7 @@ LOCAL_FORMATS = {  # file extension -> datasets builder
     ".txt": "text",
 }
 PROBE_TIMEOUT = 2.5  # seconds
+Rows = np.ndarray | None  # row indices into a dataset; None: all of its rows
 log = logging.getLogger(__name__)
 
 
@@ -256,16 +257,17 @@ def select_split(raw: DatasetDict, name: str, field_path: str, source: str = "")
     return raw[name]
 
 
-def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, Dataset]:
-    """train/val/test: named splits when configured, else carved out of train (seeded; contiguous when the task is
-    `chronological`; all three the train rows when it takes `cues_from_train`). `task` is an `rnnlab.tasks.Task`."""
+def split_rows(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, tuple[Dataset, Rows]]:
+    """train/val/test as (dataset, row indices or None for all of it): named splits when configured, else carved
+    out of train (seeded; contiguous when the task is `chronological`; all three the train rows when it takes
+    `cues_from_train`). `task` is an `rnnlab.tasks.Task`."""
     if isinstance(raw, Dataset):
         raw = DatasetDict({cfg.train_split: raw})
     train = select_split(raw, cfg.train_split, "data.train_split", cfg.source)
     if len(train) == 0:
         raise DataError("data.train_split", f"split {cfg.train_split!r} is empty")
     if task.cues_from_train:  # cues are noisy copies of the stored (train) patterns, made in encoding
-        return {"train": train, "val": train, "test": train}
+        return {"train": (train, None), "val": (train, None), "test": (train, None)}
     val = select_split(raw, cfg.val_split, "data.val_split", cfg.source) if cfg.val_split else None
     test = select_split(raw, cfg.test_split, "data.test_split", cfg.source) if cfg.test_split else None
     unused = [name for name in raw if name not in (cfg.train_split, cfg.val_split, cfg.test_split)]
@@ -281,11 +283,12 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> d
         order = np.arange(n)
     else:
         order = np.random.default_rng(seed).permutation(n)
-    parts = {"train": train.select(np.sort(order[:n_train]))}
-    parts["val"] = val if val is not None else train.select(np.sort(order[n_train : n_train + n_val]))
-    parts["test"] = test if test is not None else train.select(np.sort(order[n_train + n_val :]))
+    parts = {"train": (train, np.sort(order[:n_train]))}
+    parts["val"] = (val, None) if val is not None else (train, np.sort(order[n_train : n_train + n_val]))
+    parts["test"] = (test, None) if test is not None else (train, np.sort(order[n_train + n_val :]))
     for name, given, fraction in (("val", val, cfg.val_fraction), ("test", test, cfg.test_fraction)):
-        if (given is not None or fraction > 0) and len(parts[name]) == 0:  # asked for, yet empty: metrics of nothing
+        data, rows = parts[name]
+        if (given is not None or fraction > 0) and len(data if rows is None else rows) == 0:  # metrics of nothing
             field_path = f"data.{name}_split" if given is not None else f"data.{name}_fraction"
             raise DataError(
                 field_path,
@@ -295,26 +298,44 @@ def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> d
     return parts
 
 
+def split_raw(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, Dataset]:
+    """The splits of `split_rows` as `Dataset`s (lazy columns)."""
+    return {n: d if rows is None else d.select(rows) for n, (d, rows) in split_rows(raw, cfg, seed, task).items()}
+
+
+def split_columns(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, Columns]:
+    """The splits of `split_rows` as `Columns`: each column of a dataset read once, whichever splits it feeds."""
+    whole: dict = {}
+    return {n: Columns(d, rows, whole) for n, (d, rows) in split_rows(raw, cfg, seed, task).items()}
+
+
 class Columns:
     """A split whose columns are materialised as Python lists, each once, on first access.
 
-    A `Dataset`'s `split[column]` is a lazy column that formats one row per step of iteration: preparing 100k CSV
-    rows spent ~96% of its time there. One batch read per column gives the same values (datasets' own formatter).
-    Preparers read `len(s)`, `s.column_names`, `s[column]` and `s[row]` alike from this and from a `Dataset`.
+    A `Dataset`'s `split[column]` is a lazy column that formats one row per step of iteration, and one cut out by
+    `select` gathers its rows one slice at a time: preparing 100k CSV rows spent ~96% of its time there. Here a
+    column of the whole dataset is read in one batch (datasets' own formatter, so the same values) and shared by the
+    splits cut from it (`whole`), then each split picks its `rows`. Preparers read `len(s)`, `s.column_names`,
+    `s[column]` and `s[row]` alike from this and from a `Dataset`.
     """
 
-    def __init__(self, split: Dataset):
-        self.split, self.column_names = split, list(split.column_names)
+    def __init__(self, dataset: Dataset, rows: Rows = None, whole: dict | None = None):
+        self.dataset, self.rows, self.column_names = dataset, rows, list(dataset.column_names)
+        self.whole = {} if whole is None else whole  # (id(dataset), column) -> the whole column
         self.values: dict[str, list] = {}
 
     def __len__(self) -> int:
-        return len(self.split)
+        return len(self.dataset) if self.rows is None else len(self.rows)
 
     def __getitem__(self, column: str) -> list:
-        if not isinstance(column, str):  # a row (an int) or rows: as the Dataset gives them
-            return self.split[column]
+        if isinstance(column, (int, np.integer)):  # a row, as the Dataset gives it
+            return self.dataset[int(column) if self.rows is None else int(self.rows[column])]
         if column not in self.values:
-            self.values[column] = self.split[column][:] if len(self.split) else []
+            key = (id(self.dataset), column)
+            if key not in self.whole:
+                self.whole[key] = self.dataset[column][:] if len(self.dataset) else []
+            values = self.whole[key]
+            self.values[column] = values if self.rows is None else [values[i] for i in self.rows.tolist()]
         return self.values[column]
 
 
