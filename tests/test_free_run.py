@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnlab import evaluation
 from rnnlab.checkpoint import load_latest
 from rnnlab.cli import main
 from rnnlab.data.taskdata import with_dtype
@@ -141,6 +142,7 @@ BAD = {  # overrides of the 300-unit experiment: the field the refusal names
         "metric",
     ),
     "bidirectional": (["model.bidirectional=true"], "eval.free_run_steps"),
+    "pooling forgets a carried state": (["model.family=hopfield_pool"], "eval.free_run_steps"),
     "negative": (["eval.free_run_steps=-1"], "eval.free_run_steps"),
 }
 
@@ -152,3 +154,25 @@ def test_a_free_run_that_cannot_run_is_refused_before_any_work(case, tmp_path, c
     assert main(["run", FREERUN, "--out", str(out), "--set", "tracking.mode=disabled", *overrides]) == 2
     assert field in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("family", ["lstm", "gru", "elman", "esn", "mingru", "minlstm", "indrnn"])
+def test_the_free_run_carries_each_familys_state_as_a_rerun_from_scratch_would(family, monkeypatch):
+    """Stepping on the carried state equals re-running the whole prefix (teacher steps, then the predictions so far)
+    from a zero state at every step, for every family a free run accepts, on windows of a normalised series."""
+    monkeypatch.setenv("RNNLAB_INDRNN_KERNEL", "python")
+    overrides = {"model.family": family, "data.window": 40, "data.normalize": True, "data.num_samples": 400}
+    overrides.update({"model.hidden_size": 8} if family != "esn" else {"model.esn.units": 30})
+    cfg = load_experiment(FREERUN, overrides).config
+    data = load_task_data(cfg.data, cfg.seed)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task).eval()
+    warmup, steps = 20, 10
+    inputs = data.test.inputs[:3]
+    carried = evaluation.free_run(model, inputs[:, :warmup], steps)
+    sequence = inputs[:, :warmup]
+    with torch.no_grad():
+        for _ in range(steps):
+            outputs, _ = model(sequence, torch.full((len(sequence),), sequence.shape[1]))
+            sequence = torch.cat([sequence, outputs[:, -1:]], dim=1)
+    torch.testing.assert_close(carried, sequence[:, warmup:], rtol=1e-4, atol=1e-5)
