@@ -145,7 +145,7 @@ def run(
 def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
     from rnnlab.progress import EpochProgress
     from rnnlab.tracking import open_tracker, resolve_mode
-    from rnnlab.trial import TrialStopped, prepare_data, run_trial
+    from rnnlab.trial import RunRecord, TrialStopped, prepare_data, run_trial
 
     resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
@@ -156,10 +156,11 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
     # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
     # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
     stop: list[str] = []
+    record = RunRecord(out)  # metrics.jsonl's rows in memory: run_trial appends, the tracker reads
     with (
         stop_on_sigterm(stop),
         EpochProgress(cfg.train.epochs, cfg.metric) as progress,
-        open_tracker(cfg, out, job_type="run") as tracker,
+        open_tracker(cfg, out, job_type="run", rows=record.rows) as tracker,
     ):
 
         def report(metrics, checkpoint=None):
@@ -171,7 +172,7 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
         def should_stop():
             return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
 
-        result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop)
+        result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop, record)
         tracker.finish(result)
     logger.info(f"run folder: {out}")
     if result["status"] == "stopped":

@@ -45,25 +45,64 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def last_row(out: Path) -> dict[str, Any]:
-    rows = read_metrics(Path(out) / "metrics.jsonl")
-    return rows[-1] if rows else {}
+class RunRecord:
+    """A run folder's record and its one writer: `metrics.jsonl`, whose rows it keeps in memory as they are appended
+    (nobody re-reads the file), and `result.json`, the final record, which only `finish` builds and writes.
 
+    Every way a run ends (completed, stopped, diverged, out of memory, failed; one seed, seed replicates, a search
+    trial) goes through `finish`. A sealed record (a trial its time limit took over while its thread was stuck)
+    takes no more rows and keeps the result it has.
+    """
 
-class MetricsLog:
-    """One JSON row per epoch appended to `metrics.jsonl` and flushed at once: the local record."""
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.rows: list[dict[str, Any]] = read_metrics(self.out / METRICS_FILE)  # what an earlier attempt left
+        self.result: dict[str, Any] | None = None
+        self.sealed = False
 
-    def __init__(self, path: Path, resume_state: dict[str, Any] | None):
-        self.path = Path(path)
-        rows = read_metrics(self.path)
-        if resume_state is None:
-            rows = []
-        else:  # keep rows up to the checkpoint's epoch; restore its row if a kill came before it was written
-            last = resume_state["metrics"]["epoch"]
-            rows = [r for r in rows if r["epoch"] < last] + [resume_state["metrics"]]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.rows[-1] if self.rows else {}
 
-    def append(self, metrics: dict[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(metrics) + "\n")
+    def start(self, resume_metrics: dict[str, Any] | None) -> None:
+        """Begin an attempt: no rows, or for a resume the rows before the checkpoint's epoch and its own row
+        (restored if a kill came before it was written)."""
+        if resume_metrics is None:
+            self.replace([])
+        else:
+            epoch = resume_metrics["epoch"]
+            self.replace([r for r in self.rows if r["epoch"] < epoch] + [resume_metrics])
+
+    def replace(self, rows: list[dict[str, Any]]) -> None:
+        """All rows at once (seed replicates' means): the file is rewritten whole."""
+        if self.sealed:
+            return
+        self.rows[:] = rows  # in place: the tracker reads this same list
+        atomic_write_bytes(self.out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+    def append(self, row: dict[str, Any]) -> None:
+        """One epoch's row, appended and flushed at once."""
+        if self.sealed:
+            return
+        with (self.out / METRICS_FILE).open("a") as f:
+            f.write(json.dumps(row) + "\n")
             f.flush()
+        self.rows.append(row)
+
+    def finish(
+        self, status: str, reason: str | None = None, metrics: dict[str, Any] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Build and write `result.json`: `metrics` (the fit's result; by default the last epoch's row), how the run
+        ended (`status`, `reason`) and `fields` (seed, parameters, time, ...). Returns it."""
+        if self.sealed and self.result is not None:
+            return self.result
+        result = {**(self.last if metrics is None else metrics), "status": status}
+        if reason is not None:
+            result["reason"] = reason
+        result.update(fields)
+        write_json(self.out / RESULT_FILE, result)
+        self.result = result
+        return result
+
+    def seal(self) -> None:
+        self.sealed = True

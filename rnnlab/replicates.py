@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.records import read_metrics, write_json
+from rnnlab.records import RunRecord
 from rnnlab.registries import apply_overrides
 from rnnlab.train import Report, ShouldStop, TrialStopped
 
@@ -61,16 +61,14 @@ def own_checkpoints(folder: Path) -> Path | None:
     return checkpoints if checkpoints.is_dir() and any(checkpoints.iterdir()) else None
 
 
-def mean_reporter(out: Path, count: int, metric: str, report: Report | None) -> Report:
-    """The last seed's report: rewrite `<out>/metrics.jsonl` with the means so far and report the newest."""
-    earlier = [read_metrics(seed_folder(out, i) / "metrics.jsonl") for i in range(count - 1)]
-    last = seed_folder(out, count - 1) / "metrics.jsonl"
+def mean_reporter(seeds: list[RunRecord], out: RunRecord, metric: str, report: Report | None) -> Report:
+    """The last seed's report: `<out>/metrics.jsonl` holds the means so far (from the seeds' rows in memory), and
+    the newest is reported."""
 
     def report_mean(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        rows = mean_rows([*earlier, read_metrics(last)], metric)  # run_seed appended this epoch's row already
-        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        out.replace(mean_rows([seed.rows for seed in seeds], metric))  # run_seed appended this epoch's row already
         if report is not None:
-            report(rows[-1], checkpoint)
+            report(out.last, checkpoint)
 
     return report_mean
 
@@ -101,35 +99,37 @@ def run_replicates(
     out_dir: str | Path = "runs/trial",
     resume_from: str | Path | None = None,
     should_stop: ShouldStop | None = None,
+    record: RunRecord | None = None,
 ) -> dict[str, Any]:
     """Run `cfg.search.seeds` seeds of `cfg` one after the other by `run_seed` (`rnnlab.trial`'s); report and
     return their mean.
 
     A seed whose `result.json` exists is not run again (a retried trial continues where it failed); `resume_from`
-    (Ray's checkpoint) belongs to the last seed, the only one that reports.
+    (Ray's checkpoint) belongs to the last seed, the only one that reports. `record` is `out_dir`'s RunRecord
+    when the caller holds it (the means' rows).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    record = RunRecord(out) if record is None else record
     count = cfg.search.seeds
+    seeds = [RunRecord(seed_folder(out, i)) for i in range(count)]  # each seed's rows, read once
     results: list[dict[str, Any]] = []
-    for index in range(count):
-        folder = seed_folder(out, index)
+    for index, seed in enumerate(seeds):
         seed_cfg = apply_overrides(cfg, {"seed": cfg.seed + index})
         last = index == count - 1
-        done = json.loads((folder / "result.json").read_text()) if (folder / "result.json").is_file() else {}
-        if done and done.get("status") != "stopped":
+        done = json.loads((seed.out / "result.json").read_text()) if (seed.out / "result.json").is_file() else {}
+        if done and done.get("status") not in ("stopped", "failed"):  # a stop or a time limit: run it again
             results.append(done)
         elif not last:
-            results.append(run_seed(seed_cfg, None, folder, own_checkpoints(folder), should_stop=should_stop))
+            results.append(run_seed(seed_cfg, None, seed.out, own_checkpoints(seed.out), None, should_stop, seed))
         else:
-            report_mean = mean_reporter(out, count, cfg.metric, report)
-            results.append(
-                run_seed(seed_cfg, report_mean, folder, resume_from or own_checkpoints(folder), should_stop=should_stop)
-            )
-        if not last and results[-1].get("status") == "stopped":  # by should_stop: the trial ends as asked
-            raise TrialStopped(results[-1]["reason"])
-        if results[-1].get("status") == "diverged":  # one diverging seed is enough to judge the configuration
+            report_mean = mean_reporter(seeds, record, cfg.metric, report)
+            resume = resume_from or own_checkpoints(seed.out)
+            results.append(run_seed(seed_cfg, report_mean, seed.out, resume, None, should_stop, seed))
+        status = results[-1].get("status")
+        if not last and status in ("stopped", "failed"):  # by should_stop (a signal, a time limit): the trial ends
+            raise TrialStopped(results[-1]["reason"], status)
+        if status == "diverged":  # one diverging seed is enough to judge the configuration
             break
-    result = combine_results(results, cfg)
-    write_json(out / "result.json", result)
-    return result
+    combined = combine_results(results, cfg)
+    return record.finish(combined.pop("status"), combined.pop("reason", None), combined)

@@ -30,7 +30,14 @@ class TrialDiverged(RuntimeError):
 
 class TrialStopped(Exception):
     """Whoever runs the trial stopped it: a `report` callback (a scheduler, after an epoch) or `should_stop` (a
-    signal, at the next training batch: the epoch in progress is dropped, the completed ones are kept)."""
+    signal, at the next training batch: the epoch in progress is dropped, the completed ones are kept).
+
+    `status` is how the trial's record ends: "stopped", or "failed" for a stop that is the trial's fault (its time
+    limit)."""
+
+    def __init__(self, reason: str = "stopped", status: str = "stopped"):
+        super().__init__(reason)
+        self.status = status
 
 
 ShouldStop = Callable[[], "str | None"]  # polled before each training batch: a reason to stop, or None

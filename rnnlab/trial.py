@@ -21,17 +21,17 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.data import TaskData, save_vocab
 from rnnlab.data.taskdata import with_dtype
 from rnnlab.models import build_model, count_parameters
-from rnnlab.records import MetricsLog, last_row, read_metrics, write_config, write_json
+from rnnlab.records import RunRecord, read_metrics, write_config, write_json
 from rnnlab.registries import validate
 from rnnlab.replicates import run_replicates
 from rnnlab.tasks import Task, load_task_data, task_of
 from rnnlab.train import Report, ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
 __all__ = [
+    "RunRecord",
     "TrialStopped",
     "check_task",
     "is_out_of_memory",
-    "last_row",
     "prepare_data",
     "read_metrics",
     "run_seed",
@@ -114,14 +114,15 @@ def run_trial(
     resume_from: str | Path | None = None,
     data: TaskData | None = None,
     should_stop: ShouldStop | None = None,
+    record: RunRecord | None = None,
 ) -> dict[str, Any]:
     """Run one trial of `cfg` and return its result (also written to `out_dir/result.json`): one seed, or with
     `search.seeds = k > 1` the seeds seed..seed+k-1 into `out_dir/seed_<i>/`, reported as their mean
     (`rnnlab.replicates`). The arguments are those of `run_seed`; `data`, prepared for cfg.seed, serves one seed.
     """
     if cfg.search.seeds > 1:
-        return run_replicates(run_seed, cfg, report, out_dir, resume_from, should_stop)
-    return run_seed(cfg, report, out_dir, resume_from, data, should_stop)
+        return run_replicates(run_seed, cfg, report, out_dir, resume_from, should_stop, record)
+    return run_seed(cfg, report, out_dir, resume_from, data, should_stop, record)
 
 
 def run_seed(
@@ -131,6 +132,7 @@ def run_seed(
     resume_from: str | Path | None = None,
     data: TaskData | None = None,
     should_stop: ShouldStop | None = None,
+    record: RunRecord | None = None,
 ) -> dict[str, Any]:
     """Run `cfg` with its one seed and return its result (also written to `out_dir/result.json`).
 
@@ -139,7 +141,7 @@ def run_seed(
     A NaN/inf loss ends the trial with status "diverged" and its reason instead of an exception; a report that
     raises TrialStopped ends it as "stopped" (so does `should_stop`, polled before each training batch, when it
     gives a reason: the epoch in progress is dropped), a failed allocation as "out_of_memory", each with its last
-    metrics.
+    metrics. `record` is the folder's RunRecord when the caller holds it (its tracker reads the same rows).
     """
     t0 = time.time()
     data = prepare_data(cfg) if data is None else data  # bad input fails here (given data: it already did)
@@ -159,10 +161,11 @@ def run_seed(
     write_config(out, cfg)
     if data.vocab is not None:
         save_vocab(data.vocab, out / "vocab.json")
-    log = MetricsLog(out / "metrics.jsonl", resume_state)
+    record = RunRecord(out) if record is None else record
+    record.start(resume_state["metrics"] if resume_state else None)
 
     def report_epoch(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
-        log.append(metrics)
+        record.append(metrics)
         if report is not None:
             report(metrics, checkpoint)
 
@@ -174,15 +177,18 @@ def run_seed(
         **({"data/commit": data.meta["commit"]} if data.meta.get("commit") else {}),  # a hub dataset's resolved sha
     }
     try:
-        result = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)
+        fitted = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)
+        status, reason = fitted["status"], None
     except TrialDiverged as err:
-        result = {"status": "diverged", "reason": str(err)}
+        fitted, status, reason = {}, "diverged", str(err)
     except TrialStopped as err:
-        result = {**last_row(out), "status": "stopped", "reason": str(err)}
+        fitted, status, reason = None, err.status, str(err)
     except (MemoryError, RuntimeError) as err:
         if not is_out_of_memory(err):
             raise
-        result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
-    result.update(summary, **{"time/total_s": time.time() - t0})
-    write_json(out / "result.json", result)
-    return result
+        fitted, status, reason = None, "out_of_memory", out_of_memory_reason(err)
+    return record.finish(status, reason, fitted, **summary, **{"time/total_s": time.time() - t0})
+
+
+def out_of_memory_reason(err: BaseException) -> str:
+    return f"out of memory: {str(err)[:300]}"

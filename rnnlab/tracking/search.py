@@ -16,7 +16,8 @@ from typing import Any
 
 from rnnlab.config import Config
 from rnnlab.search_folder import SearchSpec, load_study, trial_rows
-from rnnlab.tracking.tracker import finish_run, resolve_mode, wandb_settings, warn
+from rnnlab.tracking.tracker import resolve_mode, warn
+from rnnlab.tracking.wandb_run import finish_run, wandb_settings
 
 logger = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@
 closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
 last step the run holds (offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
 Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
-wandb is imported only inside functions; `sync.py` uploads offline runs later (`rnnlab sync`).
+wandb is imported only inside functions; `wandb_run.py` starts and finishes the run, `sync.py` uploads offline
+runs later (`rnnlab sync`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -21,18 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rnnlab import console
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError
-from rnnlab.config.overrides import to_flat_dict
 from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
-from rnnlab.tracking.wandb_log import logged_steps, wait_for_exit_record
+from rnnlab.tracking.wandb_log import logged_steps
+from rnnlab.tracking.wandb_run import finish_run, start_run
 
 MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
 STATE_FILE = "tracking.json"  # run id and last step handed to wandb (offline, a kill can keep it off disk)
 LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
-LOG_TIMEOUT_S = 30.0  # for wandb-core to write a finished offline run's log
 
 
 def resolve_mode(cfg: Config) -> str:
@@ -78,11 +76,6 @@ def derive_run_id(out_dir: Path, run_id: str | None = None) -> str:
     return read_state(out_dir).get("run_id") or hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def run_tags(cfg: Config) -> list[str]:
-    tags = [cfg.model.family, cfg.data.name.split("/")[-1], cfg.data.task, *cfg.tracking.tags]
-    return list(dict.fromkeys(t[:64] for t in tags if t))  # unique, in order; W&B caps tag length
-
-
 def summary_ops(key: str) -> str | None:
     """The summary of a val metric: its best (and last) value; None leaves W&B's default, the last value."""
     split, _, name = key.partition("/")
@@ -108,8 +101,9 @@ def warn(message: str) -> None:
 class Tracker:
     """Logs a trial's epochs to its W&B run; a no-op once tracking is disabled or W&B has failed."""
 
-    def __init__(self, cfg: Config, out_dir: Path, provenance: dict[str, Any], run=None, last_step: int = 0):
+    def __init__(self, cfg: Config, out_dir: Path, provenance: dict[str, Any], run=None, last_step: int = 0, rows=None):
         self.cfg, self.out, self.provenance, self.run = cfg, out_dir, provenance, run
+        self.rows: list[dict[str, Any]] = [] if rows is None else rows  # the run's RunRecord rows, in memory
         self.last_step = last_step  # steps at or below it are already in the run (a resumed trial replays none)
         self.checkpoints: dict[int, str] = {}
         self.defined: set[str] = set()
@@ -131,12 +125,10 @@ class Tracker:
             self.fail("logging to W&B", err)
 
     def missing_rows(self, epoch: float) -> list[dict[str, Any]]:
-        """Rows of the local record between the last logged step and `epoch` (run_trial writes it first)."""
+        """Rows of the local record between the last logged step and `epoch` (run_trial records them first)."""
         if epoch == self.last_step + 1:
             return []
-        from rnnlab.trial import read_metrics
-
-        return [r for r in read_metrics(self.out / "metrics.jsonl") if self.last_step < r["epoch"] < epoch]
+        return [r for r in self.rows if self.last_step < r["epoch"] < epoch]
 
     def save_state(self) -> None:
         state = {"run_id": self.run.id, "last_step": self.last_step}
@@ -243,86 +235,6 @@ class Tracker:
             logger.info(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
 
 
-def finish_run(run, exit_code: int = 0) -> None:
-    """`run.finish`, and for an offline run wait until wandb-core has written the log's exit record.
-
-    `finish` can return before the `.wandb` log is whole; a reader (a resume, `rnnlab sync`, a test) must not see
-    a torn log.
-    """
-    log = Path(run.settings.sync_file)
-    run.finish(exit_code=exit_code)
-    if run.offline and not wait_for_exit_record(log, LOG_TIMEOUT_S):
-        warn(f"wandb has not finished writing {log} after {LOG_TIMEOUT_S:.0f} s; its last rows may be missing.")
-
-
-# --- opening a run -----------------------------------------------------------------------------------------------
-
-
-def wandb_settings(mode: str):
-    """Settings that keep the run's files free of secrets and its overhead low."""
-    import wandb
-
-    return wandb.Settings(
-        mode=mode,
-        console="off",  # stdout is not copied into the run: nothing printed can leak into its files
-        x_disable_meta=True,  # no command line, environment or program capture; provenance.* replaces it
-        disable_git=True,  # git state is in provenance.*
-        save_code=False,
-        quiet=True,
-        silent=not console.is_verbose(),  # wandb's banners: shown with -v
-        reinit="create_new",  # trials sharing a process each get their own run
-        # wandb would parse every installed package's metadata again at each init (~0.5 s per run);
-        # save_requirements writes the same requirements.txt from a list read once per process
-        x_save_requirements=False,
-    )
-
-
-@functools.cache
-def installed_packages() -> str:
-    """`name==version` of every installed distribution, as wandb's own requirements.txt lists them."""
-    from importlib import metadata
-
-    lines = set()
-    for dist in metadata.distributions():
-        with contextlib.suppress(KeyError, UnicodeDecodeError, TypeError):  # malformed metadata, as wandb skips
-            lines.add(f"{dist.metadata['Name']}=={dist.version}")
-    return "".join(f"{line}\n" for line in sorted(lines, key=str.lower))
-
-
-def save_requirements(run) -> None:
-    """The run's requirements.txt (its files folder, synced with the run), as wandb writes it when asked."""
-    (Path(run.dir) / "requirements.txt").write_text(installed_packages())
-
-
-def start_run(
-    cfg: Config, out_dir: Path, mode: str, job_type: str, run_id: str, group: str, name: str, provenance: dict[str, Any]
-):
-    import wandb
-
-    if mode == "online" and not os.environ.get("WANDB_API_KEY"):
-        raise RuntimeError("online mode needs WANDB_API_KEY in the environment (or use offline and `rnnlab sync`)")
-    config = to_flat_dict(cfg)
-    config.update({f"provenance.{k}": v for k, v in provenance.items()})
-    (out_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=cfg.tracking.project,
-        entity=cfg.tracking.entity,
-        dir=str(out_dir),
-        id=run_id,
-        resume="allow",
-        group=group,
-        job_type=job_type,
-        name=name,
-        tags=run_tags(cfg),
-        config=config,
-        settings=wandb_settings(mode),
-    )
-    run.define_metric("epoch", hidden=True)
-    run.define_metric("*", step_metric="epoch")
-    save_requirements(run)
-    return run
-
-
 @contextlib.contextmanager
 def open_tracker(
     cfg: Config,
@@ -331,8 +243,10 @@ def open_tracker(
     run_id: str | None = None,
     group: str | None = None,
     name: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> Iterator[Tracker]:
-    """The trial's tracker: its W&B run (one per trial, continued on resume) is closed on exit.
+    """The trial's tracker: its W&B run (one per trial, continued on resume) is closed on exit. `rows`: the run's
+    RunRecord rows (`metrics.jsonl` in memory), from which a resumed run logs the epochs W&B missed.
 
     Group: `cfg.tracking.group`, else `group`, else `cfg.name`. The mode is `cfg.tracking.mode` unless WANDB_MODE is
     set. `provenance.json` is written in every mode.
@@ -362,7 +276,7 @@ def open_tracker(
                 f"starting W&B ({mode}) failed ({type(err).__name__}: {err}); training goes on without tracking. "
                 f"The local record in {out} is unaffected."
             )
-    tracker = Tracker(cfg, out, provenance, run, last_step)
+    tracker = Tracker(cfg, out, provenance, run, last_step, rows)
     try:
         yield tracker
     except BaseException:

@@ -36,7 +36,7 @@ from rnnlab.storage import (
     search_uri,
 )
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher
-from rnnlab.tune.trainable import TrialSetup, make_trainable
+from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
 __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySearch: for searches pickled before it moved
 
@@ -173,8 +173,9 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
             storage_path=storage,
             verbose=1 if console.is_verbose() else 0,
             # Ray's result.json per trial (its ExperimentAnalysis reads it), not its CSV and TensorBoard copies:
-            # a third of the driver's CPU per short trial (fit_tuner turns Ray's automatic loggers off)
-            callbacks=[SearchProgress(cfg.metric, cfg.mode, samples), JsonLoggerCallback()],
+            # a third of the driver's CPU per short trial (fit_tuner turns Ray's automatic loggers off);
+            # stop_recorder first: a stopped trial's worker records its end before the searcher hears of it
+            callbacks=[stop_recorder(), SearchProgress(cfg.metric, cfg.mode, samples), JsonLoggerCallback()],
             failure_config=tune.FailureConfig(max_failures=s.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),

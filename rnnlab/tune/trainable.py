@@ -7,6 +7,7 @@ writes `trials/<trial_id>/` and the trial's W&B run, and reports a summary row t
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -19,12 +20,15 @@ from rnnlab import console
 from rnnlab.config import Config, ConfigError
 from rnnlab.registries import apply_overrides, from_flat_dict
 from rnnlab.search_folder import TRIALS_DIR
+from rnnlab.train import TrialStopped
+from rnnlab.tune.time_limit import TimeLimit
 
 NUMBER_KEY = "optuna_trial_number"  # added to each trial's Ray config by the searcher; not a config field
 PARAMS_FILE = "params.json"  # trials/<id>/params.json: the trial's parameters as the searcher sent them
 FINAL_KEY = "trial/final"  # marks the summary row a trial reports after run_trial returns
 STOP_GRACE_S = 60.0  # how long a stopped trial may take to finish its epoch, result.json and W&B run
 STOPPED_BY_RAY = "stopped by Ray during an epoch, which was dropped"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,20 +95,6 @@ def stopped_reason(metrics: dict[str, Any]) -> str:
     return f"stopped by the scheduler after epoch {metrics.get('epoch', 0)}"
 
 
-class TimeLimit:
-    """`search.trial_time_limit_s` of one attempt of a trial, polled before each batch and after each epoch."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.fired = seconds, False
-        self.deadline = time.monotonic() + seconds if seconds else math.inf
-
-    def exceeded(self) -> str | None:
-        if time.monotonic() < self.deadline:
-            return None
-        self.fired = True
-        return f"exceeded search.trial_time_limit_s={self.seconds:g} (raise it, or 0 for no limit)"
-
-
 def objective_names(cfg: Config) -> list[str]:
     return [cfg.metric, *(o.partition(":")[0] for o in cfg.search.objectives)]
 
@@ -119,7 +109,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     from ray.train._internal.session import get_session  # private (Ray 2.60): the event Ray sets to stop a trial
 
     from rnnlab.tracking import open_tracker
-    from rnnlab.trial import TrialStopped, is_out_of_memory, last_row, run_trial, write_json
+    from rnnlab.trial import RunRecord, run_trial, write_json
 
     console.quiet_worker(setup.verbosity)
     trial_id = tune.get_context().get_trial_id()
@@ -129,65 +119,111 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test
     number = {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
     write_json(out / PARAMS_FILE, params)  # what the searcher sent: replay rebuilds a trial that failed from it
+    record = RunRecord(out)  # the one writer of the trial's metrics.jsonl and result.json
     try:
         cfg = trial_config(setup, params)
     except ConfigError as err:  # a parameter out of range: the same on every retry, so it is the trial's result
-        result = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
-        write_json(out / "result.json", result)
+        result = record.finish("failed", f"{type(err).__name__}: {err}", {})
         return report_summary(from_flat_dict(setup.base), result, number)
     checkpoint = tune.get_checkpoint()
     stop_event = get_session().stop_event  # this trial's: a reused worker's session gets a new one on reset
     limit = TimeLimit(cfg.search.trial_time_limit_s)
 
     def should_stop() -> str | None:  # Ray stopped the trial (reset for the next one, or ended) mid-epoch, or the
-        return STOPPED_BY_RAY if stop_event.is_set() else limit.exceeded()  # trial outlived its time limit
+        if (stop := limit.exceeded()) is not None:  # trial outlived its time limit: it failed
+            raise stop
+        return STOPPED_BY_RAY if stop_event.is_set() else None
 
-    with open_tracker(
-        cfg, out, job_type="search", run_id=f"{setup.name}-{trial_id}", group=setup.name, name=trial_id
-    ) as tracker:
+    run_id = f"{setup.name}-{trial_id}"
+    with open_tracker(cfg, out, "search", run_id, group=setup.name, name=trial_id, rows=record.rows) as tracker:
 
         def report(metrics: dict[str, Any], folder: str | None = None) -> None:
+            if limit.took_over:  # a thread the time limit left behind woke up: the trial has ended without it
+                raise SystemExit(0)
             tracker.log(metrics, folder)
             upload()  # the epoch's record reaches the storage before Ray may stop this worker
             ray_checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
+            limit.reporting = time.monotonic()  # Ray holds the trial until it says go on: no time limit interrupt
             try:
                 tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
             except SystemExit:
                 raise TrialStopped(stopped_reason(metrics)) from None
-            if limit.exceeded():
-                raise TrialStopped(limit.exceeded())
+            finally:
+                limit.reporting = 0.0
+            if (stop := limit.exceeded()) is not None:
+                raise stop
+
+        def take_over(reason: str) -> None:  # in the watchdog: the trial's thread is stuck in native code
+            ABANDONED.add(limit.thread_id)  # the worker may take a new trial without waiting for it
+            result = record.finish("failed", reason)
+            record.seal()  # the stuck thread, should it wake, changes nothing
+            end_trial(tracker, result, upload, cfg, number, abandoned=True)
 
         try:
-            with memory_cap(cfg.search.memory_per_trial_mb):
-                if checkpoint is None:
-                    result = run_trial(cfg, report, out, should_stop=should_stop)  # k seeds: seed_<i>/, their mean
-                else:  # a retry or a resumed search: continue from the epoch Ray last recorded
-                    with checkpoint.as_directory() as resume_from:
-                        result = run_trial(cfg, report, out, resume_from=resume_from, should_stop=should_stop)
-        except TrialStopped as err:  # seed replicates let it through; one seed records it itself
-            result = {**last_row(out), "status": "stopped", "reason": str(err)}
-            write_json(out / "result.json", result)
-        except ConfigError as err:  # bad config or data (DataError): the same on every retry, so it is a result
-            result = {**last_row(out), "status": "failed", "reason": f"{type(err).__name__}: {err}"}
-            write_json(out / "result.json", result)
+            limit.watch(take_over)
+            try:
+                with memory_cap(cfg.search.memory_per_trial_mb):
+                    if checkpoint is None:  # k seeds: seed_<i>/ and their mean
+                        result = run_trial(cfg, report, out, should_stop=should_stop, record=record)
+                    else:  # a retry or a resumed search: continue from the epoch Ray last recorded
+                        with checkpoint.as_directory() as resume_from:
+                            result = run_trial(cfg, report, out, resume_from, None, should_stop, record)
+            finally:
+                limit.end()
         except Exception as err:
-            if not is_out_of_memory(err):  # out of memory before training (building the model): a result too
+            if limit.took_over:
+                raise SystemExit(0) from None
+            result = record_error(err, record)
+            if result is None:  # not the trial's own fault: Ray retries it (search.max_failures)
                 reason = f"{type(err).__name__}: {err}"  # the searcher reads it back as the trial's reason
-                write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
+                record.finish("failed", reason)
                 with contextlib.suppress(OSError):  # the failure's record reaches the storage too
                     upload()
                 replay = replay_command(setup.remote or setup.folder, trial_id)
                 raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process with: {replay}") from err
-            result = {**last_row(out), "status": "out_of_memory", "reason": f"out of memory: {str(err)[:300]}"}
-            write_json(out / "result.json", result)
-        if limit.fired and result.get("status") == "stopped":  # our own stop, not Ray's: the trial failed
-            result = {**result, "status": "failed", "reason": limit.exceeded()}
-            write_json(out / "result.json", result)
+        if limit.took_over:
+            raise SystemExit(0)
+        end_trial(tracker, result, upload, cfg, number)
+
+
+ABANDONED: set[int | None] = set()  # threads of this worker a time limit left stuck in native code
+
+
+def record_error(err: Exception, record) -> dict[str, Any] | None:
+    """The result of a trial that raised, when the error is its own: a stop (Ray's, a time limit; seed replicates let
+    it through), a bad config or data (DataError; the same on every retry), out of memory (building the model)."""
+    from rnnlab.trial import is_out_of_memory, out_of_memory_reason
+
+    if isinstance(err, TrialStopped):
+        return record.finish(err.status, str(err))
+    if isinstance(err, ConfigError):
+        return record.finish("failed", f"{type(err).__name__}: {err}")
+    if is_out_of_memory(err):
+        return record.finish("out_of_memory", out_of_memory_reason(err))
+    return None
+
+
+def end_trial(tracker, result: dict[str, Any], upload, cfg: Config, number: dict[str, int], abandoned=False) -> None:
+    """Close the trial's W&B run, upload its folder and tell Ray how it ended: a stopped trial ends its thread as
+    Ray's own stop does; any other reports its summary row. `abandoned`: from the time limit's watchdog, which ends
+    the trial for its stuck thread (Ray's wrapper would report the end once the thread returned)."""
+    from ray.train._internal.session import get_session
+    from ray.tune.result import RESULT_DUPLICATE
+
+    try:
         tracker.finish(result)
-    upload()
-    if result.get("status") == "stopped":  # end the thread as Ray's own stop does: after a return, Ray's wrapper
-        raise SystemExit(0)  # reports once more and waits for a go-ahead that never comes (a reused worker hangs)
-    report_summary(cfg, result, number)
+        tracker.close(exit_code=1 if abandoned else 0)
+    finally:
+        upload()
+    if result.get("status") == "stopped":  # after a return, Ray's wrapper reports once more and waits for a
+        raise SystemExit(0)  # go-ahead that never comes (a reused worker hangs)
+    if not abandoned:
+        return report_summary(cfg, result, number)
+    try:
+        report_summary(cfg, result, number)
+        get_session().report({RESULT_DUPLICATE: True})  # what Ray's wrapper reports when the function returns
+    except SystemExit:  # Ray ended the trial
+        pass
 
 
 def report_summary(cfg: Config, result: dict[str, Any], number: dict[str, int]) -> None:
@@ -213,16 +249,35 @@ class GracefulStop:
     (TUNE_FUNCTION_THREAD_TIMEOUT_S) to end, or else failing the *next* trial. The reset here signals the same way
     and waits up to STOP_GRACE_S for the old trial to record its end, so the worker's next trial starts only once
     the previous one is whole, and only a thread stuck past that refuses the reuse.
+
+    A thread the time limit abandoned (stuck in native code; its trial's end was recorded and reported for it) is not
+    waited for: Ray is handed a finished thread in its place, so the worker takes its next trial at once.
     """
 
     def reset_config(self, new_config):
+        import threading
+
         from ray.train._internal.session import get_session
 
         session = get_session()
+        if session.training_thread.ident in ABANDONED:  # its trial has ended; it ends quietly if it ever wakes
+            session.training_thread = threading.Thread(target=lambda: None)
+            session.training_thread.start()
         session.finish(timeout=STOP_GRACE_S)  # sets the old trial's stop event and lets its report return
         if session.training_thread.is_alive():
             return False
         return super().reset_config(new_config)
+
+    def record_stop(self) -> bool:
+        """The scheduler has stopped this trial (StopRecorder, in the driver): end its thread now, which writes
+        result.json and closes the W&B run, before Optuna hears of the stop. True once the thread has ended."""
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        if session is None or not session.training_started or session.training_thread.ident in ABANDONED:
+            return True
+        session.finish(timeout=STOP_GRACE_S)  # its report leaves with SystemExit: TrialStopped, recorded
+        return not session.training_thread.is_alive()
 
     def cleanup(self):
         import sys
@@ -231,11 +286,38 @@ class GracefulStop:
 
         thread = getattr(get_session(), "training_thread", None)
         super().cleanup()
-        if thread is not None:
+        if thread is not None and thread.ident not in ABANDONED:
             thread.join(timeout=STOP_GRACE_S)
         if "wandb" in sys.modules:
             with contextlib.suppress(Exception):
                 sys.modules["wandb"].teardown()
+
+
+def stop_recorder():
+    """A Tune callback for the driver: when the scheduler stops a trial, its worker records the end first.
+
+    Ray tells the searcher (Optuna: PRUNED) right after the scheduler's decision, and a reused worker learns of the
+    stop only when Ray resets it for another trial, which can be much later: a kill in between left a PRUNED trial
+    with no result.json. Callbacks see the decision first (the result comes marked `done`), so this one has the
+    worker end the trial (`GracefulStop.record_stop`) and waits for it; a kill at any point now leaves either a
+    running trial (Ray resumes it) or one recorded as stopped.
+    """
+    from ray.tune import Callback
+
+    class StopRecorder(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            import ray
+
+            actor = trial.temporary_state.ray_actor
+            if not result.get("done") or result.get(FINAL_KEY) or actor is None:
+                return
+            try:
+                if not ray.get(actor.record_stop.remote(), timeout=STOP_GRACE_S + 10):
+                    logger.warning(f"trial {trial.trial_id} did not record its stop within {STOP_GRACE_S:g} s")
+            except Exception as err:  # the worker died: Ray reports the trial's fault on its own
+                logger.warning(f"trial {trial.trial_id}: its worker could not record its stop ({err})")
+
+    return StopRecorder()
 
 
 def make_trainable(setup: TrialSetup, cpus: float, gpus: float):
