@@ -78,6 +78,12 @@ def test_mapping_of_split_names_to_files(tmp_path):
     assert ids(data.test) == set(range(100, 108)) and ids(data.train) | ids(data.val) == set(range(30))
 
 
+def test_a_path_with_an_equals_sign_is_a_path_not_a_mapping(tmp_path):
+    path = write(tmp_path / "runs" / "lr=0.1" / "data.csv", 0, 20)
+    assert sources.local_data_files(local(path)) == {"train": [str(path)]}
+    assert sources.local_data_files(local(tmp_path / "runs" / "lr=0.1" / "*.csv")) == {"train": [str(path)]}
+
+
 def test_one_file_or_names_without_splits_are_one_train_split(tmp_path):
     write(tmp_path / "eval_results.csv", 0, 20)  # a split word in a lone file's name does not make it a test set
     assert list(sources.load_local(local(tmp_path / "eval_results.csv"))) == ["train"]

@@ -169,11 +169,18 @@ def split_by_names(files: list[str], base: str, default: str) -> dict[str, list[
     return splits
 
 
+def is_mapping(name: str) -> bool:
+    """'train=a.csv,test=b.csv' is a mapping; a path that exists (`runs/lr=0.1/data.csv`) is not, whatever it holds."""
+    if glob.glob(name, recursive=True):
+        return False
+    return all(re.match(r"\s*[A-Za-z_][\w.-]*\s*=", item) for item in name.split(","))
+
+
 def local_data_files(cfg: DataConfig) -> dict[str, list[str]]:
     """Split name -> files, for the forms of `data.name`: one file (the split `train_split`); a glob or a folder
     (splits from the file and folder names, as datasets names them); or a mapping 'train=a.csv,test=b/*.csv'."""
     name = os.path.expanduser(cfg.name)
-    if "=" in name:
+    if is_mapping(name):
         mapping = {}
         for item in name.split(","):
             split, sep, pattern = item.partition("=")
