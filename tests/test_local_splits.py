@@ -128,3 +128,18 @@ def test_fingerprint_follows_the_split_of_each_file(tmp_path):
     first, second = load_task_data(one, 0), load_task_data(other, 0)
     assert first.fingerprint != second.fingerprint and second.meta["cache"] == "miss"
     assert not torch.equal(first.test.inputs, second.test.inputs)
+
+
+def test_tsv_glob_and_text_folder_splits(tmp_path):
+    for split, first, n in (("train", 0, 30), ("test", 100, 5)):
+        lines = ["inputs\tlabel", *[f"{first + i}\t{i % 2}" for i in range(n)]]
+        (tmp_path / "tsv").mkdir(exist_ok=True)
+        (tmp_path / "tsv" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    data = load_task_data(local(tmp_path / "tsv" / "*.tsv", test_split="test"), 0)
+    assert ids(data.test) == set(range(100, 105))
+    (tmp_path / "txt").mkdir()
+    (tmp_path / "txt" / "train.txt").write_text("".join(f"line {i} of train\n" for i in range(40)))
+    (tmp_path / "txt" / "test.txt").write_text("zz zz\n")
+    cfg = DataConfig(source="local", name=str(tmp_path / "txt"), task="lm", tokenizer="word", test_split="test")
+    data = load_task_data(cfg, 0)
+    assert [data.vocab[i] for i in data.test.inputs.tolist()] == ["<unk>", "<unk>", "<eos>"]  # the test file, whole
