@@ -87,6 +87,7 @@ def prepare_data(cfg: Config) -> TaskData:
     validate(cfg)
     data = load_task_data(cfg.data, cfg.seed)
     check_task(cfg, task_of(data.task))
+    task_of(data.task).check_data(cfg, data)
     evaluation.check_protocols(cfg, task_of(data.task), data)
     check_splits(cfg, data)
     return data

@@ -43,6 +43,11 @@ class ModelConfig:
         """Raise a ConfigError (path `model.<field>`) for the first invalid setting; families extend it."""
         check(self.embedding_size > 0, "model.embedding_size", f"must be > 0, got {self.embedding_size}")
 
+    def warmup(self) -> tuple[str, int]:
+        """(field path, steps): the leading steps of each sequence a per-step task leaves unscored (a reservoir's
+        washout), and the setting that gives them; families with one override it."""
+        return "", 0
+
 
 # --- data ------------------------------------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class ESNModelConfig(ModelConfig):
         check(e.washout >= 0, "model.esn.washout", f"must be >= 0, got {e.washout}")
         check(e.ridge >= 0, "model.esn.ridge", f"must be >= 0, got {e.ridge}")
 
+    def warmup(self) -> tuple[str, int]:
+        return "model.esn.washout", self.esn.washout
+
 
 # CSR beats a dense product once rows hold enough non-zeros (measured on CPU, B = 1 and 64, N = 200..2000, in
 # benchmarks/esn_vs_reservoirpy.py): from ~500 units at density 0.1; denser reservoirs stay dense.
@@ -173,7 +176,7 @@ class ESN(Encoder):
         self.bidirectional = cfg.bidirectional
         self.closed_form = e.readout == "ridge"
         self.readout_ridge = e.ridge
-        self.warmup_steps = e.washout
+        self.warmup_steps = cfg.warmup()[1]
 
     def recurrent_matrices(self) -> dict[str, torch.Tensor]:
         """Each reservoir's W, named by its module path (`layers.0.1`: layer 0, backward direction)."""

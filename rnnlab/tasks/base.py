@@ -21,12 +21,12 @@ from rnnlab.data.prepare import (
     prepare_regression,
     prepare_tagging,
 )
-from rnnlab.data.taskdata import IGNORE_INDEX
+from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from rnnlab.config import DataConfig
+    from rnnlab.config import Config, DataConfig
     from rnnlab.data import TaskData
 
 
@@ -59,6 +59,23 @@ class Task:
         """{"train", "val", "test"} raw splits -> tensors (encoders fitted on train); called by
         `rnnlab.data.load_prepared` behind the cache."""
         raise NotImplementedError
+
+    def check_data(self, cfg: Config, data: TaskData) -> None:
+        """A DataError before any work for prepared data that leaves a split nothing to score under `cfg`: here a
+        per-step task's warm-up (a reservoir's washout) as long as a split's longest sequence; tasks add theirs."""
+        field_path, warmup = cfg.model.warmup()
+        if not warmup or not self.per_step or self.stream:
+            return
+        for name in SPLITS:
+            split = getattr(data, name)
+            longest = 0 if split.empty else int(split.lengths.max())
+            if not split.empty and longest <= warmup:
+                raise DataError(
+                    field_path,
+                    f"{warmup} steps leave nothing to score in the {name} split, whose longest sequence has "
+                    f"{longest} steps: lower it below {longest} or give the split more steps (data.window, "
+                    "data.num_samples or the split's fraction)",
+                )
 
     def loss(self, outputs, targets, lengths, warmup: int = 0) -> torch.Tensor:
         raise NotImplementedError

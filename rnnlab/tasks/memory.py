@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.data.taskdata import SPLITS, DataError
 from rnnlab.tasks.base import add
 from rnnlab.tasks.series import SeriesRegression
 
@@ -21,6 +22,23 @@ class MemoryCapacity(SeriesRegression):
 
     name = "memory_capacity"
     directions = {**SeriesRegression.directions, "memory_capacity": "max"}
+
+    def check_data(self, cfg, data):
+        """Besides the washout: a delay as long as a split asks, at each of its steps, for an input from before the
+        split (which its reservoir never saw)."""
+        super().check_data(cfg, data)
+        delays = data.output_size
+        field_path = "data.max_delay" if cfg.data.source == "builtin" else "data.target_column"
+        for name in SPLITS:
+            split = getattr(data, name)
+            steps = 0 if split.empty else int(split.lengths.max())
+            if not split.empty and steps <= delays:
+                raise DataError(
+                    field_path,
+                    f"{delays} delays do not fit the {name} split's {steps} steps: the inputs u[t-k] of delays "
+                    f"k >= {steps} lie before the split at every step (its reservoir never saw them); use fewer "
+                    "delays than the split has steps, or lengthen it (data.num_samples, the split's fraction)",
+                )
 
     def accumulate(self, sums, outputs, targets, lengths, warmup=0):
         n = super().accumulate(sums, outputs, targets, lengths, warmup)
