@@ -72,10 +72,10 @@ def test_one_long_series_is_cut_in_contiguous_splits_of_one_sequence(tmp_path):
 
 def test_many_series_keep_one_row_per_sequence_and_windows_cut_them(tmp_path):
     path = many_series_jsonl(tmp_path)
-    whole = load_task_data(series_config(path), 0)
+    whole = load_task_data(series_config(path, rows="series"), 0)
     assert whole.meta["series"] == "many" and whole.train.inputs.shape == (32, 50, 1)
     assert whole.train.targets.shape == (32, 50, 1)
-    windows = load_task_data(series_config(path, window=20), 0)
+    windows = load_task_data(series_config(path, rows="series", window=20), 0)
     assert windows.train.inputs.shape == (32 * 4, 20, 1)  # starts 0, 10, 20, 30 of each 50-step series
     torch.testing.assert_close(windows.train.inputs[1], whole.train.inputs[0, 10:30])
     stats = whole.meta["normalization"]["target"]  # targets standardised with train statistics, inputs not
@@ -97,7 +97,7 @@ def test_a_gru_learns_the_system_on_windows(tmp_path):
     path = many_series_jsonl(tmp_path, count=64)
     cfg = Config(
         model=model_config("gru", hidden_size=16),
-        data=series_config(path, window=25),
+        data=series_config(path, rows="series", window=25),
         train=TrainConfig(epochs=8, batch_size=16),
     )
     cfg.optim.learning_rate = 1e-2
@@ -112,7 +112,7 @@ def test_bad_series_data_is_refused_naming_the_field(tmp_path):
     good, bad = {"inputs": [0.1, 0.2, 0.3], "target": [1.0, 2.0, 3.0]}, {"inputs": [0.1, 0.2], "target": [1.0]}
     path.write_text("".join(json.dumps(row) + "\n" for row in [good] * 5 + [bad] + [good] * 14))
     with pytest.raises(DataError) as err:
-        load_task_data(series_config(path), 0)
+        load_task_data(series_config(path, rows="series"), 0)
     assert err.value.field in ("data.target_column", "data.name")
     path, _, _ = one_series_csv(tmp_path, steps=100)
     with pytest.raises(DataError, match="no column 'y'") as err:
@@ -220,3 +220,48 @@ def test_many_series_take_text_inputs_as_numeric_sequences(tmp_path):
     assert data.meta["series"] == "many" and data.train.inputs.shape == (16, 12, 1)
     first = json.loads(path.read_text().splitlines()[0])
     np.testing.assert_allclose(data.train.inputs[0, :, 0].numpy(), np.array(first["u"].split(), float), rtol=1e-6)
+
+
+def vector_series_jsonl(tmp_path, steps: int = 600):
+    """One long series of 2-wide inputs and 2-wide targets, a row per step: y[t] = (0.5 u0[t-1], 0.3 u1[t])."""
+    u = np.random.default_rng(4).uniform(-1, 1, (steps, 2))
+    y = np.stack([np.r_[0.0, 0.5 * u[:-1, 0]], 0.3 * u[:, 1]], axis=1)
+    path = tmp_path / "vectors.jsonl"
+    path.write_text("".join(json.dumps({"inputs": a.tolist(), "target": b.tolist()}) + "\n" for a, b in zip(u, y)))
+    return path, u, y
+
+
+def test_equal_length_lists_in_input_and_target_are_refused_until_data_rows_names_the_layout(tmp_path, capsys):
+    """Before: one long series of 2-wide vectors was read as 480 series of 2 steps (input_size 1), silently."""
+    path, u, y = vector_series_jsonl(tmp_path)
+    out = tmp_path / "run"
+    sets = ["data.source=local", f"data.name={path}", "model.esn.washout=20", "tracking.mode=disabled"]
+    assert main(["run", "esn_narma10", "--out", str(out), "--set", *sets]) == 2
+    err = capsys.readouterr().err
+    assert "data.rows" in err and "2 numbers" in err and "data.rows=steps" in err and "Traceback" not in err
+    assert not out.exists()
+    steps = load_task_data(series_config(path, rows="steps", normalize=False), 0)
+    assert steps.meta["series"] == "one" and steps.train.inputs.shape == (1, 480, 2) and steps.output_size == 2
+    np.testing.assert_allclose(steps.train.targets[0].numpy(), y[:480], rtol=1e-6)
+    many = load_task_data(series_config(path, rows="series", normalize=False), 0)
+    assert many.meta["series"] == "many" and many.train.inputs.shape == (480, 2, 1)
+    assert main(["run", "esn_narma10", "--out", str(out), "--set", *sets, "data.rows=steps"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "completed" and result["test/nrmse"] < 0.05, result  # a delay and a gain: found
+
+
+def test_auto_reads_every_unambiguous_layout_from_the_column_types(tmp_path):
+    rows = {
+        "scalars.jsonl": ([{"inputs": 0.1 * i, "target": 0.2 * i} for i in range(50)], "one", (1, 1)),
+        "vector_in.jsonl": ([{"inputs": [0.1, 0.2, 0.3], "target": 0.5 * i} for i in range(50)], "one", (3, 1)),
+        "other_widths.jsonl": ([{"inputs": [0.1, 0.2, 0.3], "target": [i, 1.0]} for i in range(50)], "one", (3, 2)),
+        "vector_steps.jsonl": ([{"inputs": [[0.1, 0.2]] * 5, "target": [i] * 5} for i in range(50)], "many", (2, 1)),
+    }
+    for name, (records, layout, sizes) in rows.items():
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        data = load_task_data(series_config(path), 0)
+        assert (data.meta["series"], (data.input_size, data.output_size)) == (layout, sizes), name
+    with pytest.raises(DataError, match="row 0 of column 'target' holds 0.0, not a list") as err:
+        load_task_data(series_config(tmp_path / "scalars.jsonl", rows="series"), 0)
+    assert err.value.field == "data.target_column"

@@ -82,6 +82,9 @@ class DataConfig:
     normalize: bool = True  # forecast/regression: standardise with train statistics
     noise: float = 0.1  # recall: fraction of flipped bits in a cue
     max_delay: int = 100  # memory_capacity: targets u[t-k] for the delays k = 1..max_delay
+    # series: a row is one time step of one long series ("steps") or a whole series ("series"); "auto" reads it from
+    # the column types and refuses the one form both fit (lists of equal length in the input and the target)
+    rows: Literal["auto", "steps", "series"] = "auto"
     cache_dir: str | None = None  # None: ~/.cache/rnnlab
 
 

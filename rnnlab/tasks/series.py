@@ -2,14 +2,16 @@
 system-identification benchmarks of reservoir computing (NARMA; Atiya & Parlos, 2000; Jaeger, 2003).
 
 Inputs are the columns of `data.sequence_columns` (several are stacked per step; none: the `inputs` column), the
-target is `data.target_column`. Data come as one long series (a row per time step: each column holds a number or
-a fixed-width vector) or as many series (a row per series: the first input column and the target hold lists of
-equal length per row, of numbers or of vectors; inputs may also be text of numbers, as `data.sequence_columns`
-reads them). Splits are contiguous cuts of the rows. With `data.window = 0` every series is kept whole,
-so a reservoir's ridge readout is fit over all its steps past the washout (`model.esn.washout`); `data.window = W`
-cuts half-overlapping windows of W steps to train gradient models. Targets are standardised with train statistics
-when `data.normalize`; inputs are not (a reservoir's `input_scaling` is relative to them). Metrics are regression's:
-loss (= mse), mse, rmse, nrmse = rmse / std of the targets, over every valid step past the model's warm-up.
+target is `data.target_column`. Data come as one long series (`data.rows=steps`, a row per time step: each column
+holds a number or a fixed-width vector) or as many series (`data.rows=series`, a row per series: the first input
+column and the target hold lists of equal length per row, of numbers or of vectors; inputs may also be text of
+numbers, as `data.sequence_columns` reads them). `data.rows=auto` tells them apart by the column types and refuses
+the one form both readings fit: equal-length lists of numbers in input and target. Splits are contiguous cuts.
+With `data.window = 0` every series is kept whole, so a reservoir's ridge readout is fit over all its steps past
+the washout (`model.esn.washout`); `data.window = W` cuts half-overlapping windows of W steps to train gradient
+models. Targets are standardised with train statistics when `data.normalize`; inputs are not (a reservoir's
+`input_scaling` is relative to them). Metrics are regression's: loss (= mse), mse, rmse, nrmse = rmse / std of the
+targets, over every valid step past the model's warm-up.
 """
 
 from __future__ import annotations
@@ -26,18 +28,36 @@ from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
 from rnnlab.tasks.base import Regression, step_mask
 
 
-def is_many_series(split: Dataset, column: str, target_column: str) -> bool:
-    """A row is a whole series when its target is a list as long as its input (a list, or text of numbers)."""
-    if not len(split):
-        return False
-    first_input, first_target = split[0][column], split[0][target_column]
-    if not isinstance(first_target, (list, tuple)) or not isinstance(first_input, (list, tuple, str)):
-        return False
-    try:
-        steps = len(sequences.parse_text(first_input)) if isinstance(first_input, str) else len(first_input)
-    except ValueError:  # not numbers: the input reader names the column and the accepted forms
-        return False
-    return steps == len(first_target)
+def numbers_in(value) -> int | None:
+    """How many numbers a cell holds: None for one number, -1 for a list of lists (one vector per step)."""
+    if isinstance(value, (list, tuple)):
+        return -1 if any(isinstance(v, (list, tuple)) for v in value) else len(value)
+    return None
+
+
+def rows_are_series(split: Dataset, column: str, target_column: str, rows: str) -> bool:
+    """True when each row holds a whole series, False when it is one time step of one long series (`data.rows`).
+
+    "auto" reads the first row: numbers are one step's values; a list of lists (a vector per step) or an input of
+    text ("0.1 0.2", read only as a sequence) is a series; a list of numbers beside a number, or beside a list of
+    another length, is one step's vector. A list of numbers as long as the target's list fits both readings (N
+    steps of scalars, or one step of N-wide vectors): refused, naming data.rows."""
+    if rows != "auto" or not len(split):
+        return rows == "series"
+    row = split[0]
+    if isinstance(row[column], str):
+        return True
+    steps_in, steps_out = numbers_in(row[column]), numbers_in(row[target_column])
+    if -1 in (steps_in, steps_out):
+        return True
+    if steps_in is not None and steps_in == steps_out:
+        raise DataError(
+            "data.rows",
+            f"row 0 holds {steps_in} numbers in column {column!r} and {steps_out} in {target_column!r}: a series "
+            f"of {steps_in} steps per row, or one time step per row with {steps_in}-wide vectors of one long "
+            "series? Set data.rows=series or data.rows=steps",
+        )
+    return False
 
 
 def read_series(split: Dataset, columns: list[str], many: bool, field_path: str) -> list[np.ndarray]:
@@ -48,7 +68,14 @@ def read_series(split: Dataset, columns: list[str], many: bool, field_path: str)
     if many and field_path != "data.target_column":  # inputs: every form data.sequence_columns accepts
         series = sequences.read_sequences(split, columns)
     elif many:
-        series = [encoders.as_series(v, columns[0], field_path) for v in split[columns[0]]]
+        values = split[columns[0]]
+        if (row := next((i for i, v in enumerate(values) if not isinstance(v, (list, tuple))), None)) is not None:
+            raise DataError(
+                field_path,
+                f"a whole series per row (data.rows): row {row} of column {columns[0]!r} holds {values[row]!r}, "
+                "not a list",
+            )
+        series = [encoders.as_series(v, columns[0], field_path) for v in values]
     else:
         series = [np.concatenate([encoders.as_series(split[c], c, field_path) for c in columns], axis=1)]
     column = ", ".join(columns)
@@ -83,7 +110,7 @@ def prepare_series(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> Ta
     for column in columns:
         check_columns(splits, column, input_field)
     check_columns(splits, cfg.target_column, "data.target_column")
-    many = is_many_series(splits["train"], columns[0], cfg.target_column)
+    many = rows_are_series(splits["train"], columns[0], cfg.target_column, cfg.rows)
     inputs = {n: read_series(s, columns, many, input_field) for n, s in splits.items()}
     targets = {n: read_series(s, [cfg.target_column], many, "data.target_column") for n, s in splits.items()}
     for n in SPLITS:
