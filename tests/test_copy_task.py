@@ -4,6 +4,8 @@ baseline scores 10 ln 8 / (T+20), and recall_loss is the recall-steps-only loss 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import torch
 
@@ -57,3 +59,12 @@ def test_recall_loss_and_acc_are_taggings_loss_and_acc_on_the_same_predictions()
         results[name] = metrics.compute()
     assert math.isclose(results["copy"]["test/recall_loss"], results["tagging"]["test/loss"], rel_tol=1e-6)
     assert results["copy"]["test/recall_acc"] == results["tagging"]["test/acc"]
+
+
+def test_the_ignore_index_is_written_once_and_marks_the_untagged_steps():
+    package = Path(__file__).resolve().parents[1] / "rnnlab"
+    literal = re.compile(r"(?<![\w.])-100(?![\w.])")
+    spelled = [str(p.relative_to(package)) for p in package.rglob("*.py") if literal.search(p.read_text())]
+    assert spelled == ["data/taskdata.py"], spelled
+    tags = copy_data("tagging").train.targets
+    assert (tags[:, :-10] == IGNORE_INDEX).all() and (tags[:, -10:] >= 0).all()

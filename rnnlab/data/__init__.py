@@ -3,7 +3,7 @@
 `load_prepared(cfg.data, seed, task) -> TaskData` is the one entry point (`rnnlab.tasks.load_task_data(cfg.data,
 seed)` finds the task by name: data/ never imports tasks). Shapes per task (N sequences, T steps):
 - classification: inputs float32 (N, T, D) or int64 (N, T) token ids, targets int64 (N,)
-- tagging: int64 (N, T) ids, targets int64 (N, T) with -100 where there is nothing to predict
+- tagging: int64 (N, T) ids, targets int64 (N, T) with IGNORE_INDEX where there is nothing to predict
 - regression: targets float32 (N, output_size)
 - forecast: float32 (N, T, D) inputs, targets (N, T, D) `horizon` steps ahead
 - lm: inputs = targets = int64 (L,), one stream per split; lengths = tensor([L])

@@ -12,7 +12,7 @@ import numpy as np
 from datasets import Dataset
 
 from rnnlab.config import DataConfig
-from rnnlab.data.taskdata import DataError
+from rnnlab.data.taskdata import IGNORE_INDEX, DataError
 
 FEATURES = "inputs"  # mirrors encoders.FEATURES_COLUMN (kept literal: the generators need nothing of the encoders)
 
@@ -48,7 +48,7 @@ def generate_copy(cfg: DataConfig, seed: int) -> Dataset:
     """Copy memory (Hochreiter & Schmidhuber, 1997; Arjovsky et al., 2016): recall 10 symbols after a delay.
 
     Sequence of length seq_len + 20: 10 symbols from 1..8, seq_len - 1 blanks, the delimiter 9, then 10 blanks
-    during which the 10 symbols must be output. Tags are the symbols there and -100 (ignored) everywhere else.
+    during which the 10 symbols must be output. Tags are the symbols there and IGNORE_INDEX everywhere else.
     """
     rng = np.random.default_rng(seed)
     n, delay = cfg.num_samples, cfg.seq_len
@@ -56,7 +56,7 @@ def generate_copy(cfg: DataConfig, seed: int) -> Dataset:
     tokens = np.full((n, delay + 2 * COPY_SYMBOLS), COPY_BLANK)
     tokens[:, :COPY_SYMBOLS] = symbols
     tokens[:, COPY_SYMBOLS + delay - 1] = COPY_DELIMITER
-    tags = np.full_like(tokens, -100)
+    tags = np.full_like(tokens, IGNORE_INDEX)
     tags[:, -COPY_SYMBOLS:] = symbols
     return Dataset.from_dict({cfg.tokens_column: tokens.tolist(), cfg.label_column: tags.tolist()})
 

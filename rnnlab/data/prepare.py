@@ -181,7 +181,7 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
 
 
 def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
-    """A tag per token: `tokens_column` lists of tokens, `label_column` lists of tags (-100: no tag)."""
+    """A tag per token: `tokens_column` lists of tokens, `label_column` lists of tags (IGNORE_INDEX: no tag)."""
     check_columns(splits, cfg.tokens_column, "data.tokens_column")
     check_columns(splits, cfg.label_column, "data.label_column")
     tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column") for n, s in splits.items()}

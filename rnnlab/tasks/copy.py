@@ -8,7 +8,7 @@ Every step has a target: the blank (class 0) until the recall, the remembered sy
     acc over all steps, recall_acc over the recall steps (chance 1/8).
 
 `recall_loss` is what `data.task=tagging` reports as its loss on the same data (it leaves the blank steps out).
-Data: the built-in `copy`, or any tagging data whose tags are given at the recall steps only (-100 elsewhere).
+Data: the built-in `copy`, or any tagging data whose tags are given at the recall steps only (IGNORE_INDEX elsewhere).
 """
 
 from __future__ import annotations
