@@ -7,6 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from rnnlab.cli import main
 from rnnlab.config import DataConfig
 from rnnlab.data import DataError, sources
 from rnnlab.tasks import load_task_data
@@ -143,3 +144,23 @@ def test_tsv_glob_and_text_folder_splits(tmp_path):
     cfg = DataConfig(source="local", name=str(tmp_path / "txt"), task="lm", tokenizer="word", test_split="test")
     data = load_task_data(cfg, 0)
     assert [data.vocab[i] for i in data.test.inputs.tolist()] == ["<unk>", "<unk>", "<eos>"]  # the test file, whole
+
+
+@pytest.mark.parametrize(
+    "sets, field",
+    [
+        (["data.val_split=train"], "data.val_split"),  # val would be the rows the model is fit on
+        (["data.test_split=train"], "data.test_split"),
+        (["data.val_split=test", "data.test_split=test"], "data.test_split"),  # test would select the model
+    ],
+)
+def test_a_val_or_test_split_that_is_another_split_is_refused(sets, field, tmp_path, capsys):
+    """Before: accepted, so val/* (or test/*) was scored on the training rows, or the test split chose the epoch."""
+    write(tmp_path / "ds" / "train.csv", 0, 20)
+    write(tmp_path / "ds" / "test.csv", 100, 5)
+    out = tmp_path / "run"
+    sets = ["data.source=local", f"data.name={tmp_path / 'ds'}", "tracking.mode=disabled", *sets]
+    code = main(["run", "digits_lstm", "--out", str(out), "--set", *sets])
+    err = capsys.readouterr().err
+    assert code == 2 and field in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()

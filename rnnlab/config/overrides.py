@@ -176,6 +176,13 @@ def check_fields(cfg: Config) -> Config:
     check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
     check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
     check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
+    for path, split in (("data.val_split", d.val_split), ("data.test_split", d.test_split)):  # scored on fit rows
+        check(split != d.train_split, path, f"{split!r} is data.train_split; name another split or None (carved)")
+    check(
+        d.val_split is None or d.val_split != d.test_split,
+        "data.test_split",
+        f"{d.test_split!r} is data.val_split too: the test split would select the model; name two splits",
+    )
     for name in ("max_vocab", "min_freq", "seq_len", "num_samples", "horizon"):
         check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
     check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
