@@ -14,7 +14,7 @@ from rnnlab.config.schema import ModelConfig, check
 
 @dataclass
 class RecurrentConfig(ModelConfig):
-    """A stacked, optionally bidirectional recurrent encoder: the config of `lstm` and `gru`, the base of others."""
+    """A stacked, optionally bidirectional recurrent encoder: the config of `gru`, the base of the others (lstm too)."""
 
     family: str = "lstm"
     hidden_size: int = 128
