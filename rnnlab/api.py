@@ -109,7 +109,7 @@ def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None
         raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
     if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()) and not resume:
         raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not (out / "checkpoints").exists():
+    if resume and not any(p.is_dir() for p in (out / "checkpoints", *out.glob("seed_*/checkpoints"))):
         raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
     if resume and cfg is not None:
         check_resume(out, cfg)
@@ -172,7 +172,8 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
         def should_stop():
             return f"terminated by {stop[0]} during an epoch, which was dropped" if stop else None
 
-        result = run_trial(cfg, report, out, out / "checkpoints" if resume else None, data, should_stop, record)
+        resume_from = out / "checkpoints" if resume and (out / "checkpoints").is_dir() else None  # seeds: their own
+        result = run_trial(cfg, report, out, resume_from, data, should_stop, record)
         tracker.finish(result)
     logger.info(f"run folder: {out}")
     if result["status"] == "stopped":

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import Config
-from rnnlab.records import RunRecord
+from rnnlab.records import RunRecord, write_config
 from rnnlab.registries import apply_overrides
-from rnnlab.train import Report, ShouldStop, TrialStopped
+from rnnlab.train import Report, ShouldStop
 
 
 def seed_folder(out: Path, index: int) -> Path:
@@ -110,6 +110,7 @@ def run_replicates(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_config(out, cfg)  # the folder is a started run (a stop before the last seed must not remove it)
     record = RunRecord(out) if record is None else record
     count = cfg.search.seeds
     seeds = [RunRecord(seed_folder(out, i)) for i in range(count)]  # each seed's rows, read once
@@ -128,7 +129,8 @@ def run_replicates(
             results.append(run_seed(seed_cfg, report_mean, seed.out, resume, None, should_stop, seed))
         status = results[-1].get("status")
         if not last and status in ("stopped", "failed"):  # by should_stop (a signal, a time limit): the trial ends
-            raise TrialStopped(results[-1]["reason"], status)
+            reason = f"seed {seed_cfg.seed}: {results[-1]['reason']}"
+            return record.finish(status, reason, {}, seeds=count, seed=cfg.seed)
         if status == "diverged":  # one diverging seed is enough to judge the configuration
             break
     combined = combine_results(results, cfg)

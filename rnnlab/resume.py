@@ -65,7 +65,8 @@ def check_resume(out: Path, cfg: Config) -> None:
             f"the run in {out} was computed with other values of: {'; '.join(differing)}. "
             "Resume it with its own config, or start a new run with another --out",
         )
-    checkpoints = list_checkpoints(out / "checkpoints")
+    folders = [out / "checkpoints", *sorted(out.glob("seed_*/checkpoints"))]  # seed replicates keep their own
+    checkpoints = [c for folder in folders for c in list_checkpoints(folder)]
     if not any(is_valid(c) for c in checkpoints):
         found = f"{len(checkpoints)} checkpoint(s), all incomplete or corrupted" if checkpoints else "no checkpoint"
         raise ConfigError(

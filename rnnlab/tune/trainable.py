@@ -190,7 +190,7 @@ ABANDONED: set[int | None] = set()  # threads of this worker a time limit left s
 
 
 def record_error(err: Exception, record) -> dict[str, Any] | None:
-    """The result of a trial that raised, when the error is its own: a stop (Ray's, a time limit; seed replicates let
+    """The result of a trial that raised, when the error is its own: a stop (Ray's, a time limit, in data loading
     it through), a bad config or data (DataError; the same on every retry), out of memory (building the model)."""
     from rnnlab.trial import is_out_of_memory, out_of_memory_reason
 
