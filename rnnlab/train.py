@@ -89,29 +89,47 @@ def iterate_batches(
         yield inputs.to(device, non_blocking=True), lengths, targets.to(device, non_blocking=True)
 
 
-def lm_streams(stream_L: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """A token stream cut into `batch_size` parallel streams (B, L // B), as in truncated BPTT."""
-    batch_size = max(1, min(batch_size, (stream_L.numel() - 1) // 2))
-    per_stream = stream_L.numel() // batch_size
-    return stream_L[: per_stream * batch_size].view(batch_size, per_stream)
+def parallel_streams(sequence_L_: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """One long sequence (L, ...) cut into `batch_size` parallel streams (B, L // B, ...), as in truncated BPTT."""
+    batch_size = max(1, min(batch_size, (sequence_L_.shape[0] - 1) // 2))
+    per_stream = sequence_L_.shape[0] // batch_size
+    return sequence_L_[: per_stream * batch_size].reshape(batch_size, per_stream, *sequence_L_.shape[1:])
+
+
+def tbptt_chunks(inputs_BL_: torch.Tensor, targets_BL_: torch.Tensor, bptt: int, device, max_batches: int = 0):
+    """(inputs, lengths, targets) chunks of <= bptt consecutive steps along parallel streams: the model carries its
+    state from one chunk into the next, gradients stop at the chunk's start (truncated BPTT)."""
+    for i, start in enumerate(range(0, inputs_BL_.shape[1], bptt)):
+        if max_batches and i >= max_batches:
+            return
+        x, y = inputs_BL_[:, start : start + bptt], targets_BL_[:, start : start + bptt]
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        yield x.to(device), lengths, y.to(device)
 
 
 def lm_chunks(streams_BL: torch.Tensor, bptt: int, device, max_batches: int = 0):
-    """(inputs, lengths, next-token targets) chunks of length <= bptt along the streams."""
-    L = streams_BL.shape[1]
-    for i, start in enumerate(range(0, L - 1, bptt)):
-        if max_batches and i >= max_batches:
-            return
-        x = streams_BL[:, start : min(start + bptt, L - 1)]
-        y = streams_BL[:, start + 1 : start + 1 + x.shape[1]]
-        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
-        yield x.to(device), lengths, y.to(device)
+    """Chunks of a token stream's parallel streams, each step's target the next token."""
+    return tbptt_chunks(streams_BL[:, :-1], streams_BL[:, 1:], bptt, device, max_batches)
+
+
+def series_chunks(split: Split, batch_size: int, bptt: int, device, max_batches: int = 0):
+    """Chunks of a split that is one long series (inputs (1, T, D), targets (1, T, D')), cut into parallel streams."""
+    steps = int(split.lengths[0])
+    inputs, targets = (parallel_streams(t[0, :steps], batch_size) for t in (split.inputs, split.targets))
+    return tbptt_chunks(inputs, targets, bptt, device, max_batches)
+
+
+def carries_state(task, split: Split, model, training: bool) -> bool:
+    """Whether the epoch runs in chunks with the state carried: a token stream always; a split of one long series
+    when training a unidirectional model by gradient (evaluation runs it whole, the same computation)."""
+    one_series = task.tbptt and len(split) == 1 and not model.encoder.bidirectional
+    return task.stream or (training and one_series)
 
 
 def diagnostics_batch(data: TaskData, cfg: Config, device):
     """The first training batch in a fixed order: diagnostics draw nothing from the training RNG streams."""
     if task_of(data.task).stream:
-        return next(lm_chunks(lm_streams(data.train.inputs, cfg.train.batch_size), cfg.train.bptt, device))
+        return next(lm_chunks(parallel_streams(data.train.inputs, cfg.train.batch_size), cfg.train.bptt, device))
     return next(iterate_batches(data.train, cfg.train.batch_size, device))
 
 
@@ -144,10 +162,12 @@ def run_epoch(
     task = task_of(data.task)
     metrics = Metrics(task, split_name, char_level=cfg.data.tokenizer == "char")
     warmup = model.warmup_steps
+    carried = carries_state(task, split, model, training)
     if task.stream:
-        batches = lm_chunks(
-            lm_streams(split.inputs, cfg.train.batch_size), cfg.train.bptt, device, cfg.train.max_batches
-        )
+        streams = parallel_streams(split.inputs, cfg.train.batch_size)
+        batches = lm_chunks(streams, cfg.train.bptt, device, cfg.train.max_batches)
+    elif carried:
+        batches = series_chunks(split, cfg.train.batch_size, cfg.train.bptt, device, cfg.train.max_batches)
     else:
         batches = iterate_batches(
             split, cfg.train.batch_size, device, generator if training else None, cfg.train.max_batches
@@ -160,7 +180,7 @@ def run_epoch(
         for inputs, lengths, targets in batches:
             if should_stop is not None and (reason := should_stop()):
                 raise TrialStopped(reason)
-            outputs, state = model(inputs, lengths, _detach(state) if task.stream else None)
+            outputs, state = model(inputs, lengths, _detach(state) if carried else None)
             loss = task.loss(outputs, targets, lengths, warmup)
             if training:
                 value = loss.item()  # one scalar read instead of an isfinite kernel and its bool()
@@ -174,6 +194,8 @@ def run_epoch(
                 if after_step is not None:
                     after_step()
             metrics.update(outputs.detach(), targets, lengths, value if training else loss.detach(), warmup)
+            if carried:
+                warmup = 0  # a washout is left out once, where the streams start from a zero state
     return metrics.compute()
 
 

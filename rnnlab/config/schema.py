@@ -109,7 +109,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     patience: int = 0  # epochs without improvement of `metric` before stopping; 0 disables
-    bptt: int = 100  # language modelling: truncated back-propagation length
+    # truncated back-propagation length: language modelling, and a gradient model on one long series (data.task=
+    # series, data.window=0), both cut into train.batch_size parallel streams with the state carried chunk to chunk
+    bptt: int = 100
     max_batches: int = 0  # cap on batches per epoch (smoke runs); 0 uses all
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: Literal["float32", "float64"] = "float32"  # model, readout and floating data (token/label ids stay int)

@@ -49,6 +49,7 @@ class Task:
     per_step: ClassVar[bool] = False  # the head reads every step's output, not the sequence summary
     causal: ClassVar[bool] = False  # the target is the input's future: a bidirectional encoder would see it
     stream: ClassVar[bool] = False  # a split is one token stream, batched as BPTT chunks with the state carried
+    tbptt: ClassVar[bool] = False  # a split of one long series trains as BPTT chunks with the state carried
     chronological: ClassVar[bool] = False  # splits are contiguous cuts of the data, never shuffled
     cues_from_train: ClassVar[bool] = False  # val and test cue the stored train rows: no rows are held out
     head: ClassVar[bool] = True  # a linear head on the encoder; False: the encoder's output is the prediction

@@ -8,10 +8,12 @@ column and the target hold lists of equal length per row, of numbers or of vecto
 numbers, as `data.sequence_columns` reads them). `data.rows=auto` tells them apart by the column types and refuses
 the one form both readings fit: equal-length lists of numbers in input and target. Splits are contiguous cuts.
 With `data.window = 0` every series is kept whole, so a reservoir's ridge readout is fit over all its steps past
-the washout (`model.esn.washout`); `data.window = W` cuts half-overlapping windows of W steps to train gradient
-models. Targets are standardised with train statistics when `data.normalize`; inputs are not (a reservoir's
-`input_scaling` is relative to them). Metrics are regression's: loss (= mse), mse, rmse, nrmse = rmse / std of the
-targets, over every valid step past the model's warm-up.
+the washout (`model.esn.washout`), and a gradient model trains on a split of one long series by truncated BPTT
+(`train.batch_size` parallel streams, chunks of `train.bptt` steps, the state carried from chunk to chunk;
+`rnnlab.train.series_chunks`); `data.window = W` cuts half-overlapping windows of W steps instead. Targets are
+standardised with train statistics when `data.normalize`; inputs are not (a reservoir's `input_scaling` is relative
+to them). Metrics are regression's: loss (= mse), mse, rmse, nrmse = rmse / std of the targets, over every valid
+step past the model's warm-up.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class SeriesRegression(Regression):
     name = "series"
     per_step = True
     chronological = True
+    tbptt = True
     prepare = staticmethod(prepare_series)
 
     def select(self, outputs, targets, lengths, warmup):
