@@ -6,9 +6,15 @@ washout, 2200 test steps (scored past a 200-step washout too). The system (`rnnl
 
     y[t+1] = 0.3 y[t] + 0.05 y[t] (y[t] + ... + y[t-9]) + 1.5 u[t-9] u[t] + 0.1,    u[t] ~ U[0, 0.5] i.i.d.
 
-Published figure: not quoted here. The paper's NMSE for this setting could not be retrieved through the project's
-search tool (only its abstract and introduction were found), so no number from it is given; its best results use
-an ESN whose states are augmented with their squares and an RLS readout, neither of which rnnlab has.
+Published figure: none found first-hand. Searched (the project's search tool, corpora docs, pages and code) for
+Jaeger (2003), Rodan & Tino (2011, "Minimum complexity echo state network", IEEE TNN 22(1)), Verstraeten et al.
+(2007) and Atiya & Parlos (2000): only their abstracts and introductions are stored, not their result tables. The
+one number found is second-hand: a code comment in github.com/oshears/hybrid_dfr_system
+(python/dfr_sw_float_narma10.py) copies "Table 2. Performance Comparison in Different Models" of the paper "DFR: An
+Energy-efficient Analog Delay Feedback Reservoir Computing System", whose row "(Rodan and Tino2011) ESN" gives a
+NARMA-10 testing NRMSE of 0.1075, with no reservoir size, series lengths or NRMSE normalisation stated: it is not
+this setting and is not compared here. Jaeger's own best results use states augmented with their squares and an
+RLS readout, neither of which rnnlab has.
 Measured here (offline ridge readout, plain states; `rnnlab run experiments/esn_narma10.py`, seeds 0-4):
 test/nrmse 0.269, 0.361, 0.291, 0.314, 0.324 (mean 0.31; NMSE = nrmse^2 about 0.1).
 """
