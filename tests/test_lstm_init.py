@@ -70,6 +70,8 @@ def test_chrono_init_draws_forget_biases_log_uniform_in_1_to_t_max_minus_1_and_i
         ({"model.chrono_init": 1}, "model.chrono_init"),
         ({"model.chrono_init": -5}, "model.chrono_init"),
         ({"model.chrono_init": 50, "model.forget_bias": 1.0}, "model.forget_bias"),
+        ({"model.forget_bias": float("nan")}, "model.forget_bias"),  # before: ran, then "trial diverged"
+        ({"model.forget_bias": float("inf")}, "model.forget_bias"),
     ],
 )
 def test_invalid_inits_are_refused_naming_the_field(settings, field):

@@ -9,6 +9,7 @@ b_f ~ log U(1, T_max - 1), b_i = -b_f.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +41,11 @@ class LSTMConfig(RecurrentConfig):
             self.chrono_init == 0 or self.chrono_init >= 2,
             "model.chrono_init",
             f"must be 0 (off) or T_max >= 2 (about the longest dependency, e.g. data.seq_len), got {self.chrono_init}",
+        )
+        check(
+            self.forget_bias is None or math.isfinite(self.forget_bias),
+            "model.forget_bias",
+            f"must be a finite number (e.g. 1.0) or None (torch's init), got {self.forget_bias}",
         )
         check(
             not (self.chrono_init and self.forget_bias is not None),
