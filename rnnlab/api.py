@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -27,6 +28,7 @@ from typing import Any
 
 from rnnlab import console
 from rnnlab.config import Config, ConfigError
+from rnnlab.config.overrides import to_flat_dict
 
 __all__ = ["RunTerminated", "SearchSummary", "load_search", "run", "search"]
 
@@ -253,6 +255,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
         metric=cfg.metric,
         mode=cfg.mode,
         objectives=cfg.search.objectives,
+        config=json.loads(json.dumps(to_flat_dict(cfg), default=str)),
     )
     return exp, spec
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import os
 import signal
@@ -116,7 +117,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a search, or resume (and extend) the one in <storage>/<name> or in the folder given."""
     from rnnlab.api import plan_search
-    from rnnlab.experiment import load_experiment
     from rnnlab.search_folder import SEARCH_FILE, SearchSpec
     from rnnlab.storage import is_uri, join, localize
     from rnnlab.tune import run_search
@@ -135,9 +135,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not (folder / SEARCH_FILE).is_file():
             raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
         spec = SearchSpec.load(folder)
-        spec.overrides.update({k: v for k, v in overrides.items() if k in ("search.samples", "search.concurrency")})
-        return run_search(load_experiment(spec.experiment, spec.overrides), spec, resume=True, address=args.address)
+        exp = resume_experiment(spec, overrides)
+        return run_search(exp, spec, resume=True, address=args.address)
     return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
+
+
+def resume_experiment(spec, overrides: dict[str, str]):
+    """The experiment of a resumed search with the new overrides, checked against the config it was computed with
+    (search.json's, or for a search saved before it held one, its stored overrides'); `spec` takes them."""
+    from rnnlab.config.overrides import to_flat_dict
+    from rnnlab.experiment import load_experiment
+    from rnnlab.resume import check_search_resume
+
+    merged = {**spec.overrides, **overrides}
+    exp = load_experiment(spec.experiment, merged)
+    stored = spec.config or to_flat_dict(load_experiment(spec.experiment, spec.overrides).config)
+    check_search_resume(Path(spec.folder), stored, exp.config)
+    spec.overrides, spec.config = merged, json.loads(json.dumps(to_flat_dict(exp.config), default=str))
+    return exp
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """What `--resume` checks before it writes: the run folder's stored config against the new one, its data, its
 checkpoints. A resumed run may extend or observe what was computed (more epochs, patience, tracking, threads),
 never change it (the experiment, a width, the seed, the data): that is refused, naming the fields that differ.
+A resumed search likewise (`check_search_resume`), with its own list of the fields it may change.
 """
 
 from __future__ import annotations
@@ -28,8 +29,28 @@ MAY_CHANGE = (
 )
 
 
-def may_change(path: str) -> bool:
-    return any(path == p or (p.endswith(".") and path.startswith(p)) for p in MAY_CHANGE)
+# Fields a resumed *search* may change: its budget, its resources and limits, what observes it. Not epochs or
+# patience (the trials already told would have run under other ones), nor the sampler, scheduler or objectives.
+SEARCH_MAY_CHANGE = (
+    "name",
+    "train.threads",
+    "train.device",
+    "train.diagnostics_every",
+    "train.flush_denormal",
+    "tracking.",
+    "search.samples",
+    "search.concurrency",
+    "search.cpus_per_trial",
+    "search.gpus_per_trial",
+    "search.max_failures",
+    "search.memory_per_trial_mb",
+    "search.reuse_workers",
+    "search.trial_time_limit_s",
+)
+
+
+def may_change(path: str, allowed: tuple[str, ...] = MAY_CHANGE) -> bool:
+    return any(path == p or (p.endswith(".") and path.startswith(p)) for p in allowed)
 
 
 def read_stored(out: Path, name: str) -> dict[str, Any]:
@@ -45,13 +66,27 @@ def read_stored(out: Path, name: str) -> dict[str, Any]:
         ) from None
 
 
-def differing_fields(stored: dict[str, Any], cfg: Config) -> list[str]:
+def differing_fields(stored: dict[str, Any], cfg: Config, allowed: tuple[str, ...] = MAY_CHANGE) -> list[str]:
     """`path (stored -> new)` for each field that differs and is not one a resume may change."""
-    new = to_flat_dict(cfg)
+    new = json.loads(json.dumps(to_flat_dict(cfg), default=str))  # as stored: lists, not tuples
     paths = sorted(set(stored) | set(new))
     return [
-        f"{p} ({stored.get(p)!r} -> {new.get(p)!r})" for p in paths if stored.get(p) != new.get(p) and not may_change(p)
+        f"{p} ({stored.get(p)!r} -> {new.get(p)!r})"
+        for p in paths
+        if stored.get(p) != new.get(p) and not may_change(p, allowed)
     ]
+
+
+def check_search_resume(folder: Path, stored: dict[str, Any], cfg: Config) -> None:
+    """`tune --resume` with --set, --samples, --concurrency or --device: the search's config (`stored`, flat) may
+    only change where it extends or observes the search; anything else is refused before work, naming the fields."""
+    if differing := differing_fields(stored, cfg, SEARCH_MAY_CHANGE):
+        raise ConfigError(
+            "--resume",
+            f"the search in {folder} was computed with other values of: {'; '.join(differing)}. A resume may "
+            f"change only {', '.join(p.rstrip('.') for p in SEARCH_MAY_CHANGE)}; start a new search (another "
+            "--name) for the rest",
+        )
 
 
 def check_resume(out: Path, cfg: Config) -> None:

@@ -37,6 +37,7 @@ class SearchSpec:
     mode: str = "min"
     objectives: list[str] = field(default_factory=list)
     ray_runs: list[str] = field(default_factory=lambda: [RAY_DIR])  # one per launch that added trials
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config, flat, that a resume is checked against
 
     def save(self) -> None:
         Path(self.folder, SEARCH_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -171,19 +172,42 @@ def grid_size(grid: dict[str, list]) -> int:
     return math.prod(len(v) for v in grid.values()) if grid else 0
 
 
-def close_orphans(spec: SearchSpec, reason: str = "orphaned: asked before the driver died; not run") -> None:
+ORPHANED = "orphaned"  # how the reason of a trial that ended FAIL without running to its end begins
+LOST_REASON = (
+    f"{ORPHANED}: it was running when the driver died, after Ray's last save of its state, so Ray could not "
+    "resume it; another trial took its place"
+)
+
+
+def counts_as_sample(t) -> bool:
+    """A trial of the search's budget (search.samples): one asked for a Ray trial, running or ended, except an
+    orphan (asked and never run, or lost with a dead driver), which another trial replaces."""
+    if "ray_trial_id" not in t.user_attrs:  # the space raised on its draw, or the driver died while asking
+        return False
+    return not (t.state.name == "FAIL" and str(t.user_attrs.get("reason", "")).startswith(ORPHANED))
+
+
+def close_orphans(
+    spec: SearchSpec, reason: str = f"{ORPHANED}: asked before the driver died; not run", only: set[str] | None = None
+) -> list[str]:
     """Mark FAIL the study's trials still RUNNING after Ray finished (asked just before a driver died, never run),
-    or after the driver itself failed."""
+    or after the driver itself failed; with `only`, those of these Ray trial ids. Returns their Ray ids."""
     import optuna
     from optuna.trial import TrialState
 
+    closed = []
     storage = open_study_storage(spec.folder)  # a storage's own public API sets an attr of a trial by its id
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
     study_id = storage.get_study_id_from_name(STUDY_NAME)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        ray_id = t.user_attrs.get("ray_trial_id")
+        if only is not None and ray_id not in only:
+            continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_user_attr(trial_id, "reason", reason)
         study.tell(t.number, state=TrialState.FAIL)
+        closed += [ray_id] if ray_id else []
+    return closed
 
 
 def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:

@@ -9,8 +9,11 @@ Tuner, resume; the Optuna searcher is in searcher.py); each trial runs `trainabl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +38,8 @@ from rnnlab.storage import (
     redact,
     search_uri,
 )
-from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher
+from rnnlab.tune.reconcile import reconcile, record_orphans
+from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
 __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySearch: for searches pickled before it moved
@@ -122,8 +126,16 @@ def trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run: str, restore: bool = False):
-    """A Tuner for `samples` new trials under `ray_run`, or the restored one of a search whose driver died."""
+def build_tuner(
+    experiment: Experiment,
+    spec: SearchSpec,
+    samples: int,
+    ray_run: str,
+    restore: bool = False,
+    ended: set[str] = frozenset(),
+):
+    """A Tuner for `samples` new trials under `ray_run`, or the restored one of a search whose driver died (whose
+    trials that `ended` in the study, though Ray's saved state has them running, report their end, not train)."""
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
     from ray.tune.search import ConcurrencyLimiter
@@ -139,6 +151,7 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
         cpus=s.cpus_per_trial,
         verbosity=console.verbosity(),
         remote=search_uri(spec),
+        ended=frozenset(ended),
     )
     trainable = make_trainable(setup, s.cpus_per_trial, s.gpus_per_trial)
     storage = ray_storage(spec)
@@ -182,11 +195,25 @@ def build_tuner(experiment: Experiment, spec: SearchSpec, samples: int, ray_run:
     )
 
 
-def count_ray_trials(spec: SearchSpec) -> int:
-    """Trials Ray recorded across the search's launches (its experiment state, not the trial folders)."""
+def ray_trial_ids(spec: SearchSpec) -> set[str]:
+    """Trials Ray recorded across the search's launches (its experiment state, saved every 10 s or so)."""
     from ray.tune import ExperimentAnalysis
 
-    return sum(len(ExperimentAnalysis(join(ray_storage(spec), run)).trials) for run in spec.ray_runs)
+    ids = set()
+    for run in spec.ray_runs:
+        with contextlib.suppress(Exception):  # a launch killed before Ray first saved its state
+            ids |= {t.trial_id for t in ExperimentAnalysis(join(ray_storage(spec), run)).trials}
+    return ids
+
+
+def count_samples(spec: SearchSpec) -> int:
+    """The trials of the search's budget that the study holds (search_folder.counts_as_sample): the record, not
+    Ray's state, which misses the trials begun after its last save when a driver is killed."""
+    from rnnlab.search_folder import counts_as_sample, load_study
+
+    if not Path(spec.folder, JOURNAL_FILE).is_file():
+        return 0
+    return sum(counts_as_sample(t) for t in load_study(spec.folder).trials)
 
 
 def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
@@ -230,18 +257,30 @@ def check_fits(cfg: Config, address: str | None) -> None:
 def fit_tuner(tuner, samples: int | None = None) -> bool:
     """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early).
 
-    Ray's automatic CSV and TensorBoard loggers stay off (build_tuner passes its JSON logger itself)."""
+    Ray's automatic CSV and TensorBoard loggers stay off (build_tuner passes its JSON logger itself).
+
+    Tune installs its own SIGINT handler for the run and puts the previous one back only when a SIGINT fires it:
+    left in place, it would swallow a SIGINT that comes after the run (while the report is written, or between a
+    resume's two launches), and the driver would go on and exit 0. So the previous handler is put back here, and a
+    SIGINT that fired Tune's handler as its last trial ended is an interruption too."""
+    in_main = threading.current_thread() is threading.main_thread()  # Tune and Python handle signals only there
+    before = signal.getsignal(signal.SIGINT)
     saved = os.environ.get(NO_AUTO_LOGGERS)
     os.environ[NO_AUTO_LOGGERS] = "1"
     try:
         grid = tuner.fit()
     finally:
+        tune_handler = signal.getsignal(signal.SIGINT)
+        if in_main:
+            signal.signal(signal.SIGINT, before)
         if saved is None:
             del os.environ[NO_AUTO_LOGGERS]
         else:
             os.environ[NO_AUTO_LOGGERS] = saved
+    tune_watched = in_main and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+    fired = tune_watched and tune_handler is before  # Tune's handler, once fired, has put `before` back
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
-    return unfinished == 0 and (samples is None or len(grid) >= samples)
+    return not fired and unfinished == 0 and (samples is None or len(grid) >= samples)
 
 
 def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, address: str | None = None) -> int:
@@ -272,11 +311,16 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
             )
 
     with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
-        return search(experiment, spec, resume, address)
+        try:
+            return search(experiment, spec, resume, address)
+        except KeyboardInterrupt:  # a SIGINT outside Tune's run: before it, between launches, during the report
+            if not Path(spec.folder, SEARCH_FILE).is_file():
+                raise
+            return interrupted(spec)
 
 
 def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str | None) -> int:
-    from rnnlab.search_folder import close_orphans
+    from rnnlab.search_folder import ORPHANED, close_orphans
     from rnnlab.search_report import report_search
     from rnnlab.tracking import resolve_mode
     from rnnlab.tracking.search import log_search_results
@@ -307,10 +351,13 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
             f"{aside} and the study continues from the last whole record"
         )
     t0 = time.time()
+    StudySearch.samples = cfg.search.samples  # no trial is asked beyond the budget, whatever Ray's state says
     try:
-        if resume and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True)):
-            return interrupted(spec)
-        done = count_ray_trials(spec) if resume else 0
+        if resume:
+            ended = reconcile(spec, ray_storage(spec), objective_list(cfg)[0])  # the study as the trial folders say
+            if not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)):
+                return interrupted(spec)
+        done = count_samples(spec)
         if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
             if resume:
                 spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
@@ -324,7 +371,8 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
             close_orphans(spec, f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished")
         raise
     pull_trials(spec)  # a URI storage: the trials' folders, uploaded by their workers, for the report
-    close_orphans(spec)
+    reason = f"{ORPHANED}: asked before the driver died; not run"
+    record_orphans(spec, close_orphans(spec, reason), reason)
     log_search_results(spec, cfg)  # a W&B Table of the trials (tracking on), a workspace when online
     code = report_search(spec, wall_time=time.time() - t0)
     push_search(spec)  # the journal's last changes, the plots
@@ -332,6 +380,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
 
 
 def interrupted(spec: SearchSpec) -> int:
-    push_search(spec)
-    logger.warning(f"search interrupted; its state is saved. Continue it with: rnnlab tune {spec.folder} --resume")
+    with contextlib.suppress(Exception):  # a second SIGINT, or a bucket out of reach: the folder has the state
+        push_search(spec)
+    logger.warning(
+        f"search interrupted; its state is saved. Continue it (or write its report) with: "
+        f"rnnlab tune {spec.folder} --resume"
+    )
     return 130

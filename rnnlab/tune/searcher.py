@@ -13,7 +13,7 @@ from pathlib import Path
 from ray.tune.search.optuna import OptunaSearch
 
 from rnnlab.config import Config, ConfigError
-from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, load_study
+from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, counts_as_sample, load_study
 from rnnlab.storage import join, open_mirrored_study_storage
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, replay_command, stopped_reason
 
@@ -41,6 +41,11 @@ class StudySearch(OptunaSearch):
     relocate_to: str | None = None  # set by the driver before Ray restores a pickled searcher: the current folder
     relocate_uri: str | None = None  # and its URI storage, if any
     uri: str | None = None  # a URI storage's <uri>/<name>: a trial's record is there, uploaded by its worker
+    samples: int | None = None  # set by the driver: search.samples, the trials of the whole search
+
+    def held_samples(self) -> int:
+        """The trials of the budget the study holds (asked for Ray, not orphaned), this launch's included."""
+        return sum(counts_as_sample(t) for t in self._ot_study.get_trials(deepcopy=False))
 
     def restore(self, checkpoint_path: str) -> None:
         """The pickled searcher, on the journal of the folder being resumed (`relocate_to`): the pickle names the
@@ -48,15 +53,23 @@ class StudySearch(OptunaSearch):
         import optuna
 
         super().restore(checkpoint_path)
-        if not StudySearch.relocate_to or Path(StudySearch.relocate_to) == Path(self.folder):
-            return
-        self.folder, self.uri = StudySearch.relocate_to, StudySearch.relocate_uri
-        storage = open_mirrored_study_storage(self.folder, StudySearch.relocate_uri)
-        self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=self._ot_study.sampler)
-        # Trial(study, id) is Optuna's public constructor; _trial_id is the storage's id of the trial (Optuna 5.0)
-        self._ot_trials = {k: optuna.trial.Trial(self._ot_study, t._trial_id) for k, t in self._ot_trials.items()}
+        if StudySearch.relocate_to and Path(StudySearch.relocate_to) != Path(self.folder):
+            self.folder, self.uri = StudySearch.relocate_to, StudySearch.relocate_uri
+            storage = open_mirrored_study_storage(self.folder, StudySearch.relocate_uri)
+            self._ot_study = optuna.load_study(study_name=STUDY_NAME, storage=storage, sampler=self._ot_study.sampler)
+            # Trial(study, id) is Optuna's public constructor; _trial_id is the storage's id of the trial (Optuna 5.0)
+            self._ot_trials = {k: optuna.trial.Trial(self._ot_study, t._trial_id) for k, t in self._ot_trials.items()}
+        # trials that ended in the study after the state restored was saved: their first ending stays
+        ended = {
+            t.user_attrs.get("ray_trial_id") for t in self._ot_study.get_trials(deepcopy=False) if t.state.is_finished()
+        }
+        self._completed_trials |= ended & set(self._ot_trials)
 
     def suggest(self, trial_id: str) -> dict | None:
+        from ray.tune.search import Searcher
+
+        if self.samples is not None and self.held_samples() >= self.samples:
+            return Searcher.FINISHED  # a restored Ray run counts only the trials of its last state save
         try:
             params = super().suggest(trial_id)
         except Exception as err:  # the space raised on this draw: that Optuna trial fails, the search goes on

@@ -41,6 +41,7 @@ class TrialSetup:
     cpus: float
     verbosity: int = 0  # console.DEFAULT: the worker prints only warnings and errors
     remote: str | None = None  # a URI storage's `<uri>/<name>`: the worker uploads the trial's folder there
+    ended: frozenset[str] = frozenset()  # trials a resume restores that had ended in the study (tune/reconcile.py)
 
 
 def trial_config(setup: TrialSetup, params: dict[str, Any]) -> Config:
@@ -114,6 +115,12 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     console.quiet_worker(setup.verbosity)
     trial_id = tune.get_context().get_trial_id()
     out = Path(setup.folder) / TRIALS_DIR / trial_id
+    if trial_id in setup.ended:  # it ended before its driver died, after Ray last saved its state: not run twice
+        from rnnlab.search_folder import read_json
+
+        return report_summary(
+            from_flat_dict(setup.base), read_json(out / "result.json"), {NUMBER_KEY: params.get(NUMBER_KEY, -1)}
+        )
     out.mkdir(parents=True, exist_ok=True)
     upload = trial_upload(setup.remote, out)
     (out / "pid").write_text(f"{os.getpid()}\n")  # which process runs the trial: for an operator, or a kill test

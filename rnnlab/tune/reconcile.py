@@ -1,0 +1,126 @@
+"""What a resume sets right before Ray restores a search whose driver died: the study against rnnlab's own record
+(the trial folders) and Ray's last saved state, which lags the study by up to Ray's save period (10 s or more).
+
+A trial still RUNNING in the study is, by what the record shows:
+- in Ray's saved state as unfinished: Ray resumes it, and the searcher tells how it ends;
+- ended in its folder (a whole result.json) but its end is not in the study (its journal record was in a torn
+  tail, set aside): told from its result.json, with the epochs of its metrics.jsonl as intermediate values;
+- neither: it began after Ray's last save and died with the driver (orphaned, another trial takes its place).
+A trial that ended in the study but that Ray's state holds as unfinished must not run again (`finished_ids`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from rnnlab.records import last_row, read_metrics, write_json
+from rnnlab.search_folder import (
+    JOURNAL_FILE,
+    LOST_REASON,
+    STUDY_NAME,
+    SearchSpec,
+    close_orphans,
+    open_study_storage,
+    read_json,
+    trial_folder,
+)
+from rnnlab.storage import join
+
+logger = logging.getLogger(__name__)
+
+ENDED = {"completed", "early_stopped", "stopped", "diverged", "failed", "out_of_memory"}  # result.json's statuses
+UNFINISHED_IN_RAY = {"PENDING", "RUNNING", "PAUSED"}
+
+
+def ray_statuses(spec: SearchSpec, storage: str) -> dict[str, str]:
+    """Ray trial id -> its status in Ray's saved state, across the search's launches."""
+    from ray.tune import ExperimentAnalysis
+
+    statuses = {}
+    for run in spec.ray_runs:
+        try:
+            trials = ExperimentAnalysis(join(storage, run)).trials
+        except Exception:  # a launch killed before Ray first saved its state
+            continue
+        statuses.update({t.trial_id: t.status for t in trials})
+    return statuses
+
+
+def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
+    """Set the study right from the trial folders before Ray restores; returns the Ray ids the study holds as
+    ended (the trainable reports their result without training them again)."""
+    import optuna
+
+    if not Path(spec.folder, JOURNAL_FILE).is_file():
+        return set()
+    statuses = ray_statuses(spec, storage)
+    study = optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(spec.folder))
+    lost = set()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        ray_id = t.user_attrs.get("ray_trial_id")
+        if not ray_id or statuses.get(ray_id) in UNFINISHED_IN_RAY:
+            continue  # asked and never run (closed at the end), or Ray resumes it
+        result = read_json(trial_folder(spec, ray_id) / "result.json")
+        if result.get("status") in ENDED:
+            tell_from_result(study, t, result, trial_folder(spec, ray_id), metrics)
+            logger.warning(f"trial {ray_id}: its end was not in the study (a torn journal); told from its result.json")
+        else:
+            lost.add(ray_id)
+    if lost:
+        logger.warning(f"trial(s) {', '.join(sorted(lost))} began after Ray last saved its state, died with the driver")
+        record_orphans(spec, close_orphans(spec, LOST_REASON, only=lost), LOST_REASON)
+    fill_missing_results(spec, study)
+    return {t.user_attrs.get("ray_trial_id", "") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+
+def tell_from_result(study, trial, result: dict, out: Path, metrics: list[str]) -> None:
+    """Tell Optuna the trial's end as the searcher would have from its summary row (searcher.StudySearch)."""
+    from optuna.trial import TrialState
+
+    storage = study._storage  # noqa: SLF001 -- Optuna 5's storage API sets a trial's attrs and steps by its id
+    trial_id = trial._trial_id  # noqa: SLF001
+    if len(metrics) == 1:
+        for row in read_metrics(out / "metrics.jsonl"):
+            value = row.get(metrics[0])
+            if (
+                isinstance(value, (int, float))
+                and math.isfinite(value)
+                and row.get("epoch") not in trial.intermediate_values
+            ):
+                storage.set_trial_intermediate_value(trial_id, int(row["epoch"]), float(value))
+    status, values = result["status"], [result.get(m) for m in metrics]
+    state, reason = TrialState.COMPLETE, None
+    if status == "stopped":
+        state, reason = TrialState.PRUNED, str(result.get("reason"))
+    elif status == "diverged":
+        state, reason = TrialState.PRUNED, f"diverged: {result.get('reason')}"
+    elif status in ("failed", "out_of_memory"):
+        state, reason = TrialState.FAIL, str(result.get("reason"))
+    elif missing := [m for m, v in zip(metrics, values) if not (isinstance(v, (int, float)) and math.isfinite(v))]:
+        state, reason = TrialState.FAIL, f"no finite value of {', '.join(missing)} in the trial's result"
+    if reason is not None:
+        storage.set_trial_user_attr(trial_id, "reason", reason)
+        study.tell(trial.number, state=state)
+    else:
+        study.tell(trial.number, [float(v) for v in values] if len(values) > 1 else float(values[0]))
+
+
+def fill_missing_results(spec: SearchSpec, study) -> None:
+    """A trial the scheduler stopped on a reused worker writes its result.json when the worker takes its next
+    trial: a driver killed in between leaves it PRUNED in the study without one. Its result.json from the study."""
+    for t in study.get_trials(deepcopy=False):
+        out = trial_folder(spec, t.user_attrs.get("ray_trial_id", "-"))
+        if t.state.name == "PRUNED" and out.is_dir() and not (out / "result.json").exists():
+            reason = str(t.user_attrs.get("reason", "stopped"))
+            status = "diverged" if reason.startswith("diverged") else "stopped"
+            write_json(out / "result.json", {**last_row(out), "status": status, "reason": reason})
+
+
+def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
+    """An orphan that had started has a folder: its result.json says how it ended, as the study does."""
+    for ray_id in ray_ids:
+        out = trial_folder(spec, ray_id)
+        if out.is_dir() and not (out / "result.json").exists():
+            write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
