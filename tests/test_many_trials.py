@@ -18,7 +18,7 @@ from rnnlab.search_folder import load_study
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_faults import SEARCH_DIGITS, cli, env, history_rows, ray_trials, wait_for, wandb_run_ids  # noqa: E402
+from test_faults import SEARCH_DIGITS, cli, env, history_rows, search_record, wait_for, wandb_run_ids  # noqa: E402
 
 TRIALS = 24
 SEARCH = [
@@ -83,29 +83,17 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
 
     # the record is the study and the trial folders: Ray's state, saved every 10 s or so, misses the trials begun
     # after its last save before the kill (those that ended are done; those that were running are orphaned)
+    ids, started = search_record(folder)
+    assert len(ids) == TRIALS, f"{len(ids)} trials ran for samples {TRIALS} ({len(started)} orphaned)"
     study = load_study(folder)
-    by_id = {}
-    for t in study.trials:
-        if "ray_trial_id" in t.user_attrs:
-            assert t.user_attrs["ray_trial_id"] not in by_id, f"{t.user_attrs['ray_trial_id']}: twice in the study"
-            by_id[t.user_attrs["ray_trial_id"]] = t
-    ran = {i: t for i, t in by_id.items() if t.state.name in ("COMPLETE", "PRUNED")}
-    failed = {i: t for i, t in by_id.items() if t.state.name == "FAIL"}
-    assert len(ran) == TRIALS, f"{len(ran)} trials ran for samples {TRIALS} ({len(failed)} orphaned)"
-    assert all(t.user_attrs["reason"].startswith("orphaned") for t in study.trials if t.state.name == "FAIL")
-    assert all(t.state.name != "RUNNING" for t in study.trials)
-    assert {t.trial_id for t in ray_trials(folder)} <= set(by_id), "every trial Ray ran is in the study"
+    ran = {t.user_attrs["ray_trial_id"]: t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")}
     # retried on another worker (Ray's num_failures may predate the driver kill: its state is saved periodically)
-    retried = int((victim / "pid").read_text()) != killed or victim.name in failed  # or lost with the driver
+    retried = int((victim / "pid").read_text()) != killed or victim.name in started  # or lost with the driver
     assert retried, "the killed trial finished on another worker"
     pids = {(folder / "trials" / trial_id / "pid").read_text() for trial_id in ran}
     assert len(pids) < TRIALS / 2, f"{len(pids)} workers ran {TRIALS} trials: they were reused"
     runs = wandb_run_ids(folder)
-    assert set(runs) <= set(by_id), "every trial folder is a trial of the study"
-    assert set(ran) <= set(runs), "every trial that ran has its folder"
-    for trial_id in set(runs) - set(ran):  # an orphan that had started: its result.json says how it ended
-        result = json.loads((folder / "trials" / trial_id / "result.json").read_text())
-        assert result["status"] == "failed" and result["reason"] == failed[trial_id].user_attrs["reason"], result
+    assert sorted(runs) == sorted([*ran, *started]), "a folder per trial, no other"
     statuses = []
     for trial_id, optuna_trial in ran.items():
         out = folder / "trials" / trial_id
