@@ -40,7 +40,12 @@ class SearchSpec:
     config: dict[str, Any] = field(default_factory=dict)  # the resolved config, flat, that a resume is checked against
 
     def save(self) -> None:
-        Path(self.folder, SEARCH_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json)."""
+        from rnnlab.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(
+            Path(self.folder, SEARCH_FILE), (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode()
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> SearchSpec:

@@ -3,8 +3,11 @@ before any work), a journal whose last record was torn by a kill, and the SIGINT
 
 import json
 import math
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +124,52 @@ def test_a_trial_whose_end_was_in_a_torn_journal_tail_is_told_from_its_result(fi
         assert t.value == pytest.approx(whole[n].value)
         if t.state.name == "COMPLETE":
             assert math.isclose(t.value, result["val/acc"])
+
+
+SAVE_ON_A_FULL_DISK = """
+import json, sys
+from pathlib import Path
+from rnnlab.config import ConfigError
+from rnnlab.search_folder import SearchSpec
+
+folder = Path(sys.argv[1]) / "s"
+folder.mkdir()
+spec = SearchSpec(experiment="e.py", name="s", storage=str(folder.parent), folder=str(folder))
+spec.save()
+with open(folder.parent / "filler", "wb", buffering=0) as f:  # the disk full
+    try:
+        while True:
+            f.write(b"x" * 4096)
+    except OSError:
+        pass
+spec.ray_runs.append("ray-2")
+spec.overrides = {"model.name": "x" * 200_000}  # more than the disk has left
+try:
+    spec.save()
+except OSError as err:
+    print("refused", err.errno)
+try:
+    print("runs", json.dumps(SearchSpec.load(folder).ray_runs))
+except ConfigError as err:
+    print("unreadable", err)
+"""
+
+
+def test_search_json_is_written_whole_on_a_full_disk(tmp_path):
+    """A full disk (a 1 MiB tmpfs in a mount namespace of the test's own) while search.json is rewritten: the
+    previous one stays whole (it was truncated and left torn: the search could no longer be resumed)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to mount a small tmpfs")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    shell = f'mount -t tmpfs -o size=1m tmpfs {mount} && exec {sys.executable} -c "$0" {mount}'
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", shell, SAVE_ON_A_FULL_DISK],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused 28" in done.stdout, done.stdout  # ENOSPC
+    assert 'runs ["ray"]' in done.stdout, done.stdout

@@ -358,6 +358,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
             if not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)):
                 return interrupted(spec)
         done = count_samples(spec)
+        if resume and done > cfg.search.samples:
+            logger.info(
+                f"note: the study holds {done} trials, more than search.samples={cfg.search.samples}; none added"
+            )
         if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
             if resume:
                 spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
