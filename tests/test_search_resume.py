@@ -126,6 +126,21 @@ def test_a_trial_whose_end_was_in_a_torn_journal_tail_is_told_from_its_result(fi
             assert math.isclose(t.value, result["val/acc"])
 
 
+@pytest.mark.slow
+def test_resume_of_a_launch_ray_saved_nothing_of(finished_search, tmp_path):
+    """A driver killed before Ray first wrote its launch's state (no ray/ folder): the resume takes
+    the launch up again under its name from the trials the study holds (it crashed in Tuner.restore: exit 1 and
+    every RUNNING trial failed as "the driver failed")."""
+    folder = copy_search(finished_search, tmp_path)
+    shutil.rmtree(folder / "ray")  # killed between search.json naming the launch and the Tuner's first write
+    held = {t.user_attrs["ray_trial_id"]: t.value for t in load_study(folder).trials}
+    assert main(["tune", str(folder), "--resume", "--samples", "3"]) == 0
+    study = load_study(folder).trials
+    assert len(study) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study)
+    assert {t.user_attrs["ray_trial_id"]: t.value for t in study[:2]} == held, "the trials held were not run again"
+    assert SearchSpec.load(folder).ray_runs == ["ray"]
+
+
 SAVE_ON_A_FULL_DISK = """
 import json, sys
 from pathlib import Path

@@ -38,7 +38,7 @@ from rnnlab.storage import (
     redact,
     search_uri,
 )
-from rnnlab.tune.reconcile import reconcile, record_orphans
+from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
@@ -195,27 +195,6 @@ def build_tuner(
     )
 
 
-def ray_trial_ids(spec: SearchSpec) -> set[str]:
-    """Trials Ray recorded across the search's launches (its experiment state, saved every 10 s or so)."""
-    from ray.tune import ExperimentAnalysis
-
-    ids = set()
-    for run in spec.ray_runs:
-        with contextlib.suppress(Exception):  # a launch killed before Ray first saved its state
-            ids |= {t.trial_id for t in ExperimentAnalysis(join(ray_storage(spec), run)).trials}
-    return ids
-
-
-def count_samples(spec: SearchSpec) -> int:
-    """The trials of the search's budget that the study holds (search_folder.counts_as_sample): the record, not
-    Ray's state, which misses the trials begun after its last save when a driver is killed."""
-    from rnnlab.search_folder import counts_as_sample, load_study
-
-    if not Path(spec.folder, JOURNAL_FILE).is_file():
-        return 0
-    return sum(counts_as_sample(t) for t in load_study(spec.folder).trials)
-
-
 def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
     an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
@@ -353,17 +332,18 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     t0 = time.time()
     StudySearch.samples = cfg.search.samples  # no trial is asked beyond the budget, whatever Ray's state says
     try:
+        restorable = resume and saved_state(spec, ray_storage(spec))
         if resume:
             ended = reconcile(spec, ray_storage(spec), objective_list(cfg)[0])  # the study as the trial folders say
-            if not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)):
-                return interrupted(spec)
+        if restorable and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)):
+            return interrupted(spec)
         done = count_samples(spec)
         if resume and done > cfg.search.samples:
             logger.info(
                 f"note: the study holds {done} trials, more than search.samples={cfg.search.samples}; none added"
             )
         if done < cfg.search.samples:  # a fresh search, or more samples asked of a finished one: same study
-            if resume:
+            if restorable:  # else the launch Ray saved nothing of is taken up again under its name
                 spec.ray_runs.append(f"{RAY_DIR}-{len(spec.ray_runs) + 1}")
                 spec.save()
                 push_search(spec)

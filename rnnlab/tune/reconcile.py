@@ -22,6 +22,8 @@ from rnnlab.search_folder import (
     STUDY_NAME,
     SearchSpec,
     close_orphans,
+    counts_as_sample,
+    load_study,
     open_study_storage,
     read_json,
     trial_folder,
@@ -124,3 +126,25 @@ def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
         out = trial_folder(spec, ray_id)
         if out.is_dir() and not (out / "result.json").exists():
             write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
+
+
+def saved_state(spec: SearchSpec, storage: str) -> bool:
+    """Whether Ray saved the state of the search's last launch: a driver killed in its first moments (or, extending
+    a search, between search.json naming the launch and Ray's first save) leaves none. Its trials are in the study."""
+    from ray import tune
+
+    if tune.Tuner.can_restore(join(storage, spec.ray_runs[-1])):
+        return True
+    logger.warning(
+        f"Ray saved no state of the launch {spec.ray_runs[-1]} (its driver died first); the search goes on from "
+        "the trials the study holds"
+    )
+    return False
+
+
+def count_samples(spec: SearchSpec) -> int:
+    """The trials of the search's budget that the study holds (search_folder.counts_as_sample): the record, not
+    Ray's state, which misses the trials begun after its last save when a driver is killed."""
+    if not Path(spec.folder, JOURNAL_FILE).is_file():
+        return 0
+    return sum(counts_as_sample(t) for t in load_study(spec.folder).trials)
