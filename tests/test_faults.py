@@ -65,9 +65,10 @@ def search_record(folder: Path) -> tuple[list[str], dict[str, dict]]:
     named = [t for t in study.trials if "ray_trial_id" in t.user_attrs]
     assert len({t.user_attrs["ray_trial_id"] for t in named}) == len(named), "a trial is in the study once"
     ran = [t.user_attrs["ray_trial_id"] for t in named if t.state.name in ("COMPLETE", "PRUNED")]
-    failed = {t.user_attrs["ray_trial_id"]: t for t in study.trials if t.state.name == "FAIL"}
+    failed = {t.user_attrs.get("ray_trial_id", f"#{t.number}"): t for t in study.trials if t.state.name == "FAIL"}
     assert all(t.state.name != "RUNNING" for t in study.trials), "no trial stays RUNNING"
-    assert all(t.user_attrs["reason"].startswith("orphaned") for t in failed.values())
+    reasons = {i: t.user_attrs.get("reason", "") for i, t in failed.items()}
+    assert all(r.startswith("orphaned") for r in reasons.values()), reasons
     assert {t.trial_id for t in ray_trials(folder)} <= set(ran), "every trial Tune ran is a trial of the study"
     started = {}
     for trial_id in set(failed) & {p.name for p in (folder / "trials").iterdir()}:
