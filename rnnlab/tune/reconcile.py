@@ -15,7 +15,7 @@ import logging
 import math
 from pathlib import Path
 
-from rnnlab.records import last_row, read_metrics, write_json
+from rnnlab.records import RunRecord, read_metrics
 from rnnlab.search_folder import (
     JOURNAL_FILE,
     LOST_REASON,
@@ -117,7 +117,7 @@ def fill_missing_results(spec: SearchSpec, study) -> None:
         if t.state.name == "PRUNED" and out.is_dir() and not (out / "result.json").exists():
             reason = str(t.user_attrs.get("reason", "stopped"))
             status = "diverged" if reason.startswith("diverged") else "stopped"
-            write_json(out / "result.json", {**last_row(out), "status": status, "reason": reason})
+            RunRecord(out).finish(status, reason)  # the last epoch's row, how it ended
 
 
 def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
@@ -125,7 +125,7 @@ def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
     for ray_id in ray_ids:
         out = trial_folder(spec, ray_id)
         if out.is_dir() and not (out / "result.json").exists():
-            write_json(out / "result.json", {**last_row(out), "status": "failed", "reason": reason})
+            RunRecord(out).finish("failed", reason)
 
 
 def saved_state(spec: SearchSpec, storage: str) -> bool:
