@@ -139,7 +139,7 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     rng = random.Random(20261121)
     folder = tmp_path / "killed"
     t0 = time.time()
-    faults = []
+    faults, phases = [], []
     for attempt, sig in enumerate([signal.SIGINT, signal.SIGKILL, None, None, None]):
         argv = (
             cli("tune", str(folder), "--resume")
@@ -147,6 +147,7 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
             else cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "killed", *SEARCH_ARGS)
         )
         driver = subprocess.Popen(argv, env=env(), start_new_session=True, **QUIET)
+        phases.append(time.time())
         if sig is None:
             assert driver.wait(timeout=900) == 0
             break
@@ -179,7 +180,8 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     with capsys.disabled():
         print(
             f"\n[driver kills] faults {faults}; orphaned asks {len(orphans)}; uninterrupted {uninterrupted:.0f} s, "
-            f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f})"
+            f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f}; launches at "
+            f"{', '.join(f'{p - t0:.0f}' for p in phases)} s)"
         )
     # A relaunch restarts Ray and its workers (~30-40 s on 2 shared cores). With workers reused the uninterrupted
     # search is ~2x faster than with a fresh worker per trial, so that fixed cost no longer hides in the 2x.
