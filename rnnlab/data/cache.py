@@ -1,5 +1,10 @@
 """On-disk cache of prepared `TaskData`, keyed by a fingerprint of raw data, config, seed and preprocessing code.
 
+The code in the key is `PREPARATION_CODE`, the one list of the modules whose code determines prepared data: the data
+package (sources, splits, encoders, built-in generators, the first six preparers) and the tasks package (each
+task's `prepare` and split rules), plus the modules of a task defined outside them. Editing any of them makes
+every earlier entry a miss, so a run never trains on data prepared by older code.
+
 Writes are atomic (temporary file, fsync, `os.replace`), so concurrent trials never read a torn file; a file that
 fails to load is treated as a miss and rebuilt.
 """
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -23,7 +29,8 @@ from rnnlab.data.taskdata import TaskData, from_plain, to_plain
 log = logging.getLogger(__name__)
 
 UNKEYED_FIELDS = ("cache_dir",)  # DataConfig fields that do not change the prepared data
-CODE_DIR = Path(__file__).parent  # every module here takes part in preprocessing
+PACKAGE = Path(__file__).resolve().parents[1]  # rnnlab/
+PREPARATION_CODE = ("data/*.py", "tasks/*.py")  # under PACKAGE: every module whose code determines prepared data
 
 
 def cache_root(cfg: DataConfig) -> Path:
@@ -32,19 +39,32 @@ def cache_root(cfg: DataConfig) -> Path:
     return Path(root).expanduser()
 
 
-def code_hash() -> str:
-    """Hash of the data package's source: editing a preprocessing function invalidates old cache entries."""
+def preparation_modules(task: object = None) -> list[Path]:
+    """The source files hashed into the key: `PREPARATION_CODE`, and the modules of `task`'s classes and of its
+    `prepare` when they live elsewhere (a task added outside rnnlab/tasks)."""
+    paths = {path.resolve() for pattern in PREPARATION_CODE for path in PACKAGE.glob(pattern)}
+    if task is not None:
+        for obj in (*type(task).__mro__, getattr(type(task), "prepare", None)):
+            source = getattr(inspect.getmodule(obj), "__file__", None)  # None for builtins
+            if source and source.endswith(".py"):
+                paths.add(Path(source).resolve())
+    return sorted(paths)
+
+
+def code_hash(task: object = None) -> str:
+    """Hash of the preparation code's source: editing a preparer, an encoder or a generator invalidates old
+    cache entries."""
     digest = hashlib.sha256()
-    for path in sorted(CODE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
+    for path in preparation_modules(task):
+        digest.update(str(path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def fingerprint(cfg: DataConfig, seed: int, raw_identity: object) -> str:
-    """Hex digest of everything the prepared data depends on."""
+def fingerprint(cfg: DataConfig, seed: int, raw_identity: object, task: object = None) -> str:
+    """Hex digest of everything the prepared data depends on (`task`: the `rnnlab.tasks.Task` preparing it)."""
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNKEYED_FIELDS}
-    key = {"raw": raw_identity, "config": fields, "seed": seed, "code": code_hash()}
+    key = {"raw": raw_identity, "config": fields, "seed": seed, "code": code_hash(task)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -317,7 +317,7 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
             identity["commit"] = commit
         if cfg.source == "local":
             identity["files"] = sources.local_identity(cfg)
-    key = cache.fingerprint(cfg, seed, identity)
+    key = cache.fingerprint(cfg, seed, identity, task)
     path = cache.cache_path(cfg, key)
     data = cache.read_cached(path)
     if data is not None:
