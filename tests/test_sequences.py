@@ -143,3 +143,15 @@ def test_a_missing_text_column_points_at_sequence_columns(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"x": [0.1], "label": i % 2} for i in range(10)])
     err = refused(local(path), "no column 'text'")
     assert err.field == "data.text_column" and "data.sequence_columns" in err.message
+
+
+@pytest.mark.parametrize("bad", ["0.1 zero 0.3", "0.1 nan 0.3", "0.1 0.2"])
+def test_a_bad_cell_is_named_by_its_row_in_the_file_not_in_the_shuffled_split(bad, tmp_path):
+    """Before: the row was the one's place in the shuffled train split (a CSV's row 9 reported as row 7), and a NaN
+    cell was only counted per split, without its row."""
+    lines = ["x,y,label"] + [f'"0.1 0.2 0.3","1 2 3",{i % 2}' for i in range(40)]
+    lines[1 + 23] = f'"{bad}","1 2 3",1'
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    cfg = DataConfig(source="local", name=str(tmp_path / "s.csv"), task="classification", sequence_columns=["x", "y"])
+    err = refused(cfg, "row 23 ")
+    assert err.field == "data.sequence_columns"

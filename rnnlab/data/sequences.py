@@ -4,7 +4,7 @@ A column's value per row is one of the accepted forms (`FORMS`): a list of numbe
 of equal-length lists of numbers (D features per step), or text of numbers separated by spaces or commas (one
 feature per step, e.g. a CSV cell "0.1 0.25 -3"; a cell of one number is one step). Several columns are stacked
 feature-wise and must agree on each row's length; lengths may differ between rows (padded later, with the true
-lengths kept). NaN and infinity are refused after padding (`encoders.check_finite`), per split.
+lengths kept). NaN and infinity are refused naming the column and the row.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def parse_text(text: str) -> np.ndarray:
     return np.array(text.replace(",", " ").split(), dtype=np.float64)
 
 
-def as_steps(value, column: str, row: int) -> np.ndarray:
+def as_steps(value, column: str, row: int | str) -> np.ndarray:
     """One row's value as float64 (T, D), or a DataError naming the column, the row and the accepted forms."""
     try:
         if isinstance(value, str):
@@ -45,12 +45,23 @@ def as_steps(value, column: str, row: int) -> np.ndarray:
         ) from None
     if array.ndim > 2:
         raise DataError(FIELD, f"column {column!r}, row {row}: {array.ndim}-deep lists; accepted forms: {FORMS}")
+    if not np.isfinite(array).all():
+        raise DataError(FIELD, f"column {column!r}, row {row}: a NaN or infinite value; fill or drop the row")
     return array[:, None] if array.ndim == 1 else array.reshape(len(array), -1)
 
 
-def read_column(values: Sequence, column: str) -> list[np.ndarray]:
-    """Each row of one column as float64 (T, D); every row of the column has the same D."""
-    rows = [as_steps(v, column, i) for i, v in enumerate(values)]
+def data_rows(split) -> list[str]:
+    """How an error names each row of the split: its 0-based row in the loaded data (a file's data rows, the header
+    not counted; a glob's files in order), not its place in a split carved out of train (shuffled or cut)."""
+    rows = getattr(split, "rows", None)
+    numbers = range(len(split)) if rows is None else [int(r) for r in rows]
+    return [f"{n} (0-based, of the data)" for n in numbers]
+
+
+def read_column(values: Sequence, column: str, names: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Each row of one column as float64 (T, D); every row of the column has the same D. `names`: how an error
+    names each row (default: its index)."""
+    rows = [as_steps(v, column, names[i] if names else i) for i, v in enumerate(values)]
     widths = sorted({r.shape[1] for r in rows if len(r)})
     if len(widths) > 1:
         raise DataError(
@@ -66,12 +77,13 @@ def read_sequences(split, columns: Sequence[str]) -> list[np.ndarray]:
     missing = [c for c in columns if c not in split.column_names]
     if missing:
         raise DataError(FIELD, f"no column {missing[0]!r}; the dataset has columns: {', '.join(split.column_names)}")
-    per_column = [read_column(split[c], c) for c in columns]
+    names = data_rows(split)
+    per_column = [read_column(split[c], c, names) for c in columns]
     rows = []
     for i, parts in enumerate(zip(*per_column)):
         lengths = {c: len(p) for c, p in zip(columns, parts)}
         if len(set(lengths.values())) > 1:
-            raise DataError(FIELD, f"row {i}: the columns differ in length ({lengths}); each row's must agree")
+            raise DataError(FIELD, f"row {names[i]}: the columns differ in length ({lengths}); each row's must agree")
         rows.append(parts[0] if len(parts) == 1 else np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1))
     return rows
 
