@@ -95,3 +95,22 @@ def test_time_limit_ends_stuck_trials_and_the_search_goes_on(tmp_path, local_ray
     assert done.state.name == "COMPLETE" and ray_trials[done.user_attrs["ray_trial_id"]].run_metadata.num_failures == 0
     pids[2] = (folder / "trials" / done.user_attrs["ray_trial_id"] / "pid").read_text()
     assert pids[0] == pids[1] == pids[2]  # one worker ran all three: the stuck trials left it usable
+
+
+def test_a_late_exit_of_an_abandoned_trials_memory_cap_keeps_the_next_trials_cap():
+    """A thread the time limit abandoned may leave its memory cap after the worker's next trial set its own: the
+    next trial's cap stays (the process-wide RLIMIT_AS is not reset under it)."""
+    import resource
+
+    from rnnlab.tune.trainable import memory_cap
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    abandoned = memory_cap(8192)
+    abandoned.__enter__()
+    try:
+        with memory_cap(4096):
+            cap = resource.getrlimit(resource.RLIMIT_AS)[0]
+            abandoned.__exit__(None, None, None)  # the stuck thread wakes and leaves its trial
+            assert resource.getrlimit(resource.RLIMIT_AS)[0] == cap
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, before)

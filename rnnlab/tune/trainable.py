@@ -71,11 +71,13 @@ def memory_cap(megabytes: int) -> Iterator[None]:
     with open("/proc/self/statm") as f:
         in_use = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     cap = in_use + megabytes * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    ours = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (ours, hard))
     try:
         yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    finally:  # unless a later trial set its own (this one's thread was abandoned by its time limit and woke late)
+        if resource.getrlimit(resource.RLIMIT_AS)[0] == ours:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def trial_upload(remote: str | None, out: Path):
