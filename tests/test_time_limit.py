@@ -52,7 +52,11 @@ def hung_cache(folder: Path, experiment: Path) -> Path:
     from rnnlab.experiment import load_experiment
 
     cfg = load_experiment(str(experiment)).config
-    key = cache.fingerprint(cfg.data, cfg.seed, {"builtin": cfg.data.name})  # cache_dir is not part of the key
+    assert cfg.data.source == "builtin"
+    from rnnlab.tasks import task_of
+
+    identity = {"builtin": cfg.data.name}  # as load_prepared keys a built-in dataset; cache_dir is not in the key
+    key = cache.fingerprint(cfg.data, cfg.seed, identity, task_of(cfg.data.task))
     folder.mkdir()
     path = folder / cache.cache_path(cfg.data, key).name
     os.mkfifo(path)
