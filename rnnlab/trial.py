@@ -85,8 +85,8 @@ def check_task(cfg: Config, task: Task) -> None:
 def prepare_data(cfg: Config) -> TaskData:
     """Validate the config and load its data; every bad-input error surfaces here, before any work."""
     validate(cfg)
+    check_task(cfg, task_of(cfg.data.task))  # before the data are prepared (and cached)
     data = load_task_data(cfg.data, cfg.seed)
-    check_task(cfg, task_of(data.task))
     task_of(data.task).check_data(cfg, data)
     evaluation.check_protocols(cfg, task_of(data.task), data)
     check_splits(cfg, data)

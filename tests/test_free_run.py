@@ -141,7 +141,7 @@ BAD = {  # overrides of the 300-unit experiment: the field the refusal names
         ["eval.free_run_steps=0", "metric=val/free_run_nrmse", "data.val_fraction=0.2"],
         "metric",
     ),
-    "bidirectional": (["model.bidirectional=true"], "eval.free_run_steps"),
+    "bidirectional": (["model.bidirectional=true"], "model.bidirectional"),  # a forecast sees its future
     "pooling forgets a carried state": (["model.family=hopfield_pool"], "eval.free_run_steps"),
     "negative": (["eval.free_run_steps=-1"], "eval.free_run_steps"),
 }

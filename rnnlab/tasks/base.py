@@ -47,7 +47,10 @@ class Task:
     name: ClassVar[str]
     directions: ClassVar[dict[str, str]]  # every metric name it reports -> "min" or "max"
     per_step: ClassVar[bool] = False  # the head reads every step's output, not the sequence summary
-    causal: ClassVar[bool] = False  # the target is the input's future: a bidirectional encoder would see it
+    # the target at step t may depend on the inputs up to t only (lm and forecast: it is a later input; series: a
+    # causal map of the input's past): a bidirectional encoder, seeing the later inputs, is refused. False where the
+    # later inputs hold nothing of the target: sequence-level tasks, tagging, copy (its recall steps read a blank).
+    causal: ClassVar[bool] = False
     stream: ClassVar[bool] = False  # a split is one token stream, batched as BPTT chunks with the state carried
     tbptt: ClassVar[bool] = False  # a split of one long series trains as BPTT chunks with the state carried
     chronological: ClassVar[bool] = False  # splits are contiguous cuts of the data, never shuffled
@@ -205,6 +208,7 @@ class Forecast(Regression):
 
     name = "forecast"
     per_step = True
+    causal = True  # the targets are the inputs `horizon` steps on
     chronological = True
     prepare = staticmethod(prepare_forecast)
     closed_loop = True

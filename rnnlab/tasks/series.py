@@ -141,6 +141,7 @@ class SeriesRegression(Regression):
 
     name = "series"
     per_step = True
+    causal = True  # a map of the input series up to each step (a system's response): later inputs are not its input
     chronological = True
     tbptt = True
     prepare = staticmethod(prepare_series)
