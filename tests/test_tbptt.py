@@ -15,7 +15,7 @@ from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.models import build_model, model_config
 from rnnlab.models.esn import ESNConfig
 from rnnlab.tasks import load_task_data
-from rnnlab.train import make_optimizer, parallel_streams, run_epoch
+from rnnlab.train import lm_chunks, make_optimizer, parallel_streams, run_epoch
 from rnnlab.trial import run_trial
 
 
@@ -95,3 +95,14 @@ def test_the_reservoirs_closed_form_fit_ignores_bptt(tmp_path):
         results.append(run_trial(cfg, None, tmp_path / f"run{bptt}"))
     metrics = [{k: v for k, v in r.items() if k.startswith(("test/", "val/"))} for r in results]
     assert metrics[0] == metrics[1] and metrics[0]["test/nrmse"] < 0.05, metrics
+
+
+def test_the_lm_stream_keeps_its_chunks_next_token_targets_one_step_ahead():
+    stream = torch.arange(103)
+    streams = parallel_streams(stream, 4)  # 4 streams of 25 tokens; the last 3 tokens are dropped
+    assert streams.shape == (4, 25) and torch.equal(streams[1], torch.arange(25, 50))
+    chunks = list(lm_chunks(streams, 10, "cpu"))
+    assert [tuple(x.shape) for x, _, _ in chunks] == [(4, 10), (4, 10), (4, 4)]  # 24 inputs: the last has no next
+    for (x, lengths, y), start in zip(chunks, (0, 10, 20)):
+        assert torch.equal(x, streams[:, start : start + x.shape[1]]) and torch.equal(y, x + 1)
+        assert lengths.tolist() == [x.shape[1]] * 4
