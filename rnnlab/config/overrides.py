@@ -176,6 +176,13 @@ def check_fields(cfg: Config) -> Config:
     check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
     check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
     check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
+    for name, source in (("revision", "hub"), ("config_name", "hub"), ("format", "local")):  # else ignored
+        value = getattr(d, name)
+        check(
+            value is None or d.source == source,
+            f"data.{name}",
+            f"is read for data.source={source} only, not {d.source}; unset it (got {value!r})",
+        )
     for path, split in (("data.val_split", d.val_split), ("data.test_split", d.test_split)):  # scored on fit rows
         check(split != d.train_split, path, f"{split!r} is data.train_split; name another split or None (carved)")
     check(
