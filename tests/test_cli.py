@@ -182,3 +182,27 @@ def test_tune_prints_rnnlab_lines_by_default_and_the_libraries_with_v(tmp_path):
     for shown in ("Trial status", "Checkpoint successfully created", "wandb:"):
         assert any(shown in line for line in verbose), shown
     assert len(verbose) > 2 * len(quiet)
+
+
+def test_fields_document_the_data_and_evaluation_settings_of_issue_16(capsys):
+    """Each field a researcher sets for local splits, numeric or series data and the evaluation protocols says what
+    it means in `rnnlab fields` (before: data.name named no folder or mapping, data.window and data.normalize no
+    series, the splits nothing)."""
+    assert main(["fields"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    meaning = {
+        "data.name": "folder",
+        "data.val_split": "carved out of train",
+        "data.test_split": "kept as it is",
+        "data.window": "series",
+        "data.normalize": "series",
+        "data.sequence_columns": "numeric",
+        "data.revision": "sha recorded",
+        "data.max_delay": "memory_capacity",
+        "eval.free_run_steps": "test/free_run_nrmse",
+        "eval.free_run_warmup": "teacher-forced",
+        "model.forget_bias": "forget gate",
+        "model.chrono_init": "T_max",
+    }
+    for path, words in meaning.items():
+        assert words in lines[path], (path, lines[path])

@@ -55,14 +55,14 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     source: Literal["builtin", "hub", "local"] = "builtin"
-    name: str = "digits"  # built-in task, hub path, or local file path / glob
+    name: str = "digits"  # built-in task, hub path; local: a file, glob, folder or "train=a.csv,test=b.csv"
     task: str = "classification"  # a key of rnnlab.tasks.TASKS
     config_name: str | None = None  # hub dataset configuration
     revision: str | None = None  # hub git revision (branch, tag or commit); None: default branch; sha recorded
     format: Literal["csv", "json", "parquet", "text"] | None = None  # local builder; None: from the extension
     train_split: str = "train"
-    val_split: str | None = None  # None: carved out of train
-    test_split: str | None = None  # None: carved out of train
+    val_split: str | None = None  # a split the dataset has (local: from file names); None: carved out of train
+    test_split: str | None = None  # a split the dataset has, kept as it is; None: carved out of train
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     text_column: str = "text"  # token inputs: text (tokenized by `tokenizer`) or lists of tokens / integer ids
@@ -77,9 +77,9 @@ class DataConfig:
     max_length: int = 0  # truncate token sequences; 0 keeps all
     seq_len: int = 100  # built-in tasks: sequence length
     num_samples: int = 10000  # built-in tasks: sequences generated
-    window: int = 0  # forecast: window length; 0 keeps one sequence per split
+    window: int = 0  # forecast, series: window length; 0 keeps each series (split) whole
     horizon: int = 1  # forecast: steps ahead
-    normalize: bool = True  # forecast/regression: standardise with train statistics
+    normalize: bool = True  # forecast/regression: standardise with train statistics; series: the targets only
     noise: float = 0.1  # recall: fraction of flipped bits in a cue
     max_delay: int = 100  # memory_capacity: targets u[t-k] for the delays k = 1..max_delay
     # series: a row is one time step of one long series ("steps") or a whole series ("series"); "auto" reads it from
