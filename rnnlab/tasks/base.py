@@ -190,6 +190,25 @@ class Regression(Task):
     def select(self, outputs, targets, lengths, warmup):
         return outputs, targets
 
+    def check_data(self, cfg, data):
+        """Besides the warm-up: a split whose scored targets are all one value (a single row, say) has no spread, so
+        its nrmse (rmse / the targets' std) would be a division by zero, reported as a huge number."""
+        super().check_data(cfg, data)
+        _, warmup = cfg.model.warmup()
+        for name in SPLITS:
+            split = getattr(data, name)
+            if split.empty:
+                continue
+            _, targets = self.select(split.targets, split.targets, split.lengths, warmup)
+            y = targets.double()
+            if y.numel() and float((y**2).mean() - y.mean() ** 2) <= 1e-12:
+                raise DataError(
+                    "data.target_column" if name == "train" else f"data.{name}_fraction",
+                    f"the {name} split's {y.numel()} scored targets are all {float(y.flatten()[0]):g}, so its nrmse "
+                    f"(rmse / their std) is undefined: give the split more rows ({len(split.lengths)} now; "
+                    f"data.num_samples or data.{name}_fraction) or check data.target_column",
+                )
+
     def loss(self, outputs, targets, lengths, warmup=0):
         return F.mse_loss(*self.select(outputs, targets, lengths, warmup))
 
