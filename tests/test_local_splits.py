@@ -181,3 +181,18 @@ def test_a_setting_of_another_data_source_is_refused_not_ignored(sets, field, tm
     err = capsys.readouterr().err
     assert code == 2 and field in err and "data.source=" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists()
+
+
+def test_a_split_left_out_is_said_on_a_cache_hit_too(tmp_path, capsys):
+    """Before: only the first run (which prepared the data) warned; every later run or trial, from the cache, said
+    nothing of the validation file it left out."""
+    write(tmp_path / "ds" / "train.csv", 0, 40)
+    write(tmp_path / "ds" / "validation.csv", 100, 10)
+    write(tmp_path / "ds" / "test.csv", 200, 10)
+    sets = ["data.source=local", f"data.name={tmp_path / 'ds'}", "data.test_split=test", "tracking.mode=disabled"]
+    for run in ("first", "cached"):
+        code = main(["run", "digits_lstm", "--out", str(tmp_path / run), "--set", *sets, "train.epochs=1"])
+        err = capsys.readouterr().err
+        assert code == 0, err[-2000:]
+        assert "split(s) validation are not used" in err, (run, err[-2000:])
+    assert "data cache hit" in err  # the second run did read the cache

@@ -79,7 +79,8 @@ class DataConfig:
     num_samples: int = 10000  # built-in tasks: sequences generated
     window: int = 0  # forecast, series: window length; 0 keeps each series (split) whole
     horizon: int = 1  # forecast: steps ahead
-    normalize: bool = True  # forecast/regression: standardise with train statistics; series: the targets only
+    # forecast/regression: standardise with train statistics (series: the targets; mse/rmse then in train-std units)
+    normalize: bool = True
     noise: float = 0.1  # recall: fraction of flipped bits in a cue
     max_delay: int = 100  # memory_capacity: targets u[t-k] for the delays k = 1..max_delay
     # series: a row is one time step of one long series ("steps") or a whole series ("series"); "auto" reads it from

@@ -322,6 +322,8 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     data = cache.read_cached(path)
     if data is not None:
         log.info("data cache hit: %s", path)
+        if raw is not None and not task.cues_from_train:
+            sources.warn_unused_splits(raw, cfg)
         data.meta["cache"] = "hit"
         return data
     if raw is None:

@@ -264,6 +264,14 @@ def select_split(raw: DatasetDict, name: str, field_path: str, source: str = "")
     return raw[name]
 
 
+def warn_unused_splits(raw: Dataset | DatasetDict, cfg: DataConfig) -> None:
+    """Say which of the dataset's splits no field names (left out), on every run: a cached preparation too."""
+    names = list(raw) if isinstance(raw, DatasetDict) else []
+    unused = [name for name in names if name not in (cfg.train_split, cfg.val_split, cfg.test_split)]
+    if unused:
+        log.warning("the dataset's split(s) %s are not used (data.val_split / data.test_split)", ", ".join(unused))
+
+
 def split_rows(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> dict[str, tuple[Dataset, Rows]]:
     """train/val/test as (dataset, row indices or None for all of it): named splits when configured, else carved
     out of train (seeded; contiguous when the task is `chronological`; all three the train rows when it takes
@@ -277,9 +285,7 @@ def split_rows(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> 
         return {"train": (train, None), "val": (train, None), "test": (train, None)}
     val = select_split(raw, cfg.val_split, "data.val_split", cfg.source) if cfg.val_split else None
     test = select_split(raw, cfg.test_split, "data.test_split", cfg.source) if cfg.test_split else None
-    unused = [name for name in raw if name not in (cfg.train_split, cfg.val_split, cfg.test_split)]
-    if unused:
-        log.warning("the dataset's split(s) %s are not used (data.val_split / data.test_split)", ", ".join(unused))
+    warn_unused_splits(raw, cfg)
     n = len(train)
     n_val = round(n * cfg.val_fraction) if val is None else 0
     n_test = round(n * cfg.test_fraction) if test is None else 0
