@@ -24,7 +24,7 @@ from rnnlab.models import build_model, count_parameters
 from rnnlab.records import RunRecord, read_metrics, write_config, write_json
 from rnnlab.registries import validate
 from rnnlab.replicates import run_replicates
-from rnnlab.tasks import Task, load_task_data, task_of
+from rnnlab.tasks import TASKS, Task, load_task_data, task_of
 from rnnlab.train import Report, ShouldStop, TrialDiverged, TrialStopped, fit, select_device
 
 __all__ = [
@@ -67,9 +67,15 @@ def check_task(cfg: Config, task: Task) -> None:
         name = objective.partition(":")[0]
         if name not in valid:
             field_path = "metric" if objective == cfg.metric else "search.objectives"
+            split, _, metric = name.partition("/")
+            others = [t for t, entry in TASKS.items() if metric in entry.directions and t != task.name]
             hint = ""
-            if name.split("/", 1)[-1] in evaluation.DIRECTIONS:
+            if metric in evaluation.DIRECTIONS:
                 hint = " (an evaluation protocol's metric: turn it on in eval.*, e.g. eval.free_run_steps=84)"
+            elif split == "test" and f"val/{metric}" in valid:
+                hint = " as a monitored metric (test/* is scored once, at the end, on the unseen test split)"
+            elif others:
+                hint = f" (it is a metric of data.task={' or '.join(others)})"
             raise ConfigError(
                 field_path, f"{objective!r} is not reported for task {task.name!r}{hint}; valid: {', '.join(valid)}"
             )
