@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.config import DataConfig
+from rnnlab.config import Config, ConfigError, DataConfig
 from rnnlab.data import DataError
+from rnnlab.registries import apply_overrides
 from rnnlab.tasks import load_task_data
 
 
@@ -155,3 +156,22 @@ def test_a_bad_cell_is_named_by_its_row_in_the_file_not_in_the_shuffled_split(ba
     cfg = DataConfig(source="local", name=str(tmp_path / "s.csv"), task="classification", sequence_columns=["x", "y"])
     err = refused(cfg, "row 23 ")
     assert err.field == "data.sequence_columns"
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"sequence_columns": ["x", "label"]}, "data.label_column"),  # before: test/acc 1.0, read off the input
+        ({"task": "regression", "sequence_columns": ["x", "label"], "target_column": "label"}, "data.target_column"),
+    ],
+)
+def test_what_the_model_predicts_cannot_be_one_of_its_inputs(overrides, field, tmp_path):
+    items = [{"x": [0.1, 0.2], "label": i % 2} for i in range(20)]
+    cfg = local(write_jsonl(tmp_path / "d.jsonl", items), **{"sequence_columns": ["x"], **overrides})
+    assert refused(cfg, "also an input").field == field
+
+
+def test_an_input_column_named_twice_is_refused():
+    with pytest.raises(ConfigError, match="twice") as err:
+        apply_overrides(Config(), {"data.sequence_columns": ["x", "x"]})
+    assert err.value.field == "data.sequence_columns"  # before: x stacked twice per step, silently

@@ -183,6 +183,8 @@ def check_fields(cfg: Config) -> Config:
             f"data.{name}",
             f"is read for data.source={source} only, not {d.source}; unset it (got {value!r})",
         )
+    twice = sorted({c for c in d.sequence_columns if d.sequence_columns.count(c) > 1})
+    check(not twice, "data.sequence_columns", f"names {', '.join(twice)} twice; name each input column once")
     for path, split in (("data.val_split", d.val_split), ("data.test_split", d.test_split)):  # scored on fit rows
         check(split != d.train_split, path, f"{split!r} is data.train_split; name another split or None (carved)")
     check(

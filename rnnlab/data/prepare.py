@@ -135,8 +135,19 @@ def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> N
 # --- one preparer per task -------------------------------------------------------------------------------------
 
 
+def check_not_an_input(cfg: DataConfig, column: str, field_path: str) -> None:
+    """What the model predicts must not be one of its inputs (it would read its answer: test/acc 1.0)."""
+    if column in cfg.sequence_columns or (not cfg.sequence_columns and column == cfg.text_column):
+        raise DataError(
+            field_path,
+            f"column {column!r} is also an input (data.sequence_columns / data.text_column): the model "
+            "would read what it predicts; name another column",
+        )
+
+
 def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """One label per sequence."""
+    check_not_an_input(cfg, cfg.label_column, "data.label_column")
     inputs, input_size, vocab = encode_inputs(splits, cfg)
     labels, label_map = encode_labels(splits, cfg)
     parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
@@ -156,6 +167,7 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
 
     Inputs are left as they are: features such as the adding problem's 0/1 markers carry meaning in their scale.
     """
+    check_not_an_input(cfg, cfg.target_column, "data.target_column")
     inputs, input_size, vocab = encode_inputs(splits, cfg)
     check_columns(splits, cfg.target_column, "data.target_column")
     targets = {n: float_targets(s, cfg.target_column) for n, s in splits.items()}
