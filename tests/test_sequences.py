@@ -163,6 +163,7 @@ def test_a_bad_cell_is_named_by_its_row_in_the_file_not_in_the_shuffled_split(ba
     [
         ({"sequence_columns": ["x", "label"]}, "data.label_column"),  # before: test/acc 1.0, read off the input
         ({"task": "regression", "sequence_columns": ["x", "label"], "target_column": "label"}, "data.target_column"),
+        ({"task": "series", "sequence_columns": ["x", "label"], "target_column": "label"}, "data.target_column"),
     ],
 )
 def test_what_the_model_predicts_cannot_be_one_of_its_inputs(overrides, field, tmp_path):
