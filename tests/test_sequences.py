@@ -176,3 +176,12 @@ def test_an_input_column_named_twice_is_refused():
     with pytest.raises(ConfigError, match="twice") as err:
         apply_overrides(Config(), {"data.sequence_columns": ["x", "x"]})
     assert err.value.field == "data.sequence_columns"  # before: x stacked twice per step, silently
+
+
+@pytest.mark.parametrize("task", ["forecast", "lm", "tagging"])
+def test_a_task_that_reads_no_numeric_inputs_refuses_sequence_columns(task, tmp_path):
+    """Before: forecast with data.sequence_columns=u ran univariate on data.target_column, u silently unused."""
+    items = [{"u": 0.1 * i, "target": 0.2 * i, "text": "ab", "tokens": ["a"], "label": [0]} for i in range(20)]
+    cfg = local(write_jsonl(tmp_path / "d.jsonl", items), task=task, sequence_columns=["u"])
+    err = refused(cfg, f"data.task={task} reads")
+    assert err.field == "data.sequence_columns" and "data.task=series" in err.message

@@ -192,8 +192,19 @@ def prepare_regression(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -
     )
 
 
+def check_no_sequence_columns(cfg: DataConfig, reads: str) -> None:
+    """A task that reads no numeric input columns refuses `data.sequence_columns` rather than ignore it."""
+    if cfg.sequence_columns:
+        raise DataError(
+            sequences.FIELD,
+            f"data.task={cfg.task} reads {reads}, not data.sequence_columns (got {', '.join(cfg.sequence_columns)}); "
+            "unset it (input series -> target series: data.task=series)",
+        )
+
+
 def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """A tag per token: `tokens_column` lists of tokens, `label_column` lists of tags (IGNORE_INDEX: no tag)."""
+    check_no_sequence_columns(cfg, "data.tokens_column")
     check_columns(splits, cfg.tokens_column, "data.tokens_column")
     check_columns(splits, cfg.label_column, "data.label_column")
     tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column") for n, s in splits.items()}
@@ -221,6 +232,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
 
 def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """Each split one token stream (L,); rows end with a line-end token. Targets are the stream itself."""
+    check_no_sequence_columns(cfg, "data.text_column")
     check_columns(splits, cfg.text_column, "data.text_column")
     end = LINE_END[cfg.tokenizer]
     streams = {
@@ -237,6 +249,7 @@ def prepare_lm(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskDa
 
 def prepare_forecast(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
     """Per-step targets `horizon` steps ahead; series standardised with train mean/std when `normalize`."""
+    check_no_sequence_columns(cfg, "data.target_column alone (its own past)")
     check_columns(splits, cfg.target_column, "data.target_column")
     series = {
         n: encoders.as_series(s[cfg.target_column] if len(s) else [], cfg.target_column) for n, s in splits.items()
