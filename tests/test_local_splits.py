@@ -196,3 +196,13 @@ def test_a_split_left_out_is_said_on_a_cache_hit_too(tmp_path, capsys):
         assert code == 0, err[-2000:]
         assert "split(s) validation are not used" in err, (run, err[-2000:])
     assert "data cache hit" in err  # the second run did read the cache
+
+
+@pytest.mark.parametrize("field", ["data.val_split", "data.test_split"])
+def test_a_named_split_on_a_recall_task_is_refused_not_ignored(field, tmp_path, capsys):
+    """Before: hopfield_capacity with data.test_split=nonexistent ran and reported test/exact=1 on the train cues."""
+    out = tmp_path / "run"
+    code = main(["run", "hopfield_capacity", "--out", str(out), "--set", "tracking.mode=disabled", f"{field}=test"])
+    err = capsys.readouterr().err
+    assert code == 2 and field in err and "cues the stored train patterns" in err, err[-2000:]
+    assert not out.exists()

@@ -282,6 +282,13 @@ def split_rows(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> 
     if len(train) == 0:
         raise DataError("data.train_split", f"split {cfg.train_split!r} is empty")
     if task.cues_from_train:  # cues are noisy copies of the stored (train) patterns, made in encoding
+        for field_path, split in (("data.val_split", cfg.val_split), ("data.test_split", cfg.test_split)):
+            if split is not None:
+                raise DataError(
+                    field_path,
+                    f"data.task={cfg.task} cues the stored train patterns in every split (val and test are noisy "
+                    f"cues of them); it reads no split {split!r}: unset it",
+                )
         return {"train": (train, None), "val": (train, None), "test": (train, None)}
     val = select_split(raw, cfg.val_split, "data.val_split", cfg.source) if cfg.val_split else None
     test = select_split(raw, cfg.test_split, "data.test_split", cfg.source) if cfg.test_split else None
