@@ -30,15 +30,12 @@ ALPHA = 0.05
 
 
 def collect_trials(spec: sf.SearchSpec, study) -> list[dict[str, Any]]:
-    """trial_rows (best first) with what the trial folder adds: family, parameter count, seeds' values, reason."""
+    """trial_rows (best first) with what the trial folder adds: parameter count, seeds' values, reason."""
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     rows = sf.trial_rows(spec, study)
     for row in rows:
         folder = sf.trial_folder(spec, row["trial_id"])
         result = sf.read_json(folder / "result.json")
-        if row["family"] == "-":  # the family is not searched: the trial's config says it
-            config = sf.read_json(folder / "config.json") or sf.read_json(folder / "seed_0" / "config.json")
-            row["family"] = config.get("flat", {}).get("model.family", "-")
         value = row["values"][0] if row["values"] else math.nan
         row["value"] = float(value) if value is not None else math.nan
         row["parameters"] = result.get("parameters")

@@ -215,12 +215,19 @@ def close_orphans(
     return closed
 
 
+def trial_family(folder: Path) -> str:
+    """The model family the trial's config says (a search not searching `model.family`); "-" before it has one."""
+    config = read_json(folder / "config.json") or read_json(folder / "seed_0" / "config.json")
+    return config.get("flat", {}).get("model.family", "-")
+
+
 def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
     """One row per Optuna trial, best first: finished trials by value, then pruned, then failed."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         trial_id = t.user_attrs.get("ray_trial_id", "-")
-        result = read_json(trial_folder(spec, trial_id) / "result.json")
+        folder = trial_folder(spec, trial_id)
+        result = read_json(folder / "result.json")
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
         values = t.values if t.values is not None else [last]  # pruned: its last reported value
         rows.append(
@@ -229,7 +236,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
                 "number": t.number,
                 "state": t.state.name,
                 "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
-                "family": t.params.get("model.family", "-"),
+                "family": t.params.get("model.family") or trial_family(folder),
                 "values": values,
                 "params": {k: v for k, v in t.params.items() if k != "model.family"},
                 "time": result.get("time/total_s", 0.0),

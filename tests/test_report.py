@@ -191,6 +191,35 @@ def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     assert run.run_group == "syn" and run.job_type == "search-summary"
 
 
+def test_tune_summary_table_takes_an_unsearched_family_from_the_trial_config(tmp_path, capsys):
+    """An ESN search that does not search `model.family`: the end-of-search table says "esn", as the report does."""
+    import optuna
+
+    from rnnlab.report import collect_trials
+    from rnnlab.search_report import report_search
+
+    folder = tmp_path / "esn"
+    folder.mkdir()
+    spec = SearchSpec(
+        experiment=SEARCH_DIGITS, name="esn", storage=str(tmp_path), folder=str(folder), metric="val/acc", mode="max"
+    )
+    spec.save()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
+    for number, value in enumerate([0.7, 0.9]):
+        trial = study.ask()
+        trial.suggest_float("model.esn.spectral_radius", 0.5, 1.5)
+        trial.set_user_attr("ray_trial_id", f"e{number}")
+        write_trial(folder, f"e{number}", [value], {"status": "completed", "val/acc": value})
+        flat = {"model.family": "esn", "model.esn.spectral_radius": 1.0}
+        (folder / "trials" / f"e{number}" / "config.json").write_text(json.dumps({"flat": flat}))
+        study.tell(trial, value)
+    report_search(spec)
+    table = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(table) if line.startswith("trial_id"))
+    assert [line.split()[:3] for line in table[header + 1 : header + 3]] == [["e1", "1", "esn"], ["e0", "0", "esn"]]
+    assert [r["family"] for r in collect_trials(spec, load_study(spec.folder))] == ["esn", "esn"]
+
+
 # --- a real search with seed replicates --------------------------------------------------------------------------
 
 
