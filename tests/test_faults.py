@@ -114,7 +114,10 @@ def assert_epochs_exact(folder: Path, epochs: int | None = None) -> None:
 # --- 1. driver kills -------------------------------------------------------------------------------------------
 
 RELAUNCH_S = 40.0
-SEARCH_ARGS = ["--samples", "8", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=6"]
+# trials long enough (a second or more each on an idle machine) that a fault a second after a trial's first epoch
+# lands mid-search: with 6 batches an epoch, the 8 trials could all have begun by then, and a resume had no new
+# trial to wait for before its SIGKILL (it finished first, exit 0)
+SEARCH_ARGS = ["--samples", "8", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=30"]
 
 
 def trained(folder: Path) -> list[Path]:
