@@ -127,10 +127,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         overrides["search.samples"] = str(args.samples)
     if args.concurrency is not None:
         overrides["search.concurrency"] = str(args.concurrency)
-    if args.resume and (is_uri(experiment) or is_uri(args.storage)):  # a search in a bucket: download it first
+    in_bucket = args.resume and (is_uri(experiment) or is_uri(args.storage))
+    if in_bucket:  # a search in a bucket: download it first
         experiment = str(localize(experiment if is_uri(experiment) else join(args.storage, args.name or "")))
     given = Path(experiment)
     folder = given if (given / SEARCH_FILE).is_file() else Path(args.storage) / (args.name or "")
+    if args.resume and folder == given and not in_bucket:
+        check_one_folder(given, args.name, args.storage)
     if args.resume:
         if not (folder / SEARCH_FILE).is_file():
             raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
@@ -138,6 +141,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
         exp = resume_experiment(spec, overrides)
         return run_search(exp, spec, resume=True, address=args.address)
     return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
+
+
+def check_one_folder(given: Path, name: str | None, storage: str) -> None:
+    """A resume given a search folder refuses a --name or --storage naming another one (it used to ignore them)."""
+    named = [flag for flag, value in (("--name", name), ("--storage", storage != "searches" and storage)) if value]
+    if named and (Path(storage) / (name or given.name)).resolve() != given.resolve():
+        raise ConfigError(
+            named[0],
+            f"the search folder {given} is given and {' and '.join(named)} name(s) another "
+            f"({Path(storage) / (name or given.name)}); give the folder alone, or --storage and --name alone",
+        )
 
 
 def resume_experiment(spec, overrides: dict[str, str]):

@@ -206,3 +206,15 @@ def test_fields_document_the_data_and_evaluation_settings_of_issue_16(capsys):
     }
     for path, words in meaning.items():
         assert words in lines[path], (path, lines[path])
+
+
+def test_resume_of_a_search_folder_refuses_a_name_or_storage_naming_another(tmp_path, capsys):
+    search = tmp_path / "searches" / "s1"
+    search.mkdir(parents=True)
+    (search / "search.json").write_text("{}")  # refused before the file is read
+    assert main(["tune", str(search), "--resume", "--name", "other"]) == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "other" in err
+    assert main(["tune", str(search), "--resume", "--storage", str(tmp_path / "elsewhere")]) == 2
+    assert "--storage" in capsys.readouterr().err
+    assert sorted(p.name for p in search.iterdir()) == ["search.json"]  # nothing written
