@@ -152,7 +152,8 @@ def run_epoch(
     generator: torch.Generator | None = None,
     should_stop: ShouldStop | None = None,
 ) -> dict[str, float]:
-    """Train (when an optimizer is given) or evaluate over one split; return its `split/name` metrics.
+    """Train (when an optimizer is given; at most train.max_batches batches) or evaluate over a whole split; return
+    its `split/name` metrics.
 
     `should_stop`, polled before each batch, ends the epoch early with TrialStopped when it gives a reason.
     """
@@ -163,15 +164,14 @@ def run_epoch(
     metrics = Metrics(task, split_name, char_level=cfg.data.tokenizer == "char")
     warmup = model.warmup_steps
     carried = carries_state(task, split, model, training)
+    cap = cfg.train.max_batches if training else 0  # the cap shortens training; a metric is over its whole split
     if task.stream:
         streams = parallel_streams(split.inputs, cfg.train.batch_size)
-        batches = lm_chunks(streams, cfg.train.bptt, device, cfg.train.max_batches)
+        batches = lm_chunks(streams, cfg.train.bptt, device, cap)
     elif carried:
-        batches = series_chunks(split, cfg.train.batch_size, cfg.train.bptt, device, cfg.train.max_batches)
+        batches = series_chunks(split, cfg.train.batch_size, cfg.train.bptt, device, cap)
     else:
-        batches = iterate_batches(
-            split, cfg.train.batch_size, device, generator if training else None, cfg.train.max_batches
-        )
+        batches = iterate_batches(split, cfg.train.batch_size, device, generator if training else None, cap)
     state = None
     # decided once per epoch, not per batch
     after_step = model.encoder.after_step if training else None  # e.g. IndRNN's |u| bound

@@ -130,3 +130,22 @@ def test_a_stop_request_drops_the_epoch_in_progress_and_resume_continues(tmp_pat
     assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1]
     run_trial(cfg, None, tmp_path / "run", resume_from=tmp_path / "run" / "checkpoints")
     assert [r["epoch"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4]
+
+
+def test_max_batches_caps_training_only_and_the_test_metric_is_over_the_whole_split(tmp_path):
+    """train.max_batches=1 trains on one batch; test/acc still counts every test row (recomputed from a checkpoint)."""
+    from rnnlab.models import build_model
+    from rnnlab.train import run_epoch
+
+    cfg = small_config(epochs=1, max_batches=1)
+    result = run_trial(cfg, None, tmp_path / "one")
+    data = load_task_data(cfg.data, cfg.seed)
+    rows = data.test.lengths.shape[0]
+    assert rows > cfg.train.batch_size, "a one-batch test metric would differ from a whole-split one"
+    model = build_model(cfg, data.input_size, data.vocab_size, data.output_size, data.task)
+    model.load_state_dict(load_latest(tmp_path / "one" / "checkpoints")["best_model"])
+    whole = run_epoch(model, data, "test", small_config(epochs=1, max_batches=0), torch.device("cpu"))
+    assert result["test/acc"] == pytest.approx(whole["test/acc"]) and result["test/loss"] == pytest.approx(
+        whole["test/loss"]
+    )
+    assert result["test/acc"] * rows == pytest.approx(round(result["test/acc"] * rows)), "a count over all rows"

@@ -113,7 +113,7 @@ class TrainConfig:
     # truncated back-propagation length: language modelling, and a gradient model on one long series (data.task=
     # series, data.window=0), both cut into train.batch_size parallel streams with the state carried chunk to chunk
     bptt: int = 100
-    max_batches: int = 0  # cap on batches per epoch (smoke runs); 0 uses all
+    max_batches: int = 0  # cap on training batches per epoch (smoke runs); 0 uses all. Evaluation scores whole splits
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: Literal["float32", "float64"] = "float32"  # model, readout and floating data (token/label ids stay int)
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
