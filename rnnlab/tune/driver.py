@@ -3,8 +3,9 @@
 One search is one folder, `<storage>/<name>/`: `search.json` (what to resume or replay), `optuna.journal` (the
 Optuna study), `ray/` (Ray's experiment state and checkpoints) and `trials/<trial_id>/` (each trial's run_trial
 record and W&B run). A trial has one id everywhere: Ray's trial_id is the Optuna user attr `ray_trial_id`, the
-folder name and, prefixed with the search name, the W&B run id. This module is the driver (checks, scheduler,
-Tuner, resume; the Optuna searcher is in searcher.py); each trial runs `trainable.train_trial` in a Ray worker.
+folder name and, prefixed with the search name, the W&B run id. This module is the driver (the Tuner, its launches
+and resume; checks before launch and the scheduler are in prelaunch.py, the Optuna searcher in searcher.py); each
+trial runs `trainable.train_trial` in a Ray worker.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import time
 from pathlib import Path
 
 from rnnlab import console
-from rnnlab.config import Config, ConfigError
+from rnnlab.config import ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
-from rnnlab.registries import apply_overrides
 from rnnlab.search_folder import (
     JOURNAL_FILE,
     RAY_DIR,
@@ -31,13 +31,13 @@ from rnnlab.search_folder import (
 )
 from rnnlab.storage import (
     holds_search,
-    is_uri,
     join,
     pull_trials,
     push_search,
     redact,
     search_uri,
 )
+from rnnlab.tune.prelaunch import check_fits, check_search_space, check_storage, make_scheduler
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
@@ -46,39 +46,6 @@ __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySear
 
 logger = logging.getLogger(__name__)
 NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # read by Ray when fit() builds its callbacks
-
-
-def check_storage(storage: str) -> None:
-    """Fail before launch (ConfigError, exit 2) if Ray could not write the search's state to `storage`."""
-    if is_uri(storage):
-        from rnnlab.storage import resolve
-
-        resolve(storage)
-        return
-    path = Path(storage)
-    probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError("--storage", f"{probe} is not a writable folder; choose another --storage")
-
-
-def make_scheduler(cfg: Config):
-    from ray.tune import schedulers
-
-    s = cfg.search
-    max_t = cfg.train.epochs + 1  # the summary row comes after the last epoch: never cut a trial before it
-    if s.scheduler == "asha":
-        return schedulers.ASHAScheduler(
-            metric=cfg.metric, mode=cfg.mode, max_t=max_t, grace_period=min(s.grace_period, cfg.train.epochs)
-        )
-    if s.scheduler == "hyperband":
-        return schedulers.HyperBandScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t)
-    if s.scheduler == "pbt":  # PBT mutates hyperparameters by its own ranges; a define-by-run space has none
-        raise ConfigError(
-            "search.scheduler",
-            "pbt is not supported with an Optuna define-by-run space (it needs "
-            "explicit mutation ranges); valid: asha, hyperband, none",
-        )
-    return schedulers.FIFOScheduler()
 
 
 # --- the search ------------------------------------------------------------------------------------------------
@@ -193,44 +160,6 @@ def build_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
-
-
-def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
-    """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
-    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
-    import optuna
-
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
-    configs = []
-    for _ in range(draws):  # random draws reach the branches of a conditional space
-        trial = study.ask()
-        try:
-            params = space(trial)
-        except ConfigError:
-            raise
-        except Exception as err:
-            raise ConfigError(
-                "search_space",
-                f"sampling it failed ({type(err).__name__}: {err}); check the "
-                "trial.suggest_* calls (low <= high, non-empty choices)",
-            ) from None
-        if not isinstance(params, dict):
-            raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
-        configs.append(apply_overrides(cfg, params))
-        study.tell(trial, 0.0)
-    return configs
-
-
-def check_fits(cfg: Config, address: str | None) -> None:
-    """A trial must fit one live node (CPUs and GPUs): fail now (exit 2) on this machine's Ray; on a cluster, whose
-    autoscaler may still add a bigger node, say that the trials will wait."""
-    from rnnlab.preflight import check_resources, nodes_from_ray
-
-    failures = check_resources(cfg, nodes_from_ray())
-    if failures and address is None:
-        raise ConfigError("search.cpus_per_trial", "; ".join(f.split(": ", 1)[1] for f in failures))
-    for failure in failures:
-        logger.warning(f"{failure} (trials wait until the autoscaler adds such a node)")
 
 
 def fit_tuner(tuner, samples: int | None = None) -> bool:

@@ -1,0 +1,85 @@
+"""What a search checks before launch and the scheduler it runs with: the storage is writable, the search space
+samples into valid configs, a trial fits a node; ASHA, HyperBand or FIFO from `search.scheduler`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from rnnlab.config import Config, ConfigError
+from rnnlab.registries import apply_overrides
+from rnnlab.storage import is_uri
+
+logger = logging.getLogger(__name__)
+
+
+def check_storage(storage: str) -> None:
+    """Fail before launch (ConfigError, exit 2) if Ray could not write the search's state to `storage`."""
+    if is_uri(storage):
+        from rnnlab.storage import resolve
+
+        resolve(storage)
+        return
+    path = Path(storage)
+    probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise ConfigError("--storage", f"{probe} is not a writable folder; choose another --storage")
+
+
+def make_scheduler(cfg: Config):
+    from ray.tune import schedulers
+
+    s = cfg.search
+    max_t = cfg.train.epochs + 1  # the summary row comes after the last epoch: never cut a trial before it
+    if s.scheduler == "asha":
+        return schedulers.ASHAScheduler(
+            metric=cfg.metric, mode=cfg.mode, max_t=max_t, grace_period=min(s.grace_period, cfg.train.epochs)
+        )
+    if s.scheduler == "hyperband":
+        return schedulers.HyperBandScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t)
+    if s.scheduler == "pbt":  # PBT mutates hyperparameters by its own ranges; a define-by-run space has none
+        raise ConfigError(
+            "search.scheduler",
+            "pbt is not supported with an Optuna define-by-run space (it needs "
+            "explicit mutation ranges); valid: asha, hyperband, none",
+        )
+    return schedulers.FIFOScheduler()
+
+
+def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
+    """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
+    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
+    configs = []
+    for _ in range(draws):  # random draws reach the branches of a conditional space
+        trial = study.ask()
+        try:
+            params = space(trial)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(
+                "search_space",
+                f"sampling it failed ({type(err).__name__}: {err}); check the "
+                "trial.suggest_* calls (low <= high, non-empty choices)",
+            ) from None
+        if not isinstance(params, dict):
+            raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
+        configs.append(apply_overrides(cfg, params))
+        study.tell(trial, 0.0)
+    return configs
+
+
+def check_fits(cfg: Config, address: str | None) -> None:
+    """A trial must fit one live node (CPUs and GPUs): fail now (exit 2) on this machine's Ray; on a cluster, whose
+    autoscaler may still add a bigger node, say that the trials will wait."""
+    from rnnlab.preflight import check_resources, nodes_from_ray
+
+    failures = check_resources(cfg, nodes_from_ray())
+    if failures and address is None:
+        raise ConfigError("search.cpus_per_trial", "; ".join(f.split(": ", 1)[1] for f in failures))
+    for failure in failures:
+        logger.warning(f"{failure} (trials wait until the autoscaler adds such a node)")
