@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import os
 import signal
@@ -117,6 +116,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Launch a search, or resume (and extend) the one in <storage>/<name> or in the folder given."""
     from rnnlab.api import plan_search
+    from rnnlab.resume import check_one_search_folder, resumed_experiment
     from rnnlab.search_folder import SEARCH_FILE, SearchSpec
     from rnnlab.storage import is_uri, join, localize
     from rnnlab.tune import run_search
@@ -133,40 +133,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     given = Path(experiment)
     folder = given if (given / SEARCH_FILE).is_file() else Path(args.storage) / (args.name or "")
     if args.resume and folder == given and not in_bucket:
-        check_one_folder(given, args.name, args.storage)
+        check_one_search_folder(given, args.name, args.storage)
     if args.resume:
         if not (folder / SEARCH_FILE).is_file():
             raise ConfigError("--resume", f"no search in {folder}; give its folder or --storage and --name")
         spec = SearchSpec.load(folder)
-        exp = resume_experiment(spec, overrides)
+        exp = resumed_experiment(spec, overrides)
         return run_search(exp, spec, resume=True, address=args.address)
     return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
-
-
-def check_one_folder(given: Path, name: str | None, storage: str) -> None:
-    """A resume given a search folder refuses a --name or --storage naming another one (it used to ignore them)."""
-    named = [flag for flag, value in (("--name", name), ("--storage", storage != "searches" and storage)) if value]
-    if named and (Path(storage) / (name or given.name)).resolve() != given.resolve():
-        raise ConfigError(
-            named[0],
-            f"the search folder {given} is given and {' and '.join(named)} name(s) another "
-            f"({Path(storage) / (name or given.name)}); give the folder alone, or --storage and --name alone",
-        )
-
-
-def resume_experiment(spec, overrides: dict[str, str]):
-    """The experiment of a resumed search with the new overrides, checked against the config it was computed with
-    (search.json's, or for a search saved before it held one, its stored overrides'); `spec` takes them."""
-    from rnnlab.config.overrides import to_flat_dict
-    from rnnlab.experiment import load_experiment
-    from rnnlab.resume import check_search_resume
-
-    merged = {**spec.overrides, **overrides}
-    exp = load_experiment(spec.experiment, merged)
-    stored = spec.config or to_flat_dict(load_experiment(spec.experiment, spec.overrides).config)
-    check_search_resume(Path(spec.folder), stored, exp.config)
-    spec.overrides, spec.config = merged, json.loads(json.dumps(to_flat_dict(exp.config), default=str))
-    return exp
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

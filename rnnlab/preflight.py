@@ -142,14 +142,14 @@ def probe_data(cfg: DataConfig) -> str | None:
     """Can this node get the raw data: a local file that exists, a hub dataset reachable or cached; None if so."""
     if cfg.source == "builtin":  # generated from the seed on the node itself
         return None
-    from rnnlab.data import sources
+    from rnnlab.data import hub, sources
 
     if cfg.source == "local":
         try:
             sources.local_files(cfg)
         except Exception as err:  # a DataError names the field itself
             return str(err).removeprefix("data.name: ")
-    elif cfg.source == "hub" and not hub_cached(cfg) and (sources.hub_offline_by_env() or not sources.hub_reachable()):
+    elif cfg.source == "hub" and not hub_cached(cfg) and (hub.hub_offline_by_env() or not hub.hub_reachable()):
         return (
             f"the hub is unreachable and {cfg.name!r} is not in this node's datasets cache; pre-fill HF_HOME "
             "on every node or use data.source=local with a file on shared storage"

@@ -89,6 +89,30 @@ def check_search_resume(folder: Path, stored: dict[str, Any], cfg: Config) -> No
         )
 
 
+def check_one_search_folder(given: Path, name: str | None, storage: str) -> None:
+    """A resume given a search folder refuses a --name or --storage naming another one (it used to ignore them)."""
+    named = [flag for flag, value in (("--name", name), ("--storage", storage != "searches" and storage)) if value]
+    if named and (Path(storage) / (name or given.name)).resolve() != given.resolve():
+        raise ConfigError(
+            named[0],
+            f"the search folder {given} is given and {' and '.join(named)} name(s) another "
+            f"({Path(storage) / (name or given.name)}); give the folder alone, or --storage and --name alone",
+        )
+
+
+def resumed_experiment(spec, overrides: dict[str, str]):
+    """The experiment of a resumed search with the new overrides, checked against the config it was computed with
+    (search.json's, or for a search saved before it held one, its stored overrides'); `spec` takes them."""
+    from rnnlab.experiment import load_experiment
+
+    merged = {**spec.overrides, **overrides}
+    exp = load_experiment(spec.experiment, merged)
+    stored = spec.config or to_flat_dict(load_experiment(spec.experiment, spec.overrides).config)
+    check_search_resume(Path(spec.folder), stored, exp.config)
+    spec.overrides, spec.config = merged, json.loads(json.dumps(to_flat_dict(exp.config), default=str))
+    return exp
+
+
 def check_resume(out: Path, cfg: Config) -> None:
     """Before anything is written: the folder holds a run of this config and a valid checkpoint to continue from."""
     stored = read_stored(out, "config.json").get("flat")

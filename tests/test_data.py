@@ -282,7 +282,7 @@ def test_hub_without_network_fails_fast_with_instructions(tmp_path, monkeypatch)
 
 
 def test_hub_probe_is_bounded():
-    from rnnlab.data.sources import hub_reachable
+    from rnnlab.data.hub import hub_reachable
 
     start = time.monotonic()
     hub_reachable(timeout=1.0)  # whatever the network, it answers within the timeout

@@ -15,7 +15,8 @@ from datasets.packaged_modules.parquet.parquet import Parquet
 
 from rnnlab.cli import main
 from rnnlab.config import DataConfig
-from rnnlab.data import DataError, sources
+from rnnlab.data import DataError
+from rnnlab.data.hub import load_hub, resolved_commit
 from rnnlab.tasks import load_task_data
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -52,7 +53,7 @@ def hub(**overrides) -> DataConfig:
 
 
 def test_the_resolved_commit_is_in_the_prepared_data_and_keys_the_cache(hub_cache):
-    raw, commit = sources.load_hub(hub())
+    raw, commit = load_hub(hub())
     assert commit == COMMIT and list(raw) == ["train", "test"] and len(raw["test"]) == 6
     data = load_task_data(hub(), 0)
     assert data.meta["commit"] == COMMIT and len(data.test) == 6
@@ -81,4 +82,4 @@ def test_provenance_json_records_the_commit(hub_cache, tmp_path):
 def test_a_files_hash_is_not_taken_for_a_commit(tmp_path):
     Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}).to_parquet(str(tmp_path / "train.parquet"))
     builder = load_dataset_builder(str(tmp_path))  # a local folder through the hub path: hashed, no commit
-    assert builder.hash and sources.resolved_commit(builder) is None
+    assert builder.hash and resolved_commit(builder) is None

@@ -12,7 +12,7 @@ seed)` finds the task by name: data/ never imports tasks). Shapes per task (N se
 
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import load_vocab, save_vocab
-from rnnlab.data.prepare import load_prepared
+from rnnlab.data.load import load_prepared
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError, Split, TaskData
 
 __all__ = [
