@@ -21,6 +21,29 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_faults import SEARCH_DIGITS, cli, env, history_rows, search_record, wait_for, wandb_run_ids  # noqa: E402
 
 TRIALS = 24
+# experiments/search_digits.py, whose space holds the driver before it draws trial k while a `hold-k` file exists:
+# the faults land at known points of the search, never racing 24 trials that may all end in 2 s
+GATES = (6, 16)  # the worker kill while the driver holds before trial 6, the driver kill before trial 16
+GATED = f"""
+import time
+from pathlib import Path
+
+from rnnlab.experiment import extend, load_experiment
+from rnnlab.search_folder import STUDY_NAME
+
+config = extend({SEARCH_DIGITS!r})
+_space = load_experiment({SEARCH_DIGITS!r}).search_space
+
+
+def search_space(trial):
+    gate = Path(__file__).with_name(f"hold-{{trial.number}}")
+    if trial.study.study_name == STUDY_NAME and gate.exists():
+        gate.with_name(f"held-{{trial.number}}").touch()
+        deadline = time.monotonic() + 600
+        while gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return _space(trial)
+"""
 SEARCH = [
     "--samples",
     str(TRIALS),
@@ -36,13 +59,12 @@ SEARCH = [
 STATES = {"completed": "COMPLETE", "early_stopped": "COMPLETE", "stopped": "PRUNED"}
 
 
-def mid_training(folder: Path) -> Path | None:
-    """A trial with 1-3 epochs recorded, no result yet and still RUNNING in Optuna (not stopped by ASHA and waiting
-    for its worker's next reset to record its end): its worker is training it."""
+def live(folder: Path) -> Path | None:
+    """A trial begun on a worker (its pid written) with no result yet and still RUNNING in Optuna."""
     running = {t.user_attrs.get("ray_trial_id") for t in load_study(folder).trials if t.state.name == "RUNNING"}
-    for log in folder.glob("trials/*/metrics.jsonl"):
-        if log.parent.name in running and not (log.parent / "result.json").exists() and 1 <= len(read_metrics(log)) < 4:
-            return log.parent
+    for pid in folder.glob("trials/*/pid"):
+        if pid.parent.name in running and not (pid.parent / "result.json").exists():
+            return pid.parent
     return None
 
 
@@ -52,23 +74,37 @@ def finished(folder: Path) -> int:
 
 @pytest.mark.slow
 def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
+    experiment = tmp_path / "gated.py"
+    experiment.write_text(GATED)
+    holds = [tmp_path / f"hold-{k}" for k in GATES]
+    for hold in holds:
+        hold.touch()
     folder = tmp_path / "many"
     driver = subprocess.Popen(
-        cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "many", *SEARCH),
+        cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "many", *SEARCH),
         env=env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: finished(folder) >= 2 and mid_training(folder) is not None, 600, "a reused worker", driver)
-    victim = mid_training(folder)
-    killed = int((victim / "pid").read_text())
-    os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
-    count = finished(folder)
-    wait_for(lambda: finished(folder) >= count + 4, 600, "trials after the worker kill", driver)
-    assert driver.poll() is None, "the search ended before the driver could be killed"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    driver.wait()
+    try:
+        held = [hold.with_name(hold.name.replace("hold", "held")) for hold in holds]
+        wait_for(held[0].exists, 600, f"the driver holding before trial {GATES[0]}", driver)
+        # the trial begun before it trains on a reused worker, waiting in `tune.report` for the held driver
+        wait_for(lambda: live(folder) is not None, 600, "a trial on a reused worker", driver)
+        victim = live(folder)
+        killed = int((victim / "pid").read_text())
+        os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
+        count = finished(folder)
+        holds[0].unlink()
+        wait_for(held[1].exists, 600, f"the driver holding before trial {GATES[1]}", driver)
+        assert finished(folder) >= count + 4, "trials after the worker kill"
+        assert driver.poll() is None, "the search ended before the driver could be killed"
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    holds[1].unlink()
     said = []
     for _ in range(3):  # resume until the search is done
         resumed = subprocess.run(
