@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,12 @@ from test_faults import SEARCH_DIGITS, cli, env, history_rows, search_record, wa
 TRIALS = 24
 # experiments/search_digits.py, whose space holds the driver before it draws trial k while a `hold-k` file exists:
 # the faults land at known points of the search, never racing 24 trials that may all end in 2 s
-GATES = (6, 16)  # the worker kill while the driver holds before trial 6, the driver kill before trial 16
+# The worker kill while the driver holds before one of trials 6-10: at a gate the trial drawn before it may not have
+# started yet (Ray's loop is held too), so each gate waits a few seconds for a live trial, then lets the driver go on
+# to the next. The driver kill while it holds before trial 16.
+KILL_GATES = (6, 7, 8, 9, 10)
+DRIVER_GATE = 16
+GATES = (*KILL_GATES, DRIVER_GATE)
 GATED = f"""
 import time
 from pathlib import Path
@@ -89,22 +95,28 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
     )
     try:
         held = [hold.with_name(hold.name.replace("hold", "held")) for hold in holds]
-        wait_for(held[0].exists, 600, f"the driver holding before trial {GATES[0]}", driver)
-        # the trial begun before it trains on a reused worker, waiting in `tune.report` for the held driver
-        wait_for(lambda: live(folder) is not None, 600, "a trial on a reused worker", driver)
-        victim = live(folder)
-        killed = int((victim / "pid").read_text())
-        os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
-        count = finished(folder)
-        holds[0].unlink()
-        wait_for(held[1].exists, 600, f"the driver holding before trial {GATES[1]}", driver)
+        victim = None
+        for gate, hold, at in zip(KILL_GATES, holds, held):
+            if victim is None:
+                wait_for(at.exists, 600, f"the driver holding before trial {gate}", driver)
+                # a trial begun before it trains on a reused worker, waiting in `tune.report` for the held driver
+                deadline = time.monotonic() + 10
+                while (victim := live(folder)) is None and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if victim is not None:
+                    killed = int((victim / "pid").read_text())
+                    os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
+                    count = finished(folder)
+            hold.unlink()  # past the kill, the later kill gates no longer hold
+        assert victim is not None, f"no trial was running at any of the gates {KILL_GATES}"
+        wait_for(held[-1].exists, 600, f"the driver holding before trial {DRIVER_GATE}", driver)
         assert finished(folder) >= count + 4, "trials after the worker kill"
         assert driver.poll() is None, "the search ended before the driver could be killed"
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
-    holds[1].unlink()
+    holds[-1].unlink()
     said = []
     for _ in range(3):  # resume until the search is done
         resumed = subprocess.run(
