@@ -37,6 +37,11 @@ def step_mask(outputs_BT_: torch.Tensor, lengths_B: torch.Tensor, warmup: int = 
     return (t[None, :] < lengths[:, None]) & (t[None, :] >= warmup)
 
 
+def longest_sequences(data) -> dict[str, int]:
+    """{split name: steps of its longest sequence} for each non-empty split of prepared data."""
+    return {n: int(getattr(data, n).lengths.max()) for n in SPLITS if not getattr(data, n).empty}
+
+
 class Task:
     """A task; subclasses set the class attributes and implement prepare, loss, accumulate and summarise.
 
@@ -70,10 +75,8 @@ class Task:
         field_path, warmup = cfg.model.warmup()
         if not warmup or not self.per_step or self.stream:
             return
-        for name in SPLITS:
-            split = getattr(data, name)
-            longest = 0 if split.empty else int(split.lengths.max())
-            if not split.empty and longest <= warmup:
+        for name, longest in longest_sequences(data).items():
+            if longest <= warmup:
                 raise DataError(
                     field_path,
                     f"{warmup} steps leave nothing to score in the {name} split, whose longest sequence has "

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.data.taskdata import SPLITS, DataError
-from rnnlab.tasks.base import add
+from rnnlab.data.taskdata import DataError
+from rnnlab.tasks.base import add, longest_sequences
 from rnnlab.tasks.series import SeriesRegression
 
 
@@ -29,10 +29,8 @@ class MemoryCapacity(SeriesRegression):
         super().check_data(cfg, data)
         delays = data.output_size
         field_path = "data.max_delay" if cfg.data.source == "builtin" else "data.target_column"
-        for name in SPLITS:
-            split = getattr(data, name)
-            steps = 0 if split.empty else int(split.lengths.max())
-            if not split.empty and steps <= delays:
+        for name, steps in longest_sequences(data).items():
+            if steps <= delays:
                 raise DataError(
                     field_path,
                     f"{delays} delays do not fit the {name} split's {steps} steps: the inputs u[t-k] of delays "
