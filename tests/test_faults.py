@@ -25,6 +25,7 @@ from rnnlab.tracking.wandb_log import read_history
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gates import Gates, live_trial  # noqa: E402
 from test_tracking import read_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,24 +115,20 @@ def assert_epochs_exact(folder: Path, epochs: int | None = None) -> None:
 # --- 1. driver kills -------------------------------------------------------------------------------------------
 
 RELAUNCH_S = 40.0
-# trials long enough (a second or more each on an idle machine) that a fault a second after a trial's first epoch
-# lands mid-search: with 6 batches an epoch, the 8 trials could all have begun by then, and a resume had no new
-# trial to wait for before its SIGKILL (it finished first, exit 0)
 SEARCH_ARGS = ["--samples", "8", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=30"]
-
-
-def trained(folder: Path) -> list[Path]:
-    """Trial folders whose metrics.jsonl holds at least one epoch."""
-    return [log for log in folder.glob("trials/*/metrics.jsonl") if log.stat().st_size > 0]
+# tests/gates.py: the first launch is interrupted while its driver holds before trial 3, the first resume killed
+# while it holds before trial 6, so each fault lands mid-search however fast the trials run
+FAULTS = ((3, signal.SIGINT), (6, signal.SIGKILL))
 
 
 @pytest.mark.slow
 def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     """An uninterrupted 8-trial search for the time budget, then the same search interrupted by SIGINT and SIGKILL
-    at seeded random points and resumed until done: exactly 8 trials, each once, epochs only increasing."""
+    mid-search and resumed until done: exactly 8 trials, each once, epochs only increasing."""
+    gates = Gates(tmp_path)
     t0 = time.time()
     straight = subprocess.run(
-        cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "straight", *SEARCH_ARGS),
+        cli("tune", str(gates.experiment), "--storage", str(tmp_path), "--name", "straight", *SEARCH_ARGS),
         env=env(),
         timeout=900,
         **QUIET,
@@ -141,31 +138,33 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
 
     rng = random.Random(20261121)
     folder = tmp_path / "killed"
+    gates.hold(*(gate for gate, _ in FAULTS))
     t0 = time.time()
-    faults, phases = [], []
-    for attempt, sig in enumerate([signal.SIGINT, signal.SIGKILL, None, None, None]):
+    faults, phases, held_s = [], [], 0.0
+    for attempt, (gate, sig) in enumerate([*FAULTS, (None, None), (None, None), (None, None)]):
         argv = (
             cli("tune", str(folder), "--resume")
             if attempt
-            else cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "killed", *SEARCH_ARGS)
+            else cli("tune", str(gates.experiment), "--storage", str(tmp_path), "--name", "killed", *SEARCH_ARGS)
         )
         driver = subprocess.Popen(argv, env=env(), start_new_session=True, **QUIET)
         phases.append(time.time())
         if sig is None:
             assert driver.wait(timeout=900) == 0
             break
-        # a trial that reported its first epoch and was not there before: mid-search, whatever the trials' speed (a
-        # reused worker writes a trial's result.json only when it takes the next one, near the search's end)
-        started = len(trained(folder))
-        wait_for(lambda n=started: len(trained(folder)) > n, 300, "a trial's first epoch", driver)
+        wait_for(gates.held(gate).exists, 600, f"the driver holding before trial {gate}", driver)
+        hold_start = time.time()
+        live_trial(folder, 10)  # the trial drawn before the gate, training (or waiting in `tune.report`)
         time.sleep(rng.uniform(0.0, 1.0))
-        assert driver.poll() is None, "the search ended before its fault could be injected"
+        held_s += time.time() - hold_start
         if sig == signal.SIGINT:  # Tune saves its state, stops the trials (they record it) and returns
             driver.send_signal(signal.SIGINT)
+            gates.release(gate)
             assert driver.wait(timeout=180) == 130, "SIGINT must end the driver cleanly with exit code 130"
         else:
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
             driver.wait()
+            gates.release(gate)
         faults.append(sig.name)
     interrupted = time.time() - t0
 
@@ -183,12 +182,12 @@ def test_search_survives_driver_sigint_then_sigkill(tmp_path, capsys):
     with capsys.disabled():
         print(
             f"\n[driver kills] faults {faults}; orphaned asks {len(orphans)}; uninterrupted {uninterrupted:.0f} s, "
-            f"interrupted {interrupted:.0f} s (ratio {interrupted / uninterrupted:.2f}; launches at "
-            f"{', '.join(f'{p - t0:.0f}' for p in phases)} s)"
+            f"interrupted {interrupted:.0f} s, of which {held_s:.0f} s held at the gates (ratio "
+            f"{(interrupted - held_s) / uninterrupted:.2f}; launches at {', '.join(f'{p - t0:.0f}' for p in phases)} s)"
         )
     # A relaunch restarts Ray and its workers (~30-40 s on 2 shared cores). With workers reused the uninterrupted
     # search is ~2x faster than with a fresh worker per trial, so that fixed cost no longer hides in the 2x.
-    assert interrupted <= 2 * uninterrupted + RELAUNCH_S * len(faults)
+    assert interrupted - held_s <= 2 * uninterrupted + RELAUNCH_S * len(faults)
 
 
 # --- 2, 4, 5. worker kill, divergence, memory cap in one search ------------------------------------------------

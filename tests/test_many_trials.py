@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,37 +18,17 @@ from rnnlab.search_folder import load_study
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_faults import SEARCH_DIGITS, cli, env, history_rows, search_record, wait_for, wandb_run_ids  # noqa: E402
+from gates import Gates, live_trial  # noqa: E402
+from test_faults import cli, env, history_rows, search_record, wait_for, wandb_run_ids  # noqa: E402
 
 TRIALS = 24
-# experiments/search_digits.py, whose space holds the driver before it draws trial k while a `hold-k` file exists:
-# the faults land at known points of the search, never racing 24 trials that may all end in 2 s
+# tests/gates.py: the faults land at known points of the search, never racing 24 trials that may all end in 2 s.
 # The worker kill while the driver holds before one of trials 6-10: at a gate the trial drawn before it may not have
 # started yet (Ray's loop is held too), so each gate waits a few seconds for a live trial, then lets the driver go on
 # to the next. The driver kill while it holds before trial 16.
 KILL_GATES = (6, 7, 8, 9, 10)
 DRIVER_GATE = 16
 GATES = (*KILL_GATES, DRIVER_GATE)
-GATED = f"""
-import time
-from pathlib import Path
-
-from rnnlab.experiment import extend, load_experiment
-from rnnlab.search_folder import STUDY_NAME
-
-config = extend({SEARCH_DIGITS!r})
-_space = load_experiment({SEARCH_DIGITS!r}).search_space
-
-
-def search_space(trial):
-    gate = Path(__file__).with_name(f"hold-{{trial.number}}")
-    if trial.study.study_name == STUDY_NAME and gate.exists():
-        gate.with_name(f"held-{{trial.number}}").touch()
-        deadline = time.monotonic() + 600
-        while gate.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return _space(trial)
-"""
 SEARCH = [
     "--samples",
     str(TRIALS),
@@ -65,58 +44,43 @@ SEARCH = [
 STATES = {"completed": "COMPLETE", "early_stopped": "COMPLETE", "stopped": "PRUNED"}
 
 
-def live(folder: Path) -> Path | None:
-    """A trial begun on a worker (its pid written) with no result yet and still RUNNING in Optuna."""
-    running = {t.user_attrs.get("ray_trial_id") for t in load_study(folder).trials if t.state.name == "RUNNING"}
-    for pid in folder.glob("trials/*/pid"):
-        if pid.parent.name in running and not (pid.parent / "result.json").exists():
-            return pid.parent
-    return None
-
-
 def finished(folder: Path) -> int:
     return len(list(folder.glob("trials/*/result.json")))
 
 
 @pytest.mark.slow
 def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
-    experiment = tmp_path / "gated.py"
-    experiment.write_text(GATED)
-    holds = [tmp_path / f"hold-{k}" for k in GATES]
-    for hold in holds:
-        hold.touch()
+    gates = Gates(tmp_path)
+    gates.hold(*GATES)
     folder = tmp_path / "many"
     driver = subprocess.Popen(
-        cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "many", *SEARCH),
+        cli("tune", str(gates.experiment), "--storage", str(tmp_path), "--name", "many", *SEARCH),
         env=env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        held = [hold.with_name(hold.name.replace("hold", "held")) for hold in holds]
         victim = None
-        for gate, hold, at in zip(KILL_GATES, holds, held):
+        for gate in KILL_GATES:
             if victim is None:
-                wait_for(at.exists, 600, f"the driver holding before trial {gate}", driver)
+                wait_for(gates.held(gate).exists, 600, f"the driver holding before trial {gate}", driver)
                 # a trial begun before it trains on a reused worker, waiting in `tune.report` for the held driver
-                deadline = time.monotonic() + 10
-                while (victim := live(folder)) is None and time.monotonic() < deadline:
-                    time.sleep(0.2)
+                victim = live_trial(folder, 10)
                 if victim is not None:
                     killed = int((victim / "pid").read_text())
                     os.kill(killed, signal.SIGKILL)  # the worker, which ran trials before this one
                     count = finished(folder)
-            hold.unlink()  # past the kill, the later kill gates no longer hold
+            gates.release(gate)  # past the kill, the later kill gates no longer hold
         assert victim is not None, f"no trial was running at any of the gates {KILL_GATES}"
-        wait_for(held[-1].exists, 600, f"the driver holding before trial {DRIVER_GATE}", driver)
+        wait_for(gates.held(DRIVER_GATE).exists, 600, f"the driver holding before trial {DRIVER_GATE}", driver)
         assert finished(folder) >= count + 4, "trials after the worker kill"
         assert driver.poll() is None, "the search ended before the driver could be killed"
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
-    holds[-1].unlink()
+    gates.release(DRIVER_GATE)
     said = []
     for _ in range(3):  # resume until the search is done
         resumed = subprocess.run(

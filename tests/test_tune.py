@@ -15,6 +15,7 @@ from rnnlab.cli import main
 from rnnlab.search_folder import SearchSpec, load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gates import Gates  # noqa: E402
 from test_faults import search_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,15 +115,18 @@ def test_bad_storage_exits_2(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_driver_kill(tmp_path):
-    """SIGKILL the driver mid-search; --resume ends with exactly N trials, none run twice, the study intact."""
+    """SIGKILL the driver mid-search (held before trial 4, tests/gates.py): --resume ends with exactly N trials,
+    none run twice, the study intact."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
-    samples = 10  # with reused workers a result.json lags its trial: two of them leave trials still to run
+    samples, gate = 10, 4
+    gates = Gates(tmp_path)
+    gates.hold(gate)
     cmd = [
         sys.executable,
         "-m",
         "rnnlab.cli",
         "tune",
-        SEARCH_DIGITS,
+        str(gates.experiment),
         "--storage",
         str(tmp_path),
         "--name",
@@ -137,13 +141,16 @@ def test_resume_after_driver_kill(tmp_path):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     driver = subprocess.Popen(cmd, env=env, start_new_session=True, **quiet)
     folder = tmp_path / "k"
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(folder.glob("trials/*/result.json"))) < 2:
-        time.sleep(1)
+    deadline = time.time() + 600
+    while time.time() < deadline and not gates.held(gate).exists() and driver.poll() is None:
+        time.sleep(0.2)
+    assert gates.held(gate).exists(), "the driver never reached the gate"
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
+    gates.release(gate)
     finished_before = {p.parent.name for p in folder.glob("trials/*/result.json")}
-    assert 2 <= len(finished_before) < samples
+    # two slots: the driver draws trial 4 once at most one of trials 0-3 is still running
+    assert 3 <= len(finished_before) < samples
 
     resumed = subprocess.run(
         [sys.executable, "-m", "rnnlab.cli", "tune", str(folder), "--resume"],
