@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         logger.warning(f"run {err.reason}; continue it with: rnnlab run {experiment} --out {err.out} --resume")
         return EXIT_TERMINATED
     if result["status"] in ("diverged", "out_of_memory"):
-        logger.error(f"trial {result['status']}: {result['reason']}")
+        logger.error(f"trial {result['status']}: {result.get('reason')}")
         return 1
     shown = {k: v for k, v in result.items() if k.startswith(("test/", "best/"))}
     print("result: " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))

@@ -73,9 +73,16 @@ def mean_reporter(seeds: list[RunRecord], out: RunRecord, metric: str, report: R
     return report_mean
 
 
+ENDED_WELL = ("completed", "early_stopped")  # a seed's result.json statuses that leave the configuration judged
+RUN_AGAIN = ("stopped", "failed", "out_of_memory")  # a signal, a time limit, memory: an earlier attempt's seed reruns
+
+
 def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
+    """The mean over seeds; the status and reason of the first seed that did not end well (named), else the last's.
+    A stop of the last seed is the configuration's (its reports, the means, are what a scheduler judges): its
+    reason stays as the scheduler, or the signal, gave it, which is the study's."""
     combined = mean_row(results, cfg.metric)
-    diverged = [(i, r) for i, r in enumerate(results) if r.get("status") == "diverged"]
+    faulty = [(i, r) for i, r in enumerate(results) if r.get("status") not in ENDED_WELL]
     combined.update(
         status=results[-1].get("status"),
         seeds=len(results),
@@ -86,9 +93,11 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
             f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results],
         },
     )
-    if diverged:
-        index, first = diverged[0]
-        combined.update(status="diverged", reason=f"seed {cfg.seed + index}: {first.get('reason')}")
+    if faulty:
+        index, first = faulty[0]
+        own = index == len(results) - 1 and first.get("status") == "stopped"
+        reason = first.get("reason") if own else f"seed {cfg.seed + index}: {first.get('reason')}"
+        combined.update(status=first.get("status"), reason=reason)
     return combined
 
 
@@ -119,7 +128,7 @@ def run_replicates(
         seed_cfg = apply_overrides(cfg, {"seed": cfg.seed + index})
         last = index == count - 1
         done = json.loads((seed.out / "result.json").read_text()) if (seed.out / "result.json").is_file() else {}
-        if done and done.get("status") not in ("stopped", "failed"):  # a stop or a time limit: run it again
+        if done and done.get("status") not in RUN_AGAIN:
             results.append(done)
         elif not last:
             results.append(run_seed(seed_cfg, None, seed.out, own_checkpoints(seed.out), None, should_stop, seed))
@@ -128,8 +137,8 @@ def run_replicates(
             resume = resume_from or own_checkpoints(seed.out)
             results.append(run_seed(seed_cfg, report_mean, seed.out, resume, None, should_stop, seed))
         status = results[-1].get("status")
-        if not last and status in ("stopped", "failed"):  # by should_stop (a signal, a time limit): the trial ends
-            reason = f"seed {seed_cfg.seed}: {results[-1]['reason']}"
+        if not last and status in RUN_AGAIN:  # should_stop (a signal, a time limit) or memory: the trial ends here
+            reason = f"seed {seed_cfg.seed}: {results[-1].get('reason')}"  # (a later seed's mean would hide it)
             return record.finish(status, reason, {}, seeds=count, seed=cfg.seed)
         if status == "diverged":  # one diverging seed is enough to judge the configuration
             break
