@@ -3,6 +3,7 @@ failure or a raising search space ends that trial FAIL with its reason while the
 study stays RUNNING, the printed replay command works, a trial no node can hold fails before launch."""
 
 import json
+import os
 import pickle
 import textwrap
 from pathlib import Path
@@ -125,3 +126,58 @@ def test_failures_end_their_trials_and_the_search_goes_on(tmp_path, local_ray, c
     assert "model.hidden_size" in capsys.readouterr().err
     spec = SearchSpec.load(folder)
     assert spec.metric == "val/acc"
+
+
+# trial #0 ends at once; the draw of #2 (after #0's end) waits for #1 to be mid-training, then exits the driver
+EXITING_SPACE = """
+import json, sys, time
+from pathlib import Path
+
+from rnnlab.experiment import extend
+
+config = extend({base!r}, {{"search.sampler": "random", "search.scheduler": "none", "train.max_batches": 2}})
+TRIALS = Path({trials!r})
+
+
+def training(folder):
+    rows = folder / "metrics.jsonl"
+    return rows.is_file() and rows.read_text().strip() and not (folder / "result.json").exists()
+
+
+def search_space(trial):
+    space = {{"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-3, 1e-2, log=True)}}
+    if trial.study.study_name != "search":
+        return space
+    if trial.number == 2:
+        deadline = time.monotonic() + 300
+        while not any(training(f) for f in TRIALS.glob("*")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sys.exit("the search space exits the driver")
+    return {{**space, "train.epochs": 1 if trial.number == 0 else 2000}}
+"""
+
+
+@pytest.mark.slow
+def test_a_driver_that_fails_leaves_each_running_trial_a_failed_result(tmp_path):
+    """The driver dies of an error it cannot catch (here the search space exits it) while a trial trains. Before:
+    the study closed that trial FAIL ("the driver failed ...") but its folder had no result.json, so the folder
+    read as a trial still running (report, replay) and disagreed with the study. Now result.json says the same."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "x"
+    experiment = tmp_path / "exiting.py"
+    experiment.write_text(EXITING_SPACE.format(base=SEARCH_DIGITS, trials=str(folder / "trials")))
+    argv = [sys.executable, "-m", "rnnlab", "tune", str(experiment), "--storage", str(tmp_path), "--name", "x"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0, done.stderr[-3000:]
+    study = load_study(folder).trials
+    failed = [t for t in study if "the driver failed" in t.user_attrs.get("reason", "") and t.number == 1]
+    assert failed, [(t.number, t.state.name, t.user_attrs) for t in study]  # #2, never a Ray trial, has no folder
+    assert not [t for t in study if t.state.name == "RUNNING"]
+    for t in failed:
+        assert t.state.name == "FAIL"
+        result = json.loads((folder / "trials" / t.user_attrs["ray_trial_id"] / "result.json").read_text())
+        assert result["status"] == "failed" and result["reason"] == t.user_attrs["reason"], result
+        assert result["epoch"] >= 1, "its last epoch's metrics, as metrics.jsonl has them"

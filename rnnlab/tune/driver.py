@@ -281,7 +281,8 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
                 return interrupted(spec)
     except BaseException as err:  # the driver itself failed: no trial of the study stays RUNNING
         if not isinstance(err, KeyboardInterrupt) and Path(spec.folder, JOURNAL_FILE).is_file():
-            close_orphans(spec, f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished")
+            reason = f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished"
+            record_orphans(spec, close_orphans(spec, reason), reason)  # their folders say what the study says
         raise
     pull_trials(spec)  # a URI storage: the trials' folders, uploaded by their workers, for the report
     reason = f"{ORPHANED}: asked before the driver died; not run"
