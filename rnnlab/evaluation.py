@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from rnnlab.config import Config, ConfigError
+from rnnlab.config import Config, ConfigError, EvalConfig
 from rnnlab.data import DataError, Split, TaskData
 from rnnlab.models import family_of
 from rnnlab.tasks import Task
@@ -34,6 +34,13 @@ def check_protocols(cfg: Config, task: Task, data: TaskData) -> None:
     """A ConfigError before any work for a protocol that cannot run on this task, model or data."""
     e = cfg.eval
     if not e.free_run_steps:
+        default = EvalConfig().free_run_warmup
+        if e.free_run_warmup != default:  # after check_task: a metric of the protocol is said first
+            raise ConfigError(
+                "eval.free_run_warmup",
+                f"is read by a free run only and eval.free_run_steps=0 runs none, so {e.free_run_warmup} would be "
+                f"ignored: set eval.free_run_steps > 0 or leave it at its default ({default})",
+            )
         return
     if not task.closed_loop:
         raise ConfigError(

@@ -9,11 +9,11 @@ import copy
 import dataclasses
 from typing import Any
 
-from rnnlab.config import Config, ConfigError, ModelConfig
+from rnnlab.config import Config, ConfigError, DataConfig, ModelConfig
 from rnnlab.config.overrides import check_fields, coerce, field_paths, set_fields
-from rnnlab.data import DATASETS
+from rnnlab.data import BUILTIN_SETTINGS, DATASETS
 from rnnlab.models import MODELS, family_of
-from rnnlab.tasks import task_of
+from rnnlab.tasks import TASKS, task_of
 
 
 def switch_family(model: ModelConfig, family: str) -> ModelConfig:
@@ -44,7 +44,37 @@ def validate(cfg: Config) -> Config:
     cfg.model.validate()
     if cfg.data.source == "builtin" and cfg.data.name not in DATASETS:
         raise ConfigError("data.name", f"unknown built-in task {cfg.data.name!r}; valid: {', '.join(DATASETS)}")
+    check_read_data(cfg.data)
     return cfg
+
+
+def readers_of(settings: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """{setting: the names that read it} from {name: the settings it reads}."""
+    fields = dict.fromkeys(f for names in settings.values() for f in names)
+    return {f: [name for name, names in settings.items() if f in names] for f in fields}
+
+
+def check_read_data(data: DataConfig) -> None:
+    """A data.* setting that only some tasks or built-in datasets read, changed from its default where neither the
+    task nor the dataset reads it, is refused naming those that do (it was silently ignored)."""
+    default = DataConfig()
+    dataset = BUILTIN_SETTINGS.get(data.name, ()) if data.source == "builtin" else ()
+    where = f"data.name={data.name}" if data.source == "builtin" else f"data.source={data.source}"
+    by_task = readers_of({name: task.settings for name, task in TASKS.items()})
+    unread = [(f, f"data.task={' or '.join(ts)}", data.task) for f, ts in by_task.items() if data.task not in ts]
+    unread += [
+        (f, f"the built-in dataset(s) {', '.join(names)}", where)
+        for f, names in readers_of(BUILTIN_SETTINGS).items()
+        if f not in dataset
+    ]
+    for name, readers, here in unread:
+        value = getattr(data, name)
+        if value != getattr(default, name):
+            raise ConfigError(
+                f"data.{name}",
+                f"is read by {readers} only, not {here}, so {value!r} would be ignored: leave it at its default "
+                f"({getattr(default, name)!r})",
+            )
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

@@ -136,3 +136,43 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     assert main(["run", "experiments/digits_lstm.py", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
     assert (out / "result.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    "sets, field, reader",
+    [  # before: each ran and the setting did nothing (digits_lstm: classification, adam, cosine, grad_clip 1)
+        (["eval.free_run_warmup=50"], "eval.free_run_warmup", "eval.free_run_steps=0"),
+        (["data.max_delay=30"], "data.max_delay", "memory_capacity"),
+        (["data.seq_len=50"], "data.seq_len", "adding, copy, patterns"),
+        (["data.horizon=3"], "data.horizon", "data.task=forecast"),
+        (["data.window=20"], "data.window", "data.task=forecast or series or memory_capacity"),
+        (["data.noise=0.3"], "data.noise", "data.task=recall"),
+        (["optim.momentum=0.5"], "optim.momentum", "optim.optimizer=sgd"),
+        (["optim.gamma=0.5"], "optim.gamma", "optim.schedule=step"),
+        (["optim.grad_clip=0", "optim.clip_mode=value"], "optim.clip_mode", "optim.grad_clip > 0"),
+    ],
+)
+def test_a_setting_nothing_reads_is_refused_before_work(sets, field, reader, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "digits_lstm", "--out", str(out), "--set", *sets, "tracking.mode=disabled"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{field}: is read by " in err and reader in err and "would be ignored" in err, err[-2000:]
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_a_setting_its_reader_reads_is_accepted():
+    """The same settings where they are read (and any setting at its default, wherever)."""
+    sets = {
+        "eval.free_run_steps": 10,
+        "eval.free_run_warmup": 50,
+        "optim.optimizer": "sgd",
+        "optim.momentum": 0.5,
+        "optim.schedule": "step",
+        "optim.gamma": 0.5,
+        "optim.clip_mode": "value",
+        "optim.grad_clip": 1.0,
+    }
+    apply_overrides(Config(), sets)
+    apply_overrides(Config(), {"data.name": "memory_capacity", "data.task": "memory_capacity", "data.max_delay": 30})
+    apply_overrides(Config(), {"data.name": "mackey_glass", "data.task": "forecast", "data.horizon": 3})
+    apply_overrides(Config(), {"data.source": "local", "data.name": "x.csv", "data.task": "series", "data.window": 9})

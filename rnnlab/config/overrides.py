@@ -236,4 +236,25 @@ def check_fields(cfg: Config) -> Config:
     for obj in s.objectives:
         name, _, mode = obj.partition(":")
         check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
+    check_read(cfg)
     return cfg
+
+
+def check_read(cfg: Config) -> None:
+    """A setting read only under another setting, changed from its default where that one leaves it unread, is
+    refused naming the setting that would read it (it was silently ignored). Task and dataset settings: registries;
+    eval.*: evaluation.check_protocols."""
+    o, default = cfg.optim, Config()
+    unread = [
+        ("optim.momentum", o.momentum, default.optim.momentum, o.optimizer != "sgd", "optim.optimizer=sgd"),
+        ("optim.step_size", o.step_size, default.optim.step_size, o.schedule != "step", "optim.schedule=step"),
+        ("optim.gamma", o.gamma, default.optim.gamma, o.schedule != "step", "optim.schedule=step"),
+        ("optim.clip_mode", o.clip_mode, default.optim.clip_mode, not o.grad_clip, "optim.grad_clip > 0"),
+    ]
+    for path, value, default_value, unused, reader in unread:
+        check(
+            not unused or value == default_value,
+            path,
+            f"is read by {reader} only, which this config does not have, so {value!r} would be ignored: set "
+            f"{reader} or leave {path} at its default ({default_value!r})",
+        )

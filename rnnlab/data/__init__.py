@@ -10,12 +10,13 @@ seed)` finds the task by name: data/ never imports tasks). Shapes per task (N se
 - recall: inputs float32 (N, 1, D) cues, targets float32 (N, D) clean ±1 patterns
 """
 
-from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
+from rnnlab.data.builtin import BUILTIN_SETTINGS, BUILTIN_TASKS, DATASETS
 from rnnlab.data.encoders import load_vocab, save_vocab
 from rnnlab.data.load import load_prepared
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError, Split, TaskData
 
 __all__ = [
+    "BUILTIN_SETTINGS",
     "BUILTIN_TASKS",
     "DATASETS",
     "IGNORE_INDEX",

@@ -174,6 +174,19 @@ DATASETS = {
     "memory_capacity": generate_memory_capacity,
 }
 
+# The data.* settings only some built-in datasets read: those each one's generator does (other sources read none).
+# data.num_samples is left out: it is the one knob that shrinks any experiment (a cap where it is not read).
+BUILTIN_SETTINGS = {
+    "adding": ("seq_len",),
+    "copy": ("seq_len",),
+    "mackey_glass": (),
+    "digits": (),
+    "patterns": ("seq_len",),
+    "digits_patterns": (),
+    "narma10": (),
+    "memory_capacity": ("max_delay",),
+}
+
 # The task(s) each built-in dataset serves; the first is the one to suggest when data.task does not fit.
 BUILTIN_TASKS = {
     "adding": ("regression",),

@@ -63,6 +63,7 @@ class Task:
     head: ClassVar[bool] = True  # a linear head on the encoder; False: the encoder's output is the prediction
     char_level_only: ClassVar[tuple[str, ...]] = ()  # metrics reported only for character-level tokens
     closed_loop: ClassVar[bool] = False  # the prediction is the next input: a free run can feed it back
+    settings: ClassVar[tuple[str, ...]] = ()  # data.* settings only some tasks read: those this one does
 
     def prepare(self, splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> TaskData:
         """{"train", "val", "test"} raw splits -> tensors (encoders fitted on train); called by
@@ -234,6 +235,7 @@ class Forecast(Regression):
     chronological = True
     prepare = staticmethod(prepare_forecast)
     closed_loop = True
+    settings = ("horizon", "window")
 
     def select(self, outputs, targets, lengths, warmup):
         mask = step_mask(outputs, lengths, warmup)
@@ -248,6 +250,7 @@ class Recall(Task):
     cues_from_train = True
     head = False
     prepare = staticmethod(prepare_recall)
+    settings = ("noise",)
 
     def loss(self, outputs, targets, lengths, warmup=0):
         return F.mse_loss(outputs, targets)

@@ -146,6 +146,7 @@ class SeriesRegression(Regression):
     chronological = True
     tbptt = True
     prepare = staticmethod(prepare_series)
+    settings = ("window", "rows")
 
     def select(self, outputs, targets, lengths, warmup):
         mask = step_mask(outputs, lengths, warmup)
