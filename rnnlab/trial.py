@@ -182,6 +182,7 @@ def run_seed(
         "device": str(device),
         "data/fingerprint": data.fingerprint,
         **({"data/commit": data.meta["commit"]} if data.meta.get("commit") else {}),  # a hub dataset's resolved sha
+        **({"data/unscored_sequences": unscored} if (unscored := task_of(data.task).unscored(cfg, data)) else {}),
     }
     try:
         fitted = fit(model, data, cfg, report_epoch, out / "checkpoints", resume_state, device, should_stop)

@@ -76,3 +76,37 @@ def test_more_delays_than_a_split_has_steps_is_refused(tmp_path, capsys):
     assert not out.exists()
     code = main(["run", MEMORY, "--out", str(out), "--set", *SMALL, *sets[:1], "data.max_delay=59", sets[2]])
     assert code == 0 and json.loads((out / "result.json").read_text())["status"] == "completed"
+
+
+def short_and_long_series(path: Path) -> Path:
+    """100 series of a driven linear filter: every tenth 200 steps long, the other 90 only 15 steps."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    with path.open("w") as f:
+        for i in range(100):
+            u = rng.uniform(-1, 1, 200 if i % 10 == 0 else 15)
+            y = 0.5 * u
+            y[1:] += 0.3 * u[:-1]
+            f.write(json.dumps({"inputs": u.tolist(), "target": y.tolist()}) + "\n")
+    return path
+
+
+def test_series_no_longer_than_the_washout_are_counted_in_the_warning_and_the_record(tmp_path, capsys):
+    """A washout of 20 steps over series most of which have 15. Before: a closed-form fit batch holding only short
+    series ended in a raw RuntimeError (reshape of 0 elements), and a mixed batch's empty scoring set made the metrics
+    NaN ("diverged"); a dataset that survived both dropped the short series without a word. Now they are left out
+    of fit and metrics, the warning counts them per split, and result.json holds the counts."""
+    data = short_and_long_series(tmp_path / "many.jsonl")
+    sets = ["data.source=local", f"data.name={data}", "data.rows=series", "model.esn.washout=20"]
+    out = tmp_path / "run"
+    code = main(["run", NARMA, "--out", str(out), "--set", *SMALL, *sets])
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    unscored = result["data/unscored_sequences"]
+    assert set(unscored) == {"train", "val", "test"} and sum(count for _, count in unscored.values()) == 100
+    assert sum(short for short, _ in unscored.values()) == 90, unscored
+    said = ", ".join(f"{short} of {count} {name}" for name, (short, count) in unscored.items())
+    assert f"model.esn.washout=20 leaves {said} sequences no step to fit or score" in err, err[-3000:]
+    assert result["status"] == "completed" and result["test/nrmse"] < 0.1, result

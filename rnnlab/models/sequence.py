@@ -72,8 +72,8 @@ class SequenceModel(nn.Module):
         return (t[None, :] < lengths_B[:, None].to(t.device)) & (t[None, :] >= self.warmup_steps)
 
     def _readout_targets(self, y: torch.Tensor) -> torch.Tensor:
-        if y.dtype.is_floating_point:
-            return y.reshape(y.shape[0], -1)
+        if y.dtype.is_floating_point:  # a batch of sequences no longer than the washout gives (0, O)
+            return y.flatten(1) if y.dim() > 1 else y[:, None]
         keep = y >= 0  # class ids; IGNORE_INDEX (< 0) marks ignored steps
         onehot = torch.zeros(y.shape[0], self.head.out_features, device=y.device)
         onehot[keep, y[keep]] = 1.0

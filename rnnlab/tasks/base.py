@@ -7,6 +7,7 @@ regression, forecast: loss (= mse), mse, rmse, nrmse (rmse / std of the targets)
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, ClassVar
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
     from rnnlab.config import Config, DataConfig
     from rnnlab.data import TaskData
+
+log = logging.getLogger(__name__)
 
 
 def step_mask(outputs_BT_: torch.Tensor, lengths_B: torch.Tensor, warmup: int = 0) -> torch.Tensor:
@@ -84,6 +87,22 @@ class Task:
                     f"{longest} steps: lower it below {longest} or give the split more steps (data.window, "
                     "data.num_samples or the split's fraction)",
                 )
+        if unscored := self.unscored(cfg, data):  # the rest are scored: said here, and in result.json
+            counts = ", ".join(f"{short} of {count} {name}" for name, (short, count) in unscored.items())
+            log.warning(
+                f"{field_path}={warmup} leaves {counts} sequences no step to fit or score (each has at most "
+                f"{warmup} steps): they are left out, and every metric is over the longer ones"
+            )
+
+    def unscored(self, cfg: Config, data: TaskData) -> dict[str, list[int]]:
+        """{split: [its sequences no longer than the warm-up, all its sequences]} for the splits where a per-step
+        task's warm-up (a reservoir's washout, left out of every sequence) leaves some sequences no step at all."""
+        _, warmup = cfg.model.warmup()
+        if not warmup or not self.per_step or self.stream:
+            return {}
+        splits = {n: getattr(data, n).lengths for n in SPLITS if not getattr(data, n).empty}
+        counts = {n: [int((lengths <= warmup).sum()), len(lengths)] for n, lengths in splits.items()}
+        return {n: c for n, c in counts.items() if c[0]}
 
     def loss(self, outputs, targets, lengths, warmup: int = 0) -> torch.Tensor:
         raise NotImplementedError
@@ -111,8 +130,9 @@ class Metrics:
     @torch.no_grad()
     def update(self, outputs, targets, lengths, loss: torch.Tensor | float, warmup: int = 0) -> None:
         n = self.task.accumulate(self.sums, outputs, targets, lengths, warmup)
-        self.loss += float(loss) * n
-        self.n += n
+        if n:  # a batch of sequences no longer than the warm-up has no target: its mean loss is NaN, and adds none
+            self.loss += float(loss) * n
+            self.n += n
 
     def compute(self) -> dict[str, float]:
         n = max(self.n, 1.0)
