@@ -53,3 +53,15 @@ def test_a_one_row_test_split_reports_no_nrmse(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "undefined" in err and "1 now" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_a_one_row_classification_split_is_refused(split, tmp_path, capsys):
+    """digits (1797 rows) with a fraction that rounds to one row. Before: test/acc=1 reported as the result of a
+    barely trained model (or val/acc 0 each epoch, selecting epoch 1). Now: exit 2 naming the fraction, no folder."""
+    out = tmp_path / "run"
+    code = main(["run", "digits_lstm", "--out", str(out), "--set", *TINY, f"data.{split}_fraction=0.0006"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"data.{split}_fraction: the {split} split has 1 row" in err, err[-2000:]
+    assert f"{split}/acc could only be 0 or 1" in err and "Traceback" not in err
+    assert not out.exists()

@@ -153,6 +153,20 @@ class Classification(Task):
     directions = {"loss": "min", "acc": "max"}
     prepare = staticmethod(prepare_classification)
 
+    def check_data(self, cfg, data):
+        """Besides the warm-up: a held-out split of one row scores acc 0 or 1 (a coin toss, reported as a result,
+        and as the epoch a val split selects)."""
+        super().check_data(cfg, data)
+        for name in ("val", "test"):
+            if len(getattr(data, name).lengths) == 1:
+                given = getattr(cfg.data, f"{name}_split")
+                field_path = f"data.{name}_split" if given is not None else f"data.{name}_fraction"
+                raise DataError(
+                    field_path,
+                    f"the {name} split has 1 row, so {name}/acc could only be 0 or 1: give it more rows "
+                    f"(data.{name}_fraction, a larger {name} split) or none (data.{name}_fraction=0)",
+                )
+
     def loss(self, outputs, targets, lengths, warmup=0):
         return F.cross_entropy(outputs, targets)
 
