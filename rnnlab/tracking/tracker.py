@@ -1,7 +1,7 @@
 """W&B tracking of one trial: one run per trial, offline by default, never in the way of the local record.
 
-`open_tracker` opens the trial's run (its files in `out_dir/wandb/`), logs each epoch with `epoch` as the step and
-closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
+`open_tracker` opens the trial's run (its files in `out_dir/wandb/`; `wandb.init` in a thread of its own while the
+trial loads its data and builds its model), logs each epoch with `epoch` as the step and closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
 last step the run holds (offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
 Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
 wandb is imported only inside functions; `wandb_run.py` starts and finishes the run, `sync.py` uploads offline
@@ -17,7 +17,9 @@ import logging
 import math
 import os
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +110,28 @@ class Tracker:
         self.checkpoints: dict[int, str] = {}
         self.defined: set[str] = set()
         self.exit_code = 0
+        self.starting: Future | None = None  # the run's wandb.init, under way in its own thread
+        self.mode = "disabled"
+
+    def ready(self) -> None:
+        """Wait for the run `open_tracker` started; a failed start warns once and leaves tracking off."""
+        if self.starting is None:
+            return
+        starting, self.starting = self.starting, None
+        try:
+            self.run = starting.result()
+        except Exception as err:
+            warn(
+                f"starting W&B ({self.mode}) failed ({type(err).__name__}: {err}); training goes on without "
+                f"tracking. The local record in {self.out} is unaffected."
+            )
 
     def log(self, metrics: dict[str, Any], checkpoint: str | None = None) -> None:
         """Log one epoch's metrics at step `epoch`; epochs the run missed (a crash before reporting) go first."""
         epoch = int(metrics["epoch"])
         if checkpoint:
             self.checkpoints[epoch] = checkpoint
+        self.ready()
         if self.run is None or epoch <= self.last_step:
             return
         try:
@@ -151,6 +169,7 @@ class Tracker:
         write_provenance(self.out / "provenance.json", self.provenance)
         if result.get("status") == "diverged":
             self.exit_code = 1
+        self.ready()
         if self.run is None:
             return
         try:
@@ -223,6 +242,7 @@ class Tracker:
             run.finish(exit_code=1)
 
     def close(self, exit_code: int = 0) -> None:
+        self.ready()
         if self.run is None:
             return
         run, self.run = self.run, None
@@ -233,6 +253,20 @@ class Tracker:
             return
         if run.offline:
             logger.info(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
+
+
+def start_in_background(fn, *args) -> Future:
+    """`fn(*args)` in a thread of its own; its result, or what it raised, in the Future."""
+    future: Future = Future()
+
+    def call() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as err:
+            future.set_exception(err)
+
+    threading.Thread(target=call, name="wandb-init", daemon=True).start()
+    return future
 
 
 @contextlib.contextmanager
@@ -258,25 +292,11 @@ def open_tracker(
     write_provenance(out / "provenance.json", provenance, durable=False)  # rewritten durably by Tracker.finish
     run_id = derive_run_id(out, run_id)
     last_step = resume_step(out, run_id, mode)
-    run = None
-    if mode != "disabled":
-        try:
-            run = start_run(
-                cfg,
-                out,
-                mode,
-                job_type,
-                run_id,
-                cfg.tracking.group or group or cfg.name,
-                name or f"{cfg.name}-{out.name}",
-                provenance,
-            )
-        except Exception as err:
-            warn(
-                f"starting W&B ({mode}) failed ({type(err).__name__}: {err}); training goes on without tracking. "
-                f"The local record in {out} is unaffected."
-            )
-    tracker = Tracker(cfg, out, provenance, run, last_step, rows)
+    tracker = Tracker(cfg, out, provenance, None, last_step, rows)
+    if mode != "disabled":  # wandb.init waits on wandb-core: it runs while the trial loads its data and builds
+        group, name = cfg.tracking.group or group or cfg.name, name or f"{cfg.name}-{out.name}"
+        tracker.starting = start_in_background(start_run, cfg, out, mode, job_type, run_id, group, name, provenance)
+        tracker.mode = mode
     try:
         yield tracker
     except BaseException:
