@@ -4,6 +4,14 @@
 what runs in a Ray worker (one trial around run_trial) and `progress.py` the search's status line in the terminal.
 """
 
-from rnnlab.tune.driver import connect, make_searcher, run_search
-
 __all__ = ["connect", "make_searcher", "run_search"]
+
+
+def __getattr__(name: str):
+    """The driver's names, imported on first use: a Ray worker imports only trainable.py, not the driver's Optuna
+    searcher and storage (about 1 s of a worker's start under load)."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rnnlab.tune import driver
+
+    return getattr(driver, name)
