@@ -1,8 +1,9 @@
 """W&B tracking of one trial: one run per trial, offline by default, never in the way of the local record.
 
 `open_tracker` opens the trial's run (its files in `out_dir/wandb/`; `wandb.init` in a thread of its own while the
-trial loads its data and builds its model), logs each epoch with `epoch` as the step and closes it. The run id comes from the trial's identity, so a resumed or retried trial continues its own run, after the
-last step the run holds (offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
+trial loads its data and builds its model), logs each epoch with `epoch` as the step and closes it. The run id comes
+from the trial's identity, so a resumed or retried trial continues its own run, after the last step the run holds
+(offline: read from its `.wandb` logs) and first logging the `metrics.jsonl` rows it missed.
 Any W&B failure prints one warning and turns tracking off: `metrics.jsonl` and `result.json` never depend on W&B.
 wandb is imported only inside functions; `wandb_run.py` starts and finishes the run, `sync.py` uploads offline
 runs later (`rnnlab sync`).
