@@ -2,6 +2,6 @@
 
 import sys
 
-from rnnlab.cli import main
+from rnnlab.cli import entry
 
-sys.exit(main())
+sys.exit(entry())
