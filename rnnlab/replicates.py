@@ -143,4 +143,6 @@ def run_replicates(
         if status == "diverged":  # one diverging seed is enough to judge the configuration
             break
     combined = combine_results(results, cfg)
+    if results[-1].get("status") == "stopped":  # the configuration stopped at its last report: what it reported (the
+        combined.update(record.last)  # means of that epoch) is its result, as in the study; not earlier seeds' ends
     return record.finish(combined.pop("status"), combined.pop("reason", None), combined)

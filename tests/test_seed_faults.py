@@ -117,3 +117,33 @@ def test_run_with_every_seed_out_of_memory_says_which_seed_and_exits_1(tmp_path)
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "out_of_memory" and result["reason"].startswith("seed 0: out of memory"), result
     assert not (out / "seed_1").exists()
+
+
+def test_a_scheduler_stop_of_the_last_seed_records_the_means_it_reported(tmp_path):
+    """A scheduler stops a 2-seed configuration at the last seed's epoch 1 (the trainable's report raises
+    TrialStopped, as for Ray's stop). Before: result.json held the mean of seed 0's final (best-epoch) metrics and
+    seed 1's epoch 1 (val/acc 0.144 against the study's 0.119, the value reported), and no reason. Now: the mean
+    row it reported, and the scheduler's reason."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.registries import apply_overrides
+    from rnnlab.train import TrialStopped
+    from rnnlab.trial import run_trial
+
+    overrides = {"train.epochs": 3, "train.max_batches": 20, "optim.learning_rate": 0.02, "search.seeds": 2}
+    cfg = apply_overrides(load_experiment(DIGITS).config, {**overrides, "tracking.mode": "disabled"})
+    reported = []
+
+    def report(metrics, checkpoint=None):
+        reported.append(dict(metrics))
+        raise TrialStopped(f"stopped by the scheduler after epoch {metrics['epoch']}")
+
+    result = run_trial(cfg, report, tmp_path / "trial")
+    assert result["status"] == "stopped" and result["reason"] == "stopped by the scheduler after epoch 1", result
+    assert len(reported) == 1 and result["val/acc"] == reported[0]["val/acc"], (result, reported)
+    seed_0 = json.loads((tmp_path / "trial" / "seed_0" / "result.json").read_text())
+    epoch_1 = read_metrics(tmp_path / "trial" / "seed_0" / "metrics.jsonl")[0]
+    seed_1 = json.loads((tmp_path / "trial" / "seed_1" / "result.json").read_text())
+    assert seed_0["status"] == "completed" and seed_0["val/acc"] != epoch_1["val/acc"], "seed 0 learnt after epoch 1"
+    assert result["val/acc"] == (epoch_1["val/acc"] + seed_1["val/acc"]) / 2
+    assert result["seeds/val/acc"] == [seed_0["val/acc"], seed_1["val/acc"]]
+    assert json.loads((tmp_path / "trial" / "result.json").read_text()) == result
