@@ -49,7 +49,14 @@ SEARCH_MAY_CHANGE = (
 )
 
 
+# Fields under a prefix above that still change what a run computes: the seeds it replicates (its result.json is
+# their mean, and its folder holds seed_<i>/ records, or a single seed's at its top).
+NEVER_CHANGE = ("search.seeds",)
+
+
 def may_change(path: str, allowed: tuple[str, ...] = MAY_CHANGE) -> bool:
+    if path in NEVER_CHANGE:
+        return False
     return any(path == p or (p.endswith(".") and path.startswith(p)) for p in allowed)
 
 

@@ -40,8 +40,11 @@ def finished_run(tmp_path_factory):
             [DIGITS, "--set", *BASE, "data.val_fraction=0.2", "optim.learning_rate=0.01"],
             ["data.val_fraction (0.1 -> 0.2)", "optim.learning_rate"],
         ),
+        # before: accepted (search.* may change); seed 0 retrained from scratch into seed_0/ beside the one-seed
+        # record, and result.json became a mean over seeds (resumed 2 -> 1: a lone seed beside seed_0/, seed_1/)
+        ([DIGITS, "--set", *BASE, "search.seeds=2"], ["search.seeds (1 -> 2)"]),
     ],
-    ids=["width", "seed", "experiment", "data_and_optim"],
+    ids=["width", "seed", "experiment", "data_and_optim", "seeds"],
 )
 def test_resume_that_would_change_the_computation_is_refused(finished_run, capsys, argv, fields):
     before = snapshot(finished_run)
