@@ -4,6 +4,7 @@ Optuna's plots as PNG files, and `replay_trial`, which re-runs one trial in-proc
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -122,13 +123,29 @@ def print_next_steps(spec: SearchSpec, best_id: str, overrides: str) -> None:
 # --- replay ----------------------------------------------------------------------------------------------------
 
 
+def read_trial_file(path: Path) -> dict:
+    """A trial's config.json or params.json, whole: a corrupted one is refused naming it (read as empty, replay ran
+    the search's base config instead of the trial's and reported that the trial did not reproduce)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        record = err
+    if not isinstance(record, dict) or (path.name == "config.json" and not isinstance(record.get("flat"), dict)):
+        raise ConfigError(
+            "trial_id",
+            f"{path} is unreadable ({record if isinstance(record, Exception) else 'not a trial record'}): the "
+            "trial's configuration is lost, so it cannot be replayed; run its parameters (the study's) with rnnlab run",
+        )
+    return record
+
+
 def config_from_params(spec: SearchSpec, trial_dir: Path):
     """A trial's config as its worker built it (the experiment, the search's overrides, the parameters it was sent),
     for a trial that failed before run_trial wrote its config.json."""
     from rnnlab.experiment import load_experiment
     from rnnlab.registries import apply_overrides
 
-    params = {k: v for k, v in read_json(trial_dir / "params.json").items() if k != "optuna_trial_number"}
+    params = {k: v for k, v in read_trial_file(trial_dir / "params.json").items() if k != "optuna_trial_number"}
     cfg = apply_overrides(load_experiment(spec.experiment, spec.overrides).config, params)
     return apply_overrides(cfg, {"train.threads": max(1, int(cfg.search.cpus_per_trial))})
 
@@ -142,7 +159,7 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
         trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
     if (trial_dir / "config.json").is_file():
-        cfg = from_flat_dict(read_json(trial_dir / "config.json")["flat"])
+        cfg = from_flat_dict(read_trial_file(trial_dir / "config.json")["flat"])
     elif (trial_dir / "params.json").is_file():  # it failed before run_trial wrote its config (bad config or data)
         cfg = config_from_params(spec, trial_dir)
     else:

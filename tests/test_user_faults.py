@@ -110,3 +110,21 @@ def test_journal_corrupted_inside_is_named(tmp_path, capsys):
     assert main(["report", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "optuna.journal is corrupted inside" in err and "restore" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, text", [("params.json", "{not json"), ("config.json", '{"nested": {}}')])
+def test_replay_of_a_trial_whose_record_is_corrupted_is_refused(name, text, tmp_path, capsys):
+    """A trial that failed before its config.json, its params.json corrupted (or a config.json without its flat
+    config). Before: read as empty, replay ran the search's base config and reported "replay differs" (exit 1),
+    blaming reproducibility; a config.json without "flat" was a KeyError traceback. Now: exit 2 naming the file."""
+    from rnnlab.search_folder import SearchSpec
+
+    folder = tmp_path / "s"
+    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder)).save()
+    (folder / "trials" / "t1").mkdir(parents=True)
+    (folder / "trials" / "t1" / name).write_text(text)
+    out = tmp_path / "replay"
+    assert main(["replay", str(folder), "t1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'trials' / 't1' / name} is unreadable" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
