@@ -37,6 +37,7 @@ from rnnlab.storage import (
     redact,
     search_uri,
 )
+from rnnlab.tune.controller import installed
 from rnnlab.tune.prelaunch import check_fits, check_search_space, check_storage, make_scheduler
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
@@ -189,7 +190,8 @@ def fit_tuner(tuner, samples: int | None = None) -> bool:
     saved = os.environ.get(NO_AUTO_LOGGERS)
     os.environ[NO_AUTO_LOGGERS] = "1"
     try:
-        grid = tuner.fit()
+        with installed():  # a reused worker that died idle costs a retry, not its next trial (tune/controller.py)
+            grid = tuner.fit()
     finally:
         tune_handler = signal.getsignal(signal.SIGINT)
         if in_main:

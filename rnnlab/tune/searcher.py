@@ -15,6 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 from rnnlab.config import Config, ConfigError
 from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, counts_as_sample, load_study
 from rnnlab.storage import join, open_mirrored_study_storage
+from rnnlab.tune.controller import RAY_ERRORS
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
@@ -124,8 +125,9 @@ class StudySearch(OptunaSearch):
         result = result or {}
         reason = None
         if error:
-            replay = replay_command(self.uri or self.folder, trial_id)
-            reason = f"{self.error_reason(trial_id)}; replay it with: {replay}"
+            reason = self.error_reason(trial_id)
+            if Path(self.folder, TRIALS_DIR, trial_id).is_dir():  # else it never ran (its worker died first)
+                reason += f"; replay it with: {replay_command(self.uri or self.folder, trial_id)}"
         elif not result.get(FINAL_KEY):  # a scheduler stop: Ray passes the epoch it stopped on here, not to
             self.report_epoch(trial_id, result)  # on_trial_result, and the PRUNED value is the last one reported
             reason = stopped_reason(result)
@@ -150,7 +152,8 @@ class StudySearch(OptunaSearch):
         return self.metric if isinstance(self.metric, list) else [self.metric]
 
     def error_reason(self, trial_id: str) -> str:
-        """Why a trial errored: the worker's own record (result.json), else the last line of Ray's error.txt."""
+        """Why a trial errored: the worker's own record (result.json), else the error Ray ended it with (this
+        driver's), else the last line of Ray's error.txt."""
         from rnnlab.search_folder import read_json
         from rnnlab.storage import pull
 
@@ -160,6 +163,8 @@ class StudySearch(OptunaSearch):
         result = read_json(Path(self.folder, TRIALS_DIR, trial_id, "result.json"))
         if result.get("status") == "failed" and result.get("reason"):
             return str(result["reason"])
+        if trial_id in RAY_ERRORS:  # the error Ray ended it with (a worker's death: the trial had no say)
+            return RAY_ERRORS[trial_id]
         try:
             lines = Path(self.folder, self.ray_run, trial_id, "error.txt").read_text().strip().splitlines()
         except OSError:
