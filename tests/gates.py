@@ -16,7 +16,6 @@ SEARCH_DIGITS = str(Path(__file__).resolve().parent.parent / "experiments" / "se
 
 GATED = """
 import time
-import time
 from pathlib import Path
 
 from rnnlab.experiment import extend, load_experiment

@@ -17,58 +17,38 @@ import pytest
 from rnnlab.search_folder import load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
+from gates import Gates  # noqa: E402
 from test_faults import ROOT, cli, env, wait_for  # noqa: E402
 
 TRIALS = 4
-# the search of experiments/search_esn_mackey_glass.py, whose space holds the driver before it draws trial 1 while a
-# `hold` file exists: trial 0 has ended and its worker waits idle in Ray's cache for the next trial, then is killed
-GATED = f"""
-import time
-from pathlib import Path
-
-from rnnlab.experiment import extend
-from rnnlab.search_folder import STUDY_NAME
-
-_base = Path({str(ROOT / "experiments" / "search_esn_mackey_glass.py")!r})
-config = extend(_base, {{"search.concurrency": 1, "data.num_samples": 600}})
-_gate = Path(__file__).with_name("hold")
-
-
-def search_space(trial):
-    if trial.study.study_name == STUDY_NAME and trial.number == 1:
-        _gate.with_name("held").touch()
-        deadline = time.monotonic() + 600
-        while _gate.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return {{
-        "model.esn.spectral_radius": trial.suggest_float("model.esn.spectral_radius", 0.1, 1.5, log=True),
-        "model.esn.ridge": trial.suggest_float("model.esn.ridge", 1e-9, 1e-2, log=True),
-    }}
-"""
+# tests/gates.py over experiments/search_esn_mackey_glass.py (one closed-form fit a trial), one trial at a time: while
+# the driver holds before it draws trial 1, trial 0 has ended and its worker, killed then, waits idle in Ray's cache
+SEARCH_ESN = str(ROOT / "experiments" / "search_esn_mackey_glass.py")
+GATE = 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("max_failures", [2, 0])
 def test_a_reused_worker_killed_while_idle_costs_no_trial(tmp_path, max_failures):
-    experiment = tmp_path / "gated.py"
-    experiment.write_text(GATED)
-    (tmp_path / "hold").touch()
+    gates = Gates(tmp_path, SEARCH_ESN)
+    gates.hold(GATE)
     folder = tmp_path / "idle"
-    args = ["--samples", str(TRIALS), "--set", f"search.max_failures={max_failures}"]
+    args = ["--samples", str(TRIALS), "--concurrency", "1", "--set", "data.num_samples=600"]
+    args += [f"search.max_failures={max_failures}"]
     with (tmp_path / "driver.log").open("w") as log:
         driver = subprocess.Popen(
-            cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "idle", *args),
+            cli("tune", str(gates.experiment), "--storage", str(tmp_path), "--name", "idle", *args),
             env=env(),
             start_new_session=True,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: (tmp_path / "held").exists(), 600, "the driver holding before trial 1", driver)
+        wait_for(gates.held(GATE).exists, 600, f"the driver holding before trial {GATE}", driver)
         [first] = [p.parent for p in folder.glob("trials/*/result.json")]  # trial 0 ended; its worker waits idle
         victim = int((first / "pid").read_text())
         os.kill(victim, signal.SIGKILL)
-        (tmp_path / "hold").unlink()
+        gates.release(GATE)
         assert driver.wait(timeout=600) == 0, (tmp_path / "driver.log").read_text()[-3000:]
     finally:
         if driver.poll() is None:
