@@ -15,8 +15,8 @@ from rnnlab.cli import main
 from rnnlab.search_folder import SearchSpec, load_study
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gates import Gates  # noqa: E402
-from test_faults import search_record  # noqa: E402
+from gates import Gates, live_trial  # noqa: E402
+from test_faults import search_record, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_DIGITS = str(ROOT / "experiments" / "search_digits.py")
@@ -169,6 +169,49 @@ def test_resume_after_driver_kill(tmp_path):
     for trial_id in finished_before:  # finished trials were not trained again
         rows = (folder / "trials" / trial_id / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_resume_restores_a_checkpoint_ray_deleted_after_its_last_save(tmp_path):
+    """Ray deletes a trial's older checkpoints as it registers newer ones and uploads its state (naming the latest)
+    later: a driver killed in between leaves a state naming a deleted checkpoint. Made here: the driver killed while a
+    trial trains (held before trial 2, tests/gates.py), then the checkpoint Ray's state names for it deleted.
+    --resume continues that trial from a checkpoint Ray kept: exactly N trials, all complete, each epoch once."""
+    import shutil
+
+    from ray.tune import ExperimentAnalysis
+
+    from rnnlab.trial import read_metrics
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
+    samples, epochs, gate = 4, 10, 2
+    gates = Gates(tmp_path)
+    gates.hold(gate)
+    folder = tmp_path / "lost"
+    args = ["--samples", str(samples), "--concurrency", "2", "--set", f"train.epochs={epochs}", "train.max_batches=30"]
+    cmd = [sys.executable, "-m", "rnnlab.cli", "tune", str(gates.experiment), "--storage", str(tmp_path)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    driver = subprocess.Popen(
+        [*cmd, "--name", "lost", *args, "search.scheduler=none"], env=env, start_new_session=True, **quiet
+    )
+    try:
+        wait_for(gates.held(gate).exists, 600, f"the driver holding before trial {gate}", driver)
+        live = live_trial(folder, 10)  # the other of trials 0 and 1, its report waiting for the held driver
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    gates.release(gate)
+    assert live is not None, "no trial was training at the gate"
+    [state] = [t for t in ExperimentAnalysis(str(folder / "ray")).trials if t.trial_id == live.name]
+    assert state.status != "TERMINATED" and state.checkpoint is not None, (state.status, state.checkpoint)
+    shutil.rmtree(state.checkpoint.path)
+
+    resumed = subprocess.run([*cmd[:4], str(folder), "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ids, _ = search_record(folder)  # every FAIL orphaned (trial 2, asked at the gate), none errored
+    assert len(ids) == samples and live.name in ids, ids
+    assert [row["epoch"] for row in read_metrics(live / "metrics.jsonl")] == list(range(1, epochs + 1))
+    assert f"{Path(state.checkpoint.path).name}, deleted after that state was saved" in resumed.stderr, resumed.stderr
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ A trial still RUNNING in the study is, by what the record shows:
   tail, set aside): told from its result.json, with the epochs of its metrics.jsonl as intermediate values;
 - neither: it began after Ray's last save and died with the driver (orphaned, another trial takes its place).
 A trial that ended in the study but that Ray's state holds as unfinished must not run again (`finished_ids`).
+A trial Ray resumes whose checkpoint in Ray's state is gone gets it back (`restore_lost_checkpoints`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
 
     if not Path(spec.folder, JOURNAL_FILE).is_file():
         return set()
+    restore_lost_checkpoints(spec, storage)
     statuses = ray_statuses(spec, storage)
     study = optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(spec.folder))
     lost = set()
@@ -75,6 +77,63 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
         record_orphans(spec, close_orphans(spec, LOST_REASON, only=lost), LOST_REASON)
     fill_missing_results(spec, study)
     return {t.user_attrs.get("ray_trial_id", "") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+
+def restore_lost_checkpoints(spec: SearchSpec, storage: str) -> None:
+    """Each trial Ray resumes whose latest checkpoint in Ray's saved state no longer exists: that checkpoint again,
+    as a copy of the newest whole one Ray kept for the trial.
+
+    Ray keeps a trial's newest two checkpoints (CheckpointConfig(num_to_keep=2)), deleting older ones as it registers
+    newer ones, and uploads its state, which names the trial's latest, later and in the background: a driver killed
+    in between leaves a state naming a deleted checkpoint. Ray's restore of that trial then fails on every retry
+    ("Could not recover from checkpoint as it does not exist on storage anymore"): it ended errored, FAIL in the
+    study, and the search drew one trial more than its budget. Its newer checkpoints are whole on the storage (Ray
+    registers a checkpoint once its worker has uploaded it): it resumes from the newest.
+    """
+    from pyarrow.fs import FileType, copy_files
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        trials = ExperimentAnalysis(join(storage, spec.ray_runs[-1])).trials  # the launch Tuner.restore resumes
+    except Exception:  # a launch killed before Ray first saved its state: nothing to restore
+        return
+    for trial in trials:
+        named = trial.checkpoint
+        if trial.status == "TERMINATED" or named is None:
+            continue
+        fs = named.filesystem
+        if fs.get_file_info(named.path).type != FileType.NotFound:
+            continue
+        source = newest_whole_checkpoint(fs, named.path.rsplit("/", 1)[0])
+        if source is None:
+            logger.warning(f"trial {trial.trial_id}: its checkpoint {named.path} is gone and no other is whole")
+            continue
+        fs.create_dir(named.path)
+        copy_files(source, named.path, source_filesystem=fs, destination_filesystem=fs)
+        logger.warning(
+            f"trial {trial.trial_id}: Ray's saved state names the checkpoint {named.path}, deleted after that "
+            f"state was saved; it resumes from {source.rsplit('/', 1)[-1]}, the newest Ray kept"
+        )
+
+
+def newest_whole_checkpoint(fs, trial_path: str) -> str | None:
+    """The newest `checkpoint_*` folder of a trial in Ray's storage whose state matches its marker (checkpoint.py)."""
+    import hashlib
+
+    from pyarrow.fs import FileSelector, FileType
+
+    from rnnlab.checkpoint import MARKER, STATE
+
+    found = fs.get_file_info(FileSelector(trial_path, allow_not_found=True))
+    folders = [i.path for i in found if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")]
+    for folder in sorted(folders, reverse=True):
+        try:
+            with fs.open_input_stream(f"{folder}/{STATE}") as state, fs.open_input_stream(f"{folder}/{MARKER}") as mark:
+                if hashlib.sha256(state.readall()).hexdigest() == mark.readall().decode().strip():
+                    return folder
+        except OSError:  # a file missing: the upload was cut short
+            continue
+    return None
 
 
 def tell_from_result(study, trial, result: dict, out: Path, metrics: list[str]) -> None:
