@@ -9,6 +9,10 @@ counted as being reset (or Ray would wait for that reset forever instead of star
 of a trial that does end errored reaches the searcher, whose reason then names it.
 
 `installed()` puts this controller in place of Ray's for the duration of one `Tuner.fit` in this process.
+
+All of it is Ray's private API (TuneController's _actor_failed, _trial_task_failure, _process_trial_failure,
+_actor_to_trial, _pending_trials, _paused_trials, _resetting_trials; tune.tune.TuneController), as of Ray 2.60:
+pyproject.toml bounds ray below 2.61 for it, and tests/test_idle_worker_kill.py fails if a Ray changes it.
 """
 
 from __future__ import annotations
