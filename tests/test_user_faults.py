@@ -128,3 +128,14 @@ def test_replay_of_a_trial_whose_record_is_corrupted_is_refused(name, text, tmp_
     err = capsys.readouterr().err
     assert f"{folder / 'trials' / 't1' / name} is unreadable" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists()
+
+
+def test_out_naming_a_folder_of_other_files(tmp_path, capsys):
+    """Before: "already holds a run; pass --resume", which then failed ("no checkpoints"). Now: says it holds no run."""
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("x")
+    assert main(["run", DIGITS, "--out", str(other), "--set", *SHRINK]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is not empty and holds no run" in err and "--resume" not in err, err[-2000:]
+    assert [p.name for p in other.iterdir()] == ["todo.txt"]
