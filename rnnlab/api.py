@@ -110,7 +110,8 @@ def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
     if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()) and not resume:
-        if not (out / "config.json").is_file():  # not a run: --resume would not help (it said "holds a run")
+        run_files = ("config.json", "result.json", "metrics.jsonl", "provenance.json", "checkpoints", "seed_0")
+        if not any((out / name).exists() for name in run_files):  # not a run: --resume would not help
             raise ConfigError("--out", f"{out} is not empty and holds no run: choose another --out (or empty it)")
         raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not any(p.is_dir() for p in (out / "checkpoints", *out.glob("seed_*/checkpoints"))):
