@@ -143,11 +143,16 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("epoch_*") if p.is_dir()) if root.exists() else []
 
 
+def marker_matches(state: bytes, marker: bytes) -> bool:
+    """A checkpoint's state against its COMPLETE marker (the state's sha256, hex): whole, or torn."""
+    return hashlib.sha256(state).hexdigest() == marker.decode().strip()
+
+
 def is_valid(folder: Path) -> bool:
     marker, state = Path(folder) / MARKER, Path(folder) / STATE
     if not (marker.exists() and state.exists()):
         return False
-    return hashlib.sha256(state.read_bytes()).hexdigest() == marker.read_text().strip()
+    return marker_matches(state.read_bytes(), marker.read_bytes())
 
 
 def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -118,18 +118,16 @@ def restore_lost_checkpoints(spec: SearchSpec, storage: str) -> None:
 
 def newest_whole_checkpoint(fs, trial_path: str) -> str | None:
     """The newest `checkpoint_*` folder of a trial in Ray's storage whose state matches its marker (checkpoint.py)."""
-    import hashlib
-
     from pyarrow.fs import FileSelector, FileType
 
-    from rnnlab.checkpoint import MARKER, STATE
+    from rnnlab.checkpoint import MARKER, STATE, marker_matches
 
     found = fs.get_file_info(FileSelector(trial_path, allow_not_found=True))
     folders = [i.path for i in found if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")]
     for folder in sorted(folders, reverse=True):
         try:
             with fs.open_input_stream(f"{folder}/{STATE}") as state, fs.open_input_stream(f"{folder}/{MARKER}") as mark:
-                if hashlib.sha256(state.readall()).hexdigest() == mark.readall().decode().strip():
+                if marker_matches(state.readall(), mark.readall()):
                     return folder
         except OSError:  # a file missing: the upload was cut short
             continue
