@@ -4,6 +4,10 @@ even late, inside a function). Importing `rnnlab.data.encoders` runs `rnnlab/dat
 import of a module in another package counts as an import of that package too (a cycle through an `__init__`)."""
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,48 @@ def test_the_training_core_never_imports_ray_wandb_or_optuna(graph):
         edge = {m for m in graph[name] if m.split(".")[0] in EDGE_LIBRARIES}
         assert not edge, f"{name} (imported by the core) imports {edge}"
     assert {"rnnlab.models", "rnnlab.data", "rnnlab.config"} <= seen  # the walk did reach the ground
+
+
+# --- what a process imports at run time -----------------------------------------------------------------------------
+
+HEAVY_LIBRARIES = ("datasets", "pandas", "pyarrow")  # ~1 s to import; only loading or preparing raw data needs them
+SEARCH = PACKAGE.parent / "experiments" / "search_esn_mackey_glass.py"  # issue 14: many 0.1 s trials
+CACHED_TRIAL = f"""
+import json, sys
+
+from rnnlab.experiment import load_experiment
+from rnnlab.trial import run_trial
+
+overrides, out = json.loads(sys.argv[1]), sys.argv[2]
+heavy = {HEAVY_LIBRARIES!r}
+hit = run_trial(load_experiment({str(SEARCH)!r}, overrides).config, None, out + "/hit")
+loaded_by_hit = [m for m in heavy if m in sys.modules]
+miss = run_trial(load_experiment({str(SEARCH)!r}, {{**overrides, "seed": 1}}).config, None, out + "/miss")
+loaded_by_miss = [m for m in heavy if m in sys.modules]
+print(json.dumps([hit["status"], loaded_by_hit, miss["status"], loaded_by_miss]))
+"""
+
+
+def test_a_trial_whose_data_is_cached_never_imports_datasets(tmp_path):
+    """A search trial reading prepared data from the cache pays no `datasets` import (nor pandas, pyarrow) in its
+    fresh process; a cache miss in the same process (another seed) still loads and prepares its data."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.tasks import load_task_data
+
+    cache = tmp_path / "cache"
+    overrides = {"data.num_samples": 300, "model.esn.units": 20, "model.esn.washout": 20, "data.cache_dir": str(cache)}
+    config = load_experiment(str(SEARCH), overrides).config
+    assert load_task_data(config.data, config.seed).meta["cache"] == "miss"
+    assert len(list(cache.iterdir())) == 1
+    done = subprocess.run(
+        [sys.executable, "-c", CACHED_TRIAL, json.dumps(overrides), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WANDB_MODE": "disabled"},
+    )
+    assert done.returncode == 0, done.stderr
+    hit_status, loaded_by_hit, miss_status, loaded_by_miss = json.loads(done.stdout.splitlines()[-1])
+    assert (hit_status, miss_status) == ("completed", "completed"), done.stderr
+    assert loaded_by_hit == [], f"a cache-hit trial imported {loaded_by_hit}"
+    assert "datasets" in loaded_by_miss  # the check sees an import when there is one
+    assert len(list(cache.iterdir())) == 2  # the hit read the entry prepared above; the miss added its own

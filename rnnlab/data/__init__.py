@@ -8,6 +8,10 @@ seed)` finds the task by name: data/ never imports tasks). Shapes per task (N se
 - forecast: float32 (N, T, D) inputs, targets (N, T, D) `horizon` steps ahead
 - lm: inputs = targets = int64 (L,), one stream per split; lengths = tensor([L])
 - recall: inputs float32 (N, 1, D) cues, targets float32 (N, D) clean ±1 patterns
+
+Hugging Face `datasets` (with pyarrow and pandas, ~1 s to import) is imported inside the functions that load,
+generate or split raw data, and only for annotations elsewhere: a trial whose data is cached never imports it
+(tests/test_imports.py).
 """
 
 from rnnlab.data.builtin import BUILTIN_SETTINGS, BUILTIN_TASKS, DATASETS

@@ -8,11 +8,15 @@ column `inputs` (see `rnnlab.data.encoders.FEATURES_COLUMN`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from datasets import Dataset
 
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 FEATURES = "inputs"  # mirrors encoders.FEATURES_COLUMN (kept literal: the generators need nothing of the encoders)
 
@@ -20,6 +24,13 @@ FEATURES = "inputs"  # mirrors encoders.FEATURES_COLUMN (kept literal: the gener
 COPY_SYMBOLS = 10  # data symbols to remember
 COPY_BLANK, COPY_DELIMITER = 0, 9
 NARMA_TRANSIENT = 200  # NARMA-10 steps dropped from its zero start
+
+
+def to_dataset(columns: dict[str, list]) -> Dataset:
+    """The generated columns as a `datasets.Dataset`."""
+    from datasets import Dataset  # late: see rnnlab/data/__init__.py
+
+    return Dataset.from_dict(columns)
 
 
 def generate_adding(cfg: DataConfig, seed: int) -> Dataset:
@@ -41,7 +52,7 @@ def generate_adding(cfg: DataConfig, seed: int) -> Dataset:
     markers[rows, second] = 1.0
     inputs = np.stack([values, markers], axis=-1)
     targets = values[rows, first] + values[rows, second]
-    return Dataset.from_dict({FEATURES: inputs.tolist(), cfg.target_column: targets.tolist()})
+    return to_dataset({FEATURES: inputs.tolist(), cfg.target_column: targets.tolist()})
 
 
 def generate_copy(cfg: DataConfig, seed: int) -> Dataset:
@@ -58,7 +69,7 @@ def generate_copy(cfg: DataConfig, seed: int) -> Dataset:
     tokens[:, COPY_SYMBOLS + delay - 1] = COPY_DELIMITER
     tags = np.full_like(tokens, IGNORE_INDEX)
     tags[:, -COPY_SYMBOLS:] = symbols
-    return Dataset.from_dict({cfg.tokens_column: tokens.tolist(), cfg.label_column: tags.tolist()})
+    return to_dataset({cfg.tokens_column: tokens.tolist(), cfg.label_column: tags.tolist()})
 
 
 def integrate_mackey_glass(
@@ -94,7 +105,7 @@ def generate_mackey_glass(cfg: DataConfig, seed: int) -> Dataset:
     rng = np.random.default_rng(seed)
     history = x0 + 0.2 * (rng.random(tau) - 0.5)
     series = integrate_mackey_glass(history, cfg.num_samples, x0=x0)
-    return Dataset.from_dict({cfg.target_column: series.tolist()})
+    return to_dataset({cfg.target_column: series.tolist()})
 
 
 def generate_narma10(cfg: DataConfig, seed: int) -> Dataset:
@@ -114,7 +125,7 @@ def generate_narma10(cfg: DataConfig, seed: int) -> Dataset:
     if not np.isfinite(y).all():  # the system can diverge for rare input draws; none seen for u in [0, 0.5]
         raise ValueError(f"NARMA-10 diverged for seed {seed}")
     rows = slice(10 + NARMA_TRANSIENT, steps + 10)
-    return Dataset.from_dict({FEATURES: u[rows].tolist(), cfg.target_column: y[11 + NARMA_TRANSIENT :].tolist()})
+    return to_dataset({FEATURES: u[rows].tolist(), cfg.target_column: y[11 + NARMA_TRANSIENT :].tolist()})
 
 
 def generate_memory_capacity(cfg: DataConfig, seed: int) -> Dataset:
@@ -126,7 +137,7 @@ def generate_memory_capacity(cfg: DataConfig, seed: int) -> Dataset:
     K = cfg.max_delay
     u = rng.uniform(-1.0, 1.0, cfg.num_samples + K)
     delayed = np.stack([u[K - k : len(u) - k] for k in range(1, K + 1)], axis=1)  # row j: u[j+K-1], ..., u[j]
-    return Dataset.from_dict({FEATURES: u[K:].tolist(), cfg.target_column: delayed.tolist()})
+    return to_dataset({FEATURES: u[K:].tolist(), cfg.target_column: delayed.tolist()})
 
 
 def _load_digit_images() -> tuple[np.ndarray, np.ndarray]:
@@ -139,14 +150,14 @@ def _load_digit_images() -> tuple[np.ndarray, np.ndarray]:
 def generate_digits(cfg: DataConfig, seed: int) -> Dataset:
     """scikit-learn's 1797 8x8 digits as sequences: each image row is a time step (T=8, D=8), pixels / 16."""
     images, labels = _load_digit_images()
-    return Dataset.from_dict({FEATURES: (images / 16.0).tolist(), cfg.label_column: labels.tolist()})
+    return to_dataset({FEATURES: (images / 16.0).tolist(), cfg.label_column: labels.tolist()})
 
 
 def generate_patterns(cfg: DataConfig, seed: int) -> Dataset:
     """num_samples random ±1 patterns of length seq_len, for associative recall."""
     rng = np.random.default_rng(seed)
     patterns = rng.choice([-1.0, 1.0], size=(cfg.num_samples, cfg.seq_len))
-    return Dataset.from_dict({FEATURES: patterns.tolist()})
+    return to_dataset({FEATURES: patterns.tolist()})
 
 
 def generate_digits_patterns(cfg: DataConfig, seed: int) -> Dataset:
@@ -160,7 +171,7 @@ def generate_digits_patterns(cfg: DataConfig, seed: int) -> Dataset:
     count = min(cfg.num_samples, len(labels))
     picks = [by_class[k % 10][k // 10 % len(by_class[k % 10])] for k in range(count)]
     patterns = np.where(images[picks].reshape(count, 64) > 8, 1.0, -1.0)
-    return Dataset.from_dict({FEATURES: patterns.tolist(), cfg.label_column: labels[picks].tolist()})
+    return to_dataset({FEATURES: patterns.tolist(), cfg.label_column: labels[picks].tolist()})
 
 
 DATASETS = {

@@ -12,12 +12,14 @@ import os
 import re
 import socket
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-from datasets import DatasetDict
 
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import DataError
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 PROBE_TIMEOUT = 2.5  # seconds
 log = logging.getLogger(__name__)

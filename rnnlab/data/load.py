@@ -4,14 +4,15 @@ local files), cuts its splits and hands them to the task's own preparer, through
 from __future__ import annotations
 
 import logging
-from typing import Protocol
-
-from datasets import Dataset
+from typing import TYPE_CHECKING, Protocol
 
 from rnnlab.config import DataConfig
 from rnnlab.data import cache, hub, sources
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.taskdata import DataError, TaskData
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 log = logging.getLogger(__name__)
 

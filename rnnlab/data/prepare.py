@@ -8,15 +8,18 @@ Each takes {"train", "val", "test"} `datasets.Dataset`s and returns a
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from datasets import Dataset
 
 from rnnlab.config import DataConfig
 from rnnlab.data import encoders, sequences, sources
 from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError, Split, TaskData
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 log = logging.getLogger(__name__)
 LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines; keep their boundaries as a token

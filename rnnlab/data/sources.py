@@ -8,12 +8,15 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasets import Dataset, DatasetDict
 
 from rnnlab.config import DataConfig
 from rnnlab.data.taskdata import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
 
 LOCAL_FORMATS = {  # file extension -> datasets builder
     ".csv": "csv",
@@ -160,6 +163,8 @@ def select_split(raw: DatasetDict, name: str, field_path: str, source: str = "")
 
 def warn_unused_splits(raw: Dataset | DatasetDict, cfg: DataConfig) -> None:
     """Say which of the dataset's splits no field names (left out), on every run: a cached preparation too."""
+    from datasets import DatasetDict
+
     names = list(raw) if isinstance(raw, DatasetDict) else []
     unused = [name for name in names if name not in (cfg.train_split, cfg.val_split, cfg.test_split)]
     if unused:
@@ -170,6 +175,8 @@ def split_rows(raw: Dataset | DatasetDict, cfg: DataConfig, seed: int, task) -> 
     """train/val/test as (dataset, row indices or None for all of it): named splits when configured, else carved
     out of train (seeded; contiguous when the task is `chronological`; all three the train rows when it takes
     `cues_from_train`). `task` is an `rnnlab.tasks.Task`."""
+    from datasets import Dataset, DatasetDict
+
     if isinstance(raw, Dataset):
         raw = DatasetDict({cfg.train_split: raw})
     train = select_split(raw, cfg.train_split, "data.train_split", cfg.source)

@@ -18,9 +18,10 @@ step past the model's warm-up.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from datasets import Dataset
 
 from rnnlab.config import DataConfig
 from rnnlab.data import encoders, sequences
@@ -28,6 +29,9 @@ from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.prepare import check_columns, check_not_an_input
 from rnnlab.data.taskdata import SPLITS, DataError, Split, TaskData
 from rnnlab.tasks.base import Regression, step_mask
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 
 def numbers_in(value) -> int | None:
