@@ -1,8 +1,9 @@
 """Section 7: a search of many short trials (an ESN on Mackey-Glass, ~0.1 s each) against what a user would write.
 
-Five searches of the same space (experiments/search_esn_mackey_glass.py), each a fresh process timed from its start:
+Six searches of the same space (experiments/search_esn_mackey_glass.py), each a fresh process timed from its start:
 `rnnlab tune` at concurrency 2 with W&B offline; a plain in-process Optuna loop calling `run_trial` (tracking off);
-plain Ray Tune + OptunaSearch calling `run_trial` with fresh workers and with `reuse_actors=True`; reservoirpy
+plain Ray Tune + OptunaSearch calling `run_trial` with fresh workers and with `reuse_actors=True`, and with trials
+that only report a constant (Ray Tune's own floor per trial, whatever the harness around it does); reservoirpy
 0.4.2's own `reservoirpy.hyper.research` (hyperopt) with its own ESN. The Optuna searches sample with
 RandomSampler(seed=0), so they run the same configurations in the same order.
 
@@ -83,7 +84,9 @@ def optuna_loop(trials: int, out: Path) -> list[float]:
     return times
 
 
-def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
+def ray_tune(trials: int, out: Path, reuse: bool, empty: bool = False) -> list[float]:
+    """Plain Ray Tune + OptunaSearch calling run_trial; `empty`: each trial only reports a constant (Ray Tune's own
+    cost per trial: the floor of any harness that gives each configuration its own Ray trial)."""
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
@@ -96,6 +99,8 @@ def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
     base, folder = to_flat_dict(cfg), str(out / "trials")
 
     def trainable(params):
+        if empty:
+            return tune.report({"val/rmse": 1.0})
         from rnnlab.trial import run_trial
 
         out_dir = Path(folder) / tune.get_context().get_trial_id()
@@ -114,7 +119,7 @@ def ray_tune(trials: int, out: Path, reuse: bool) -> list[float]:
         run_config=tune.RunConfig(storage_path=str(out / "ray"), verbose=0),
     )
     tuner.fit()
-    return trial_times(Path(folder))
+    return [0.0] * trials if empty else trial_times(Path(folder))
 
 
 def reservoirpy_research(trials: int, out: Path) -> list[float]:
@@ -171,6 +176,7 @@ CONTENDERS = {  # slug -> (label, search, concurrency)
     "loop": ("Optuna loop + run_trial", optuna_loop, 1),
     "ray-reuse": ("Ray Tune, reuse_actors", lambda n, out: ray_tune(n, out, reuse=True), CONCURRENCY),
     "ray-fresh": ("Ray Tune, fresh workers", lambda n, out: ray_tune(n, out, reuse=False), CONCURRENCY),
+    "ray-empty": ("Ray Tune, reuse_actors, empty trials", lambda n, out: ray_tune(n, out, True, True), CONCURRENCY),
     "reservoirpy": ("reservoirpy research", reservoirpy_research, 1),
 }
 
@@ -247,6 +253,13 @@ def run(quick: bool) -> Section:
         ratio = r["wall"] / loop["wall"] * (trials / r["trials"]) if "error" not in loop else float("nan")
         lines.append([r["name"], r["trials"], r["wall"], r["busy"], r["rate"], r["overhead"], ratio, r["load"]])
     note = f"\n\nFresh workers run {fresh} trials (a Ray worker each); their wall / loop's is scaled to {trials}."
+    floor = rows["ray-empty"]
+    if "error" not in floor and "error" not in loop:
+        note += (
+            f" Ray Tune alone, with trials that do nothing, takes {floor['wall'] / loop['wall']:.2f}x the loop's wall "
+            f"({floor['overhead']:.3f} s of slot time per trial): the floor of any search that gives each "
+            "configuration its own Ray trial."
+        )
     return Section("Many short trials (ESN, Mackey-Glass)", goals, table(header, lines) + note)
 
 
