@@ -1,9 +1,10 @@
 """Section 7: a search of many short trials (an ESN on Mackey-Glass, ~0.1 s each) against what a user would write.
 
-Six searches of the same space (experiments/search_esn_mackey_glass.py), each a fresh process timed from its start:
+Seven searches of the same space (experiments/search_esn_mackey_glass.py), each a fresh process timed from its start:
 `rnnlab tune` at concurrency 2 with W&B offline; a plain in-process Optuna loop calling `run_trial` (tracking off);
 plain Ray Tune + OptunaSearch calling `run_trial` with fresh workers and with `reuse_actors=True`, and with trials
-that only report a constant (Ray Tune's own floor per trial, whatever the harness around it does); reservoirpy
+that only report a constant (Ray Tune's own floor per trial, whatever the harness around it does), and with 8
+configurations per Ray trial (what several trials per worker task would cost); reservoirpy
 0.4.2's own `reservoirpy.hyper.research` (hyperopt) with its own ESN. The Optuna searches sample with
 RandomSampler(seed=0), so they run the same configurations in the same order.
 
@@ -122,6 +123,46 @@ def ray_tune(trials: int, out: Path, reuse: bool, empty: bool = False) -> list[f
     return [0.0] * trials if empty else trial_times(Path(folder))
 
 
+def ray_tune_grouped(trials: int, out: Path, group: int = 8) -> list[float]:
+    """Plain Ray Tune running `group` configurations per Ray trial (run_trial each, tracking off), drawn ahead by the
+    same RandomSampler and told to Optuna as they come back: what several trials per worker task would cost."""
+    import optuna
+    import ray
+    from ray import tune
+
+    from rnnlab.config.overrides import to_flat_dict
+    from rnnlab.registries import apply_overrides, from_flat_dict
+
+    cfg, space = load_space()
+    base, folder = to_flat_dict(cfg), str(out / "trials")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=cfg.mode + "imize", sampler=optuna.samplers.RandomSampler(seed=SEED))
+    asked = [study.ask() for _ in range(trials)]
+    draws = [space(t) for t in asked]
+    groups = [list(range(i, min(i + group, trials))) for i in range(0, trials, group)]
+
+    def trainable(params):
+        from rnnlab.trial import run_trial
+
+        values = {}
+        for number in params["numbers"]:
+            result = run_trial(apply_overrides(from_flat_dict(base), draws[number]), None, Path(folder) / str(number))
+            values[str(number)] = result[cfg.metric]
+        tune.report({"values": values})
+
+    ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False, log_to_driver=False)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={"numbers": tune.grid_search(groups)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=CONCURRENCY, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(out / "ray"), verbose=0),
+    )
+    for result in tuner.fit():
+        for number, value in result.metrics["values"].items():
+            study.tell(asked[int(number)], value)
+    return trial_times(Path(folder))
+
+
 def reservoirpy_research(trials: int, out: Path) -> list[float]:
     """reservoirpy's ESN (Reservoir >> Ridge) of the same size on the same series, searched by its hyperopt helper."""
     import numpy as np
@@ -176,6 +217,7 @@ CONTENDERS = {  # slug -> (label, search, concurrency)
     "loop": ("Optuna loop + run_trial", optuna_loop, 1),
     "ray-reuse": ("Ray Tune, reuse_actors", lambda n, out: ray_tune(n, out, reuse=True), CONCURRENCY),
     "ray-fresh": ("Ray Tune, fresh workers", lambda n, out: ray_tune(n, out, reuse=False), CONCURRENCY),
+    "ray-grouped": ("Ray Tune, 8 configurations per trial", ray_tune_grouped, CONCURRENCY),
     "ray-empty": ("Ray Tune, reuse_actors, empty trials", lambda n, out: ray_tune(n, out, True, True), CONCURRENCY),
     "reservoirpy": ("reservoirpy research", reservoirpy_research, 1),
 }
