@@ -44,15 +44,25 @@ class SequenceModel(nn.Module):
         return self.head(out_BTH if self.task.per_step else last_BH), state
 
     @torch.no_grad()
-    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    def fit_closed_form(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], keep_mb: int = 0):
         """Fit without gradients: a ridge readout over the encoder's features (its `readout_ridge`), or, for an
-        encoder without one, the encoder's own fit."""
+        encoder without one, the encoder's own fit.
+
+        `keep_mb`: also return each batch's (outputs, lengths, targets) of the fitted model, the head applied to the
+        features the fit harvested (what a forward pass over the same batches computes), while those features take
+        at most `keep_mb` MB; else (or without a ridge readout) None, and the caller runs the batches again."""
         if self.encoder.readout_ridge is None:
             self.encoder.fit_closed_form(((self._embed(x), n, y) for x, n, y in batches))
-            return
-        features, targets = [], []
+            return None
+        features, targets, kept, room = [], [], [], keep_mb * 2**20
         for inputs, lengths, y in batches:
             out_BTH, last_BH, _ = self.features(inputs, lengths)
+            seen = out_BTH if self.task.per_step else last_BH
+            room -= seen.numel() * seen.element_size()
+            if room >= 0:
+                kept.append((seen, lengths, y))
+            else:  # over the budget: the caller runs the batches again
+                kept.clear()
             if self.task.per_step:
                 steps = self._valid_steps(out_BTH, lengths)
                 features.append(out_BTH[steps])
@@ -63,6 +73,7 @@ class SequenceModel(nn.Module):
         weight, bias = ridge_regression(torch.cat(features), torch.cat(targets), self.encoder.readout_ridge)
         self.head.weight.copy_(weight)
         self.head.bias.copy_(bias)
+        return [(self.head(seen), lengths, y) for seen, lengths, y in kept] if room >= 0 else None
 
     def _embed(self, inputs):
         return self.embedding(inputs) if self.embedding is not None else inputs
