@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from rnnlab.search_folder import load_study
+from rnnlab.tracking.search import TABLE_KEY
+from rnnlab.tracking.wandb_log import read_history, run_logs
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -117,3 +119,8 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
         logged = sorted(e for run in out.glob("wandb/offline-run-*") for e in history_rows(run))
         assert logged == epochs, f"{trial_id}: every epoch in W&B exactly once"
     assert "stopped" in statuses and "completed" in statuses, statuses
+    # the search's own W&B run, logged in a thread while the report draws: its Table has a row per trial of the study
+    [*_, log] = run_logs(folder, "many-search")
+    [table] = [row for row in read_history(log) if any(k.startswith(TABLE_KEY) for k in row)]
+    nrows = table[TABLE_KEY]["nrows"] if isinstance(table.get(TABLE_KEY), dict) else table[f"{TABLE_KEY}/nrows"]
+    assert nrows == len(study.trials), (nrows, len(study.trials))
