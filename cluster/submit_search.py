@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXCLUDES = [".git", "runs", "searches", "**/__pycache__", "*.egg-info", ".venv", ".pytest_cache", ".ruff_cache"]
 FORWARDED_ENV = ("WANDB_API_KEY", "WANDB_MODE", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_BASE_URL", "HF_TOKEN")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+UNREACHABLE_PATIENCE_S = 120.0  # how long a dashboard may be out of reach while we wait on a job
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -132,11 +133,29 @@ def submit_job(opts: argparse.Namespace, tune_args: list[str]) -> int:
     print(f"submitted Ray Job {job_id} to {opts.job}; logs: ray job logs -f {job_id} --address {opts.job}")
     if opts.no_wait:
         return 0
-    while (status := str(client.get_job_status(job_id)).split(".")[-1]) not in TERMINAL:
+    while (status := job_status(client, opts.job, job_id)) not in TERMINAL:
         time.sleep(2)
     print(client.get_job_logs(job_id))
     print(f"Ray Job {job_id}: {status}")
     return 0 if status == "SUCCEEDED" else 1
+
+
+def job_status(client, address: str, job_id: str, patience: float = UNREACHABLE_PATIENCE_S) -> str:
+    """The job's status name. A dashboard out of reach (a network blip, a busy head) is asked again for `patience`
+    seconds; then this process stops with the command that follows the job, which runs on without us."""
+    import requests
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return str(client.get_job_status(job_id)).split(".")[-1]
+        except (requests.ConnectionError, requests.Timeout) as err:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"lost the Ray dashboard at {address} for {patience:.0f} s ({type(err).__name__}); the job may "
+                    f"still be running: ray job status {job_id} --address {address}"
+                ) from None
+            time.sleep(2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,6 +135,18 @@ class Head:
         return self.dashboard
 
     env: dict  # the environment a client of this head needs (token auth on)
+    temp_dir: str = ""  # its --temp-dir: ray-start.log and the session's logs
+
+    def logs(self, tail: int = 40) -> str:
+        """The end of `ray start`'s output and of the dashboard's logs: why a head stopped answering."""
+        root = Path(self.temp_dir)
+        paths = [root / "ray-start.log", *sorted(root.glob("session_latest/logs/dashboard*"))]
+        parts = []
+        for path in paths:
+            if path.is_file():
+                lines = path.read_text(errors="replace").splitlines()[-tail:]
+                parts.append(f"--- {path.relative_to(root)}\n" + "\n".join(lines))
+        return "\n".join(parts)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +200,7 @@ def ray_head():
                 if proc.poll() is not None or time.time() > deadline:
                     pytest.fail(f"ray start --head failed:\n{(Path(temp_dir) / 'ray-start.log').read_text()}")
                 time.sleep(1)
-        yield Head(address=f"127.0.0.1:{gcs}", dashboard=None if no_dashboard else url, env=env)
+        yield Head(f"127.0.0.1:{gcs}", None if no_dashboard else url, env, temp_dir)
     finally:
         kill_session(proc.pid, marker=temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -255,6 +267,35 @@ def test_jobs_api_rejects_a_wrong_token(ray_head):
     assert "auth" in (done.stdout + done.stderr).lower()
 
 
+def test_waiting_on_a_job_survives_a_dashboard_blip_and_names_the_job_when_it_is_gone():
+    """submit_search.py polls the job's status: a dashboard out of reach (here a port nothing listens on, a real
+    refused connection) is asked again, and after the patience the submitter exits with the command to follow it."""
+    import importlib.util
+
+    import requests
+
+    module_spec = importlib.util.spec_from_file_location("submit_search", CLUSTER / "submit_search.py")
+    submit_search = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(submit_search)
+    (port,) = free_ports(1)
+
+    class Dashboard:  # answers once it has refused `refusals` times
+        def __init__(self, refusals: int):
+            self.refusals = refusals
+
+        def get_job_status(self, job_id: str) -> str:
+            if self.refusals:
+                self.refusals -= 1
+                requests.get(f"http://127.0.0.1:{port}/api/jobs/{job_id}", timeout=5)
+            return "JobStatus.SUCCEEDED"
+
+    assert submit_search.job_status(Dashboard(refusals=1), "http://h:8265", "raysubmit_x", patience=30) == "SUCCEEDED"
+    with pytest.raises(SystemExit) as gone:
+        submit_search.job_status(Dashboard(refusals=99), "http://h:8265", "raysubmit_x", patience=0)
+    assert "lost the Ray dashboard at http://h:8265" in str(gone.value)
+    assert "ray job status raysubmit_x --address http://h:8265" in str(gone.value)
+
+
 @pytest.mark.slow
 def test_search_as_ray_job_with_token_auth(ray_head, tmp_path):
     storage = tmp_path / "searches"
@@ -272,7 +313,7 @@ def test_search_as_ray_job_with_token_auth(ray_head, tmp_path):
     ]
     started = time.time()
     done = subprocess.run(command, cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:] + ray_head.logs()
     assert "SUCCEEDED" in done.stdout
     assert "preflight: ok" in done.stdout
     search = storage / "job-search"
@@ -308,7 +349,7 @@ def test_plain_ray_job_submit_cli_with_token_auth(ray_head, tmp_path):
         str(tmp_path),
     ]
     done = subprocess.run(command, cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + ray_head.logs()
     assert "preflight: ok" in done.stdout
     assert "succeeded" in done.stdout.lower()
 
