@@ -277,6 +277,14 @@ def run(quick: bool) -> Section:
             )
         )
         goals.append(Goal("rnnlab tune per-trial overhead, s", ours["overhead"], "<= 0.25"))
+    if "error" not in ours and "error" not in rows["ray-reuse"]:  # what rnnlab adds to Ray Tune on the same trials
+        goals.append(
+            Goal(
+                "rnnlab tune wall / plain Ray Tune + OptunaSearch, reuse_actors",
+                ours["wall"] / rows["ray-reuse"]["wall"],
+                "<= 1.0x",
+            )
+        )
     header = [
         "search",
         "trials",
