@@ -150,9 +150,11 @@ def run(
 def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
     from rnnlab.progress import EpochProgress
     from rnnlab.tracking import open_tracker, resolve_mode
+    from rnnlab.train import select_device
     from rnnlab.trial import RunRecord, TrialStopped, prepare_data, run_trial
 
     resolve_mode(cfg)  # a bad WANDB_MODE fails now, not after the run folder exists
+    select_device(cfg.train.device)  # and so does a CUDA device this machine lacks
     data = prepare_data(cfg)  # every input error surfaces before the run folder is touched
     if resume:
         from rnnlab.resume import check_resume_data

@@ -17,7 +17,7 @@ from torch import nn
 
 from rnnlab import diagnostics, evaluation
 from rnnlab.checkpoint import CheckpointWriter
-from rnnlab.config import Config
+from rnnlab.config import Config, ConfigError
 from rnnlab.data import Split, TaskData
 from rnnlab.tasks import Metrics, task_of
 
@@ -48,9 +48,18 @@ ShouldStop = Callable[[], "str | None"]  # polled before each training batch: a 
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """`train.device` as a torch device; a CUDA device this machine lacks is a ConfigError naming the field."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            have, valid = "no CUDA device (or a CPU-only torch build)", "auto, cpu"
+            if count:
+                have, valid = f"CUDA devices 0..{count - 1}", f"auto, cpu, cuda, cuda:0..cuda:{count - 1}"
+            raise ConfigError("train.device", f"got {name!r}, but this machine has {have}; valid: {valid}")
+    return device
 
 
 def make_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:

@@ -47,6 +47,10 @@ SPACES = {  # name: (body of search_space(trial), the field the error must name)
         "model.family",
     ),
     "raises": ('raise KeyError("oops")', "search_space"),
+    "param_not_a_path": (  # Ray hands the trial the Optuna names too: "hidden" failed every trial, after launch
+        'return {"model.hidden_size": trial.suggest_int("hidden", 4, 8)}',
+        "'hidden'",
+    ),
 }
 
 
@@ -148,6 +152,10 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("out_holds_a_run", ["run", RUN, "--out", str(tmp / "store" / "run-old")], "--out"),
         ("resume_without_checkpoints", ["run", RUN, "--out", str(tmp / "store" / "run-old"), "--resume"], "--resume"),
         ("device_unknown", [*run, "train.device=tpu"], "train.device"),
+        ("device_malformed", [*run, "train.device=cudax"], "train.device"),  # was torch's RuntimeError
+        ("device_absent", [*run, "train.device=cuda:99"], "train.device"),  # was an AssertionError, folder written
+        ("seed_negative", [*run, "seed=-1"], "seed"),  # was numpy's ValueError from the data split
+        ("cache_dir_a_file", [*run, f"data.cache_dir={blocker}"], "data.cache_dir"),  # was FileExistsError
     ]
     for name, (body, field) in SPACES.items():
         out.append((f"space_{name}", ["tune", experiment_file(tmp, body), "--storage", store, "--name", "s"], field))

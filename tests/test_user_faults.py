@@ -139,3 +139,27 @@ def test_out_naming_a_folder_of_other_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--out" in err and "is not empty and holds no run" in err and "--resume" not in err, err[-2000:]
     assert [p.name for p in other.iterdir()] == ["todo.txt"]
+
+
+def test_rnnlab_cache_naming_a_file(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "cache"
+    blocker.write_text("x")
+    monkeypatch.setenv("RNNLAB_CACHE", str(blocker))
+    out = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 2  # was a FileExistsError, data prepared
+    err = capsys.readouterr().err
+    assert "RNNLAB_CACHE" in err and "is a file" in err and "Traceback" not in err
+    assert not out.exists() and blocker.read_text() == "x"
+
+
+def test_device_cuda_without_cuda(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(out), "--device", "cuda", "--set", *SHRINK]) == 2
+    err = capsys.readouterr().err  # was torch's AssertionError after config.json and the W&B run were written
+    assert "train.device" in err and "valid: auto, cpu" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["run", DIGITS, "--out", str(out), "--device", "cpu", "--set", *SHRINK]) == 0

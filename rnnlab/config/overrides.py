@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import operator
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -173,6 +174,8 @@ def check_fields(cfg: Config) -> Config:
     checked by its family's config (`cfg.model.validate()`); names of registry entries by `rnnlab.registries`."""
     _check_types(cfg)
     d, o, t, s = cfg.data, cfg.optim, cfg.train, cfg.search
+    top = 2**64 - s.seeds  # torch's seeds are uint64; the replicates take seed, seed+1, ...
+    check(0 <= cfg.seed < top, "seed", f"must be in [0, 2**64 - search.seeds), got {cfg.seed}")
     check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
     check(0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
     check(d.val_fraction + d.test_fraction < 1, "data.test_fraction", "val_fraction + test_fraction must be < 1")
@@ -209,7 +212,7 @@ def check_fields(cfg: Config) -> Config:
     check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
     check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
     check(
-        t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+        re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None,
         "train.device",
         f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N",
     )

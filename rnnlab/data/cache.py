@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from rnnlab.checkpoint import atomic_write_bytes
-from rnnlab.config import DataConfig
+from rnnlab.config import ConfigError, DataConfig
 from rnnlab.data.taskdata import TaskData, from_plain, to_plain
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,15 @@ def cache_root(cfg: DataConfig) -> Path:
     """`data.cache_dir`, else $RNNLAB_CACHE, else ~/.cache/rnnlab."""
     root = cfg.cache_dir or os.environ.get("RNNLAB_CACHE") or "~/.cache/rnnlab"
     return Path(root).expanduser()
+
+
+def check_cache_root(cfg: DataConfig) -> None:
+    """A cache root that exists as something other than a folder is a ConfigError naming where it came from (it
+    failed with a raw FileExistsError once the data had been prepared)."""
+    root = cache_root(cfg)
+    if root.exists() and not root.is_dir():
+        source = "data.cache_dir" if cfg.cache_dir else "RNNLAB_CACHE" if os.environ.get("RNNLAB_CACHE") else "~/.cache"
+        raise ConfigError(source, f"the data cache {root} is a file, not a folder; point {source} at a folder")
 
 
 def preparation_modules(task: object = None) -> list[Path]:

@@ -42,6 +42,7 @@ def builtin_generator(cfg: DataConfig):
 def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     """Prepared, encoded data for `cfg` and its `task`: from the cache when the fingerprint matches, else built by
     the task's preparer and cached. (`rnnlab.tasks.load_task_data(cfg, seed)` looks the task up by name.)"""
+    cache.check_cache_root(cfg)
     if cfg.source == "builtin":
         generate = builtin_generator(cfg)
         raw, commit, identity = None, None, {"builtin": cfg.name}  # (cfg, seed) are keyed; no need to generate

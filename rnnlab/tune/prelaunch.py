@@ -69,6 +69,15 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
         if not isinstance(params, dict):
             raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
         configs.append(apply_overrides(cfg, params))
+        for name in trial.params.keys() - params.keys():  # Ray sends every Optuna parameter to the trial as a path
+            try:
+                apply_overrides(cfg, {name: trial.params[name]})
+            except ConfigError as err:
+                raise ConfigError(
+                    "search_space",
+                    f"trial.suggest_*({name!r}, ...): the trial receives every suggested name as a config path "
+                    f"too, and {err.message}; name the parameter by the dotted path it sets",
+                ) from None
         study.tell(trial, 0.0)
     return configs
 
