@@ -249,6 +249,8 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
     exp = load(experiment, overrides)
     cfg = exp.config
     name = name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if "/" in name or "\\" in name or name in ("", ".", ".."):  # "../x" or "/abs" put the search outside --storage
+        raise ConfigError("--name", f"got {name!r}: one folder name under --storage, without / or \\, not . or ..")
     local = Path("searches") if "://" in str(storage) else Path(storage)
     folder = (local / name).resolve()  # run_search refuses it if it holds a search (or a driver holds it)
     spec = SearchSpec(

@@ -100,6 +100,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("set_wrong_type", [*tune, "--set", "model.hidden_size=big"], "model.hidden_size"),
         ("set_without_equals", [*tune, "--set", "model.hidden_size"], "model.hidden_size"),
         ("resume_nothing", ["tune", str(tmp / "store" / "missing"), "--resume"], "--resume"),
+        ("name_escapes_storage", ["tune", SEARCH, "--storage", store, "--name", "../escaped"], "--name"),
         ("name_taken", ["tune", SEARCH, "--storage", store, "--name", "old"], "--name"),
         ("corrupted_search_json", ["tune", str(tmp / "store" / "torn"), "--resume"], "search"),
         ("sampler_unknown", [*tune, "--set", "search.sampler=bayes"], "search.sampler"),
