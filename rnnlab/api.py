@@ -43,6 +43,15 @@ class RunTerminated(RuntimeError):
         self.reason, self.out = reason, out
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) stopped `rnnlab.run` once its folder held a run: `out` keeps every completed epoch's
+    checkpoint and `resume=True` continues it. Still a KeyboardInterrupt to a caller who catches those."""
+
+    def __init__(self, out: Path):
+        super().__init__(f"run interrupted; its record is in {out}; continue it with resume=True")
+        self.out = out
+
+
 @contextlib.contextmanager
 def process_state() -> Iterator[None]:
     """os.environ, signal handlers, torch's thread count and the random generators as a call found them.
@@ -143,8 +152,13 @@ def run(
         cfg = load(experiment, overrides).config
         out = Path(out) if out is not None else default_out(cfg)
         started = (out / "config.json").exists  # run_trial writes it once the model is built, before any epoch
-        with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg), started):  # one process per folder
-            return run_in_folder(cfg, out, resume)
+        try:
+            with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg), started):  # one per folder
+                return run_in_folder(cfg, out, resume)
+        except KeyboardInterrupt:
+            if started():
+                raise RunInterrupted(out) from None
+            raise
 
 
 def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:

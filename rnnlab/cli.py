@@ -25,6 +25,7 @@ EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1  # a full disk, no memory: nothing wrong with the input
 ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as after Ctrl-C
 
 logger = logging.getLogger("rnnlab.cli")
 
@@ -75,11 +76,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rnnlab import api
 
     experiment = experiment_from(args)
+    overrides = overrides_from(args)
+    again = " ".join(["rnnlab run", str(experiment), *(["--set", *args.overrides] if args.overrides else [])])
+    again += f" --device {args.device}" if getattr(args, "device", None) else ""  # --resume needs the same config
     try:
-        result = api.run(experiment, overrides_from(args), args.out, args.resume, verbosity=console.verbosity())
+        result = api.run(experiment, overrides, args.out, args.resume, verbosity=console.verbosity())
     except api.RunTerminated as err:
-        logger.warning(f"run {err.reason}; continue it with: rnnlab run {experiment} --out {err.out} --resume")
+        logger.warning(f"run {err.reason}; continue it with: {again} --out {err.out} --resume")
         return EXIT_TERMINATED
+    except api.RunInterrupted as err:  # Ctrl-C: the epoch in progress is lost, the completed ones are kept
+        logger.warning(f"run interrupted; continue it with: {again} --out {err.out} --resume")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        logger.warning("run interrupted before it started: nothing was recorded")
+        return EXIT_INTERRUPTED
     if result["status"] in ("diverged", "out_of_memory"):
         logger.error(f"trial {result['status']}: {result.get('reason')}")
         return 1

@@ -163,3 +163,32 @@ def test_device_cuda_without_cuda(tmp_path, capsys):
     assert "train.device" in err and "valid: auto, cpu" in err and "Traceback" not in err
     assert not out.exists()
     assert main(["run", DIGITS, "--out", str(out), "--device", "cpu", "--set", *SHRINK]) == 0
+
+
+def test_ctrl_c_in_run_then_resume(tmp_path):
+    """SIGINT mid-run: no traceback, exit 130, a hint that resumes (with the same --set), every epoch kept once."""
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    sets = ["train.epochs=15", "model.hidden_size=16", "tracking.mode=disabled"]
+    argv = [sys.executable, "-m", "rnnlab", "run", DIGITS, "--out", str(out), "--set", *sets]
+    child = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read_metrics(out / "metrics.jsonl")) < 2:  # a few epochs in, then Ctrl-C
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    err = child.communicate(timeout=60)[1]
+    assert child.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    hint = err.strip().splitlines()[-1].split("continue it with: ")[1]
+    assert hint.startswith("rnnlab run ") and "model.hidden_size=16" in hint and hint.endswith("--resume")
+    kept = len(read_metrics(out / "metrics.jsonl"))
+    assert 2 <= kept < 15
+    done = subprocess.run([sys.executable, "-m", *hint.split()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [row["epoch"] for row in read_metrics(out / "metrics.jsonl")] == list(range(1, 16))
+    assert json.loads((out / "result.json").read_text())["status"] == "completed"
