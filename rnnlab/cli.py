@@ -169,8 +169,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def check_out_folder(out: str | None) -> None:
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
+    if out is None:
+        return
+    existing = next(p for p in (Path(out), *Path(out).parents) if p.exists() or p == Path(p.anchor or "."))
+    if existing.exists() and not existing.is_dir():  # --out itself, or a file where one of its folders would go
+        raise ConfigError("--out", f"{existing} is a file, not a folder; choose another --out")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -211,6 +214,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from rnnlab.report import serve_dashboard
     from rnnlab.storage import localize
 
+    if not 1 <= args.port <= 65535:
+        raise ConfigError("--port", f"got {args.port}; valid: 1..65535")
     serve_dashboard(localize(args.search_dir), args.host, args.port)
     return 0
 

@@ -90,15 +90,24 @@ def make_search(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("under", ["", "sub/report"])  # --out a file, or a folder below one (NotADirectoryError)
 @pytest.mark.parametrize("command", ["report", "replay"])
-def test_report_and_replay_out_naming_a_file(tmp_path, capsys, command):
+def test_report_and_replay_out_naming_a_file(tmp_path, capsys, command, under):
     folder = make_search(tmp_path)
     target = tmp_path / "file"
     target.write_text("x")
-    argv = [command, str(folder), *(["abc"] if command == "replay" else []), "--out", str(target)]
+    out = target / under if under else target
+    argv = [command, str(folder), *(["abc"] if command == "replay" else []), "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "is a file" in err and "Traceback" not in err
+    assert f"--out: {target} is a file" in err and "Traceback" not in err
+    assert target.read_text() == "x"
+
+
+def test_dashboard_port_out_of_range(tmp_path, capsys):
+    assert main(["dashboard", str(make_search(tmp_path)), "--port", "99999"]) == 2  # was bind()'s OverflowError
+    err = capsys.readouterr().err
+    assert "--port" in err and "1..65535" in err and "Traceback" not in err
 
 
 def test_journal_corrupted_inside_is_named(tmp_path, capsys):
