@@ -13,6 +13,7 @@ import errno
 import gc
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -77,15 +78,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     experiment = experiment_from(args)
     overrides = overrides_from(args)
-    again = " ".join(["rnnlab run", str(experiment), *(["--set", *args.overrides] if args.overrides else [])])
-    again += f" --device {args.device}" if getattr(args, "device", None) else ""  # --resume needs the same config
+    again = shlex.join(  # the same config, as --resume needs it, quoted for a shell
+        ["rnnlab", "run", str(experiment), *(["--set", *args.overrides] if args.overrides else [])]
+        + (["--device", args.device] if getattr(args, "device", None) else [])
+    )
     try:
         result = api.run(experiment, overrides, args.out, args.resume, verbosity=console.verbosity())
     except api.RunTerminated as err:
-        logger.warning(f"run {err.reason}; continue it with: {again} --out {err.out} --resume")
+        logger.warning(f"run {err.reason}; continue it with: {again} --out {shlex.quote(str(err.out))} --resume")
         return EXIT_TERMINATED
     except api.RunInterrupted as err:  # Ctrl-C: the epoch in progress is lost, the completed ones are kept
-        logger.warning(f"run interrupted; continue it with: {again} --out {err.out} --resume")
+        logger.warning(f"run interrupted; continue it with: {again} --out {shlex.quote(str(err.out))} --resume")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         logger.warning("run interrupted before it started: nothing was recorded")

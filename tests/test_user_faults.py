@@ -2,6 +2,7 @@
 traceback: exit 2 for bad input, 1 for the environment; nothing left that blocks the next attempt."""
 
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_ctrl_c_in_run_then_resume(tmp_path):
     assert hint.startswith("rnnlab run ") and "model.hidden_size=16" in hint and hint.endswith("--resume")
     kept = len(read_metrics(out / "metrics.jsonl"))
     assert 2 <= kept < 15
-    done = subprocess.run([sys.executable, "-m", *hint.split()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", *shlex.split(hint)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [row["epoch"] for row in read_metrics(out / "metrics.jsonl")] == list(range(1, 16))
     assert json.loads((out / "result.json").read_text())["status"] == "completed"
