@@ -124,7 +124,11 @@ def check_resume(out: Path, cfg: Config) -> None:
     """Before anything is written: the folder holds a run of this config and a valid checkpoint to continue from."""
     stored = read_stored(out, "config.json").get("flat")
     if stored is None:
-        raise ConfigError("--resume", f"{out} holds no config.json: nothing to resume; run without --resume")
+        raise ConfigError(
+            "--resume",
+            f"{out} holds no config.json (a run's files without it: removed or never written), so the run cannot "
+            "be checked and is not resumed: start over with another --out",
+        )
     if differing := differing_fields(stored, cfg):
         raise ConfigError(
             "--resume",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.config import ConfigError
+from rnnlab.folder_lock import LOCK_FILE, hold_folder
 from rnnlab.registries import from_flat_dict
 from rnnlab.report_figures import plot_optuna
 from rnnlab.search_folder import TRIALS_DIR, SearchSpec, load_study, read_json, trial_folder, trial_rows
@@ -150,6 +151,34 @@ def config_from_params(spec: SearchSpec, trial_dir: Path):
     return apply_overrides(cfg, {"train.threads": max(1, int(cfg.search.cpus_per_trial))})
 
 
+def check_replay_out(out: Path) -> None:
+    """A replay writes a new run folder: one that holds anything (a run, another replay) is never overwritten."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
+        raise ConfigError(
+            "--out",
+            f"{out} is not empty (it may hold a run or an earlier replay, which a replay would overwrite): choose "
+            "another --out, or leave --out out for a new SEARCH_DIR/replays/TRIAL_ID-TIMESTAMP",
+        )
+
+
+def stop_where_it_stopped(final: dict, recorded: list[dict]):
+    """A trial the scheduler (or an interrupted driver) stopped ran fewer epochs than its config asks: its replay
+    stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer run's."""
+    from rnnlab.train import TrialStopped
+
+    if final.get("status") != "stopped" or not recorded:
+        return None
+    last = recorded[-1]["epoch"]
+
+    def report(metrics, checkpoint=None):
+        if metrics["epoch"] >= last:
+            raise TrialStopped(f"replay stopped after epoch {last}, as the trial was ({final.get('reason')})")
+
+    return report
+
+
 def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
     """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones."""
     from rnnlab.trial import read_metrics, run_seed
@@ -166,16 +195,20 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         known = sorted(p.name for p in Path(spec.folder, TRIALS_DIR).glob("*") if p.is_dir())
         raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    logger.info(f"replaying trial {trial_id} into {out}")
-    result = run_seed(cfg, None, out)  # one seed: a replicate's own folder
     recorded = read_metrics(trial_dir / "metrics.jsonl")
+    final = read_json(trial_dir / "result.json")
+    report = stop_where_it_stopped(final, recorded)
+    with hold_folder(out, "--out", lambda: check_replay_out(out), started=(out / "config.json").exists):
+        logger.info(f"replaying trial {trial_id} into {out}")
+        result = run_seed(cfg, report, out)  # one seed: a replicate's own folder
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
     pairs = [
         (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
         for r in recorded
         if r["epoch"] in replayed
     ]
-    final = read_json(trial_dir / "result.json")
+    if not final and (trial_dir / "result.json").exists():
+        print(f"{trial_dir / 'result.json'} is unreadable (torn?): only its epochs are compared")
     pairs += [
         (f"result {k}", final[k], result[k])
         for k in (cfg.metric, f"test/{cfg.metric.split('/')[1]}")

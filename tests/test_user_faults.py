@@ -202,3 +202,66 @@ def test_ctrl_c_in_run_then_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert [row["epoch"] for row in read_metrics(out / "metrics.jsonl")] == list(range(1, 16))
     assert json.loads((out / "result.json").read_text())["status"] == "completed"
+
+
+def trial_of_a_run(tmp_path: Path, epochs: int = 2) -> tuple[Path, Path]:
+    """A search folder whose trial t1 is a real run's record (no Ray: replay reads only files)."""
+    from rnnlab.search_folder import SearchSpec
+
+    run = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(run), "--set", *SHRINK, f"train.epochs={epochs}"]) == 0
+    folder = tmp_path / "s"
+    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc").save()
+    shutil.copytree(run, folder / "trials" / "t1")
+    return folder, folder / "trials" / "t1"
+
+
+def test_replay_into_a_folder_that_holds_a_run_is_refused(tmp_path, capsys):
+    """Before: the replay wrote its config, metrics and result over the run in --out (an earlier replay's, say)
+    and reported success. Now: exit 2 before any work, every file of the folder as it was."""
+    folder, trial = trial_of_a_run(tmp_path)
+    held = tmp_path / "held"
+    shutil.copytree(trial, held)
+    before = {p.relative_to(held): p.read_bytes() for p in held.rglob("*") if p.is_file()}
+    assert main(["replay", str(folder), "t1", "--out", str(held)]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is not empty" in err and "Traceback" not in err, err[-2000:]
+    assert {p.relative_to(held): p.read_bytes() for p in held.rglob("*") if p.is_file()} == before
+    out = tmp_path / "replay"  # a new folder: the replay equals the trial, value for value
+    assert main(["replay", str(folder), "t1", "--out", str(out)]) == 0
+    untimed = lambda row: {k: v for k, v in row.items() if not k.startswith("time/")}  # noqa: E731
+    assert [untimed(r) for r in read_metrics(out / "metrics.jsonl")] == [
+        untimed(r) for r in read_metrics(trial / "metrics.jsonl")
+    ]
+    assert untimed(json.loads((out / "result.json").read_text())) == untimed(
+        json.loads((trial / "result.json").read_text())
+    )
+
+
+def test_replay_of_a_trial_the_scheduler_stopped_stops_where_it_did(tmp_path, capsys):
+    """A trial ASHA stopped after epoch 1 of 3. Before: the replay ran all 3 epochs and compared its final val/acc
+    (a longer run's) with the trial's epoch-1 value: "replay differs", exit 1, though every epoch matched. Now: it
+    stops after epoch 1 too, its record is the trial's."""
+    folder, trial = trial_of_a_run(tmp_path, epochs=3)
+    rows = read_metrics(trial / "metrics.jsonl")[:1]
+    (trial / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    reason = "stopped by the scheduler after epoch 1"
+    (trial / "result.json").write_text(json.dumps({**rows[0], "status": "stopped", "reason": reason}))
+    out = tmp_path / "replay"
+    assert main(["replay", str(folder), "t1", "--out", str(out)]) == 0, capsys.readouterr().out[-2000:]
+    assert "replay reproduces the recorded metrics" in capsys.readouterr().out
+    assert [r["val/acc"] for r in read_metrics(out / "metrics.jsonl")] == [rows[0]["val/acc"]]
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "stopped" and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
+
+
+def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, capsys):
+    """Before: --resume said "run without --resume", which then said "already holds a run; pass --resume"."""
+    out = tmp_path / "run"
+    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+    (out / "config.json").unlink()
+    rows = (out / "metrics.jsonl").read_text()
+    assert main(["run", DIGITS, "--out", str(out), "--resume", "--set", *SHRINK, "train.epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no config.json" in err and "another --out" in err and "without --resume" not in err, err[-2000:]
+    assert (out / "metrics.jsonl").read_text() == rows
