@@ -174,8 +174,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 def check_out_folder(out: str | None) -> None:
     if out is None:
         return
-    existing = next(p for p in (Path(out), *Path(out).parents) if p.exists() or p == Path(p.anchor or "."))
-    if existing.exists() and not existing.is_dir():  # --out itself, or a file where one of its folders would go
+    existing = next((p for p in (Path(out), *Path(out).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():  # --out itself, or a file where one of its folders would go
         raise ConfigError("--out", f"{existing} is a file, not a folder; choose another --out")
 
 
