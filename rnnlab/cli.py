@@ -66,10 +66,16 @@ def experiment_from(args: argparse.Namespace) -> str:
     return args.experiment
 
 
-def overrides_from(args: argparse.Namespace) -> dict[str, str]:
+def overrides_from(args: argparse.Namespace, **flags: str) -> dict[str, str]:
+    """The --set overrides and the shorthand flags (`--device` and `flags`, {flag name: field path}) given."""
     overrides = parse_set_args(args.overrides)
-    if getattr(args, "device", None):
-        overrides["train.device"] = args.device
+    for flag, path in {"device": "train.device", **flags}.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if path in overrides:  # one of the two would be dropped without a word
+            raise ConfigError(path, f"given by --{flag} {value} and by --set {path}={overrides[path]}; give it once")
+        overrides[path] = str(value)
     return overrides
 
 
@@ -136,11 +142,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from rnnlab.tune import run_search
 
     experiment = experiment_from(args)
-    overrides = overrides_from(args)
-    if args.samples is not None:
-        overrides["search.samples"] = str(args.samples)
-    if args.concurrency is not None:
-        overrides["search.concurrency"] = str(args.concurrency)
+    overrides = overrides_from(args, samples="search.samples", concurrency="search.concurrency")
     in_bucket = args.resume and (is_uri(experiment) or is_uri(args.storage))
     if in_bucket:  # a search in a bucket: download it first
         experiment = str(localize(experiment if is_uri(experiment) else join(args.storage, args.name or "")))

@@ -8,6 +8,7 @@ written to the storage and deleted again.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import uuid
@@ -98,6 +99,38 @@ def check_resources(cfg: Config, nodes: list[Node]) -> list[str]:
             "lower search.cpus_per_trial or search.gpus_per_trial"
         )
     return failures
+
+
+def check_device(cfg: Config, nodes: list[Node]) -> list[str]:
+    """A trial on `train.device=cuda[:N]` must see that GPU wherever Ray places it. Ray gives a trial that asks for
+    `search.gpus_per_trial` > 0 its ceil(gpus_per_trial) GPUs, numbered from 0; one that asks for none may land on
+    any node with its CPUs, a GPU or not (and no autoscaler adds a GPU node for it)."""
+    device, gpus = cfg.train.device, cfg.search.gpus_per_trial
+    if not device.startswith("cuda") or not nodes:
+        return []
+    index = int(device.partition(":")[2] or 0)
+    if gpus > 0:  # on a node with that many GPUs (check_resources), numbered 0..ceil(gpus)-1
+        if index < math.ceil(gpus):
+            return []
+        return [
+            f"train.device: {device}, but a trial sees only the {math.ceil(gpus)} GPU(s) Ray gives it "
+            f"(search.gpus_per_trial={gpus:g}), numbered from 0; use --device cuda or raise search.gpus_per_trial"
+        ]
+    hosts = [n for n in nodes if n.cpus >= cfg.search.cpus_per_trial]  # none: check_resources says so
+    lacking = [n for n in hosts if n.gpus < index + 1]
+    if not lacking:
+        return []
+    shown = ", ".join(f"{n.name}: {n.cpus:g} CPU {n.gpus:g} GPU" for n in lacking)
+    if all(n.gpus == 0 for n in nodes):
+        return [
+            f"train.device: {device} asks for a GPU, but no node has one ({shown}), so every trial would fail; "
+            "--device cpu (or auto), or add GPU nodes"
+        ]
+    return [
+        f"train.device: {device}, but search.gpus_per_trial=0 lets Ray place a trial on a node without "
+        f"{'a GPU' if index == 0 else f'{index + 1} GPUs'} ({shown}), where it fails; --set "
+        "search.gpus_per_trial=1 (a fraction shares a GPU) to place trials on GPU nodes, or --device cpu"
+    ]
 
 
 # --- what every node must reach ------------------------------------------------------------------------------------
@@ -258,7 +291,7 @@ def run_preflight(
     else:
         live = [] if cluster_config else this_machine()
     try:
-        failures += check_resources(cfg, nodes + live)
+        failures += check_resources(cfg, nodes + live) + check_device(cfg, nodes + live)
         log("nodes: " + (", ".join(f"{n.name} ({n.cpus:g} CPU, {n.gpus:g} GPU)" for n in nodes + live) or "?"))
         if live and live[0].node_id:
             probes = probe_nodes(live, storage, cfg.data)

@@ -47,6 +47,7 @@ SPACES = {  # name: (body of search_space(trial), the field the error must name)
         "model.family",
     ),
     "raises": ('raise KeyError("oops")', "search_space"),
+    "suggests_nothing": ("return {}", "search_space"),  # every trial the same config: was a silent "search"
     "param_not_a_path": (  # Ray hands the trial the Optuna names too: "hidden" failed every trial, after launch
         'return {"model.hidden_size": trial.suggest_int("hidden", 4, 8)}',
         "'hidden'",
@@ -99,6 +100,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("set_unknown_field", [*tune, "--set", "model.hiden_size=8"], "model.hiden_size"),
         ("set_wrong_type", [*tune, "--set", "model.hidden_size=big"], "model.hidden_size"),
         ("set_without_equals", [*tune, "--set", "model.hidden_size"], "model.hidden_size"),
+        ("set_key_twice", [*tune, "--set", "model.hidden_size=8", "model.hidden_size=16"], "model.hidden_size"),
+        ("set_and_flag_disagree", [*tune, "--device", "cpu", "--set", "train.device=cuda"], "train.device"),
+        ("samples_flag_and_set", [*tune, "--samples", "3", "--set", "search.samples=5"], "search.samples"),
         ("resume_nothing", ["tune", str(tmp / "store" / "missing"), "--resume"], "--resume"),
         ("name_escapes_storage", ["tune", SEARCH, "--storage", store, "--name", "../escaped"], "--name"),
         ("name_taken", ["tune", SEARCH, "--storage", store, "--name", "old"], "--name"),

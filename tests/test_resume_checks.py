@@ -69,7 +69,7 @@ def test_resume_may_extend_and_observe(finished_run, tmp_path, capsys):
             str(out),
             "--resume",
             "--set",
-            *BASE,
+            *[item for item in BASE if not item.startswith("train.epochs=")],  # each --set key once
             "train.epochs=3",
             "train.patience=5",
             "train.threads=1",

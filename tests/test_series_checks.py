@@ -32,7 +32,7 @@ CASES = {
         ["model.esn.washout", "val split", "200 steps"],
     ),
     "washout_longer_than_the_test_split": (
-        [*NARMA_2000, "data.test_fraction=0.05", "model.esn.washout=150"],
+        ["data.num_samples=2000", "data.test_fraction=0.05", "model.esn.washout=150"],
         ["model.esn.washout", "test split", "100 steps"],
     ),
     "washout_as_long_as_every_window": (

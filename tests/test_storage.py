@@ -294,7 +294,7 @@ def test_search_survives_a_node_removed_and_lives_in_the_bucket(s3, tmp_path, mo
                 "search_digits",
                 "--samples",
                 str(samples),
-                *SHRUNK,
+                *[item for item in SHRUNK if not item.startswith("train.epochs=")],  # each --set key once
                 "--set",
                 "train.epochs=3",
                 "search.cpus_per_trial=1",

@@ -15,13 +15,14 @@ from rnnlab.records import read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
-SHRINK = ["train.epochs=2", "train.max_batches=2", "tracking.mode=disabled"]
+SHRINK = ["train.max_batches=2", "tracking.mode=disabled"]  # with train.epochs: each --set key is given once
+EPOCHS_2 = [*SHRINK, "train.epochs=2"]
 
 
 def test_out_naming_a_file(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
-    assert main(["run", DIGITS, "--out", str(target), "--set", *SHRINK]) == 2
+    assert main(["run", DIGITS, "--out", str(target), "--set", *EPOCHS_2]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and "is a file" in err and "Traceback" not in err
     assert target.read_text() == "x"
@@ -29,11 +30,11 @@ def test_out_naming_a_file(tmp_path, capsys):
 
 def test_a_model_too_large_for_memory(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK, "model.hidden_size=200000"]) == 1
+    assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2, "model.hidden_size=200000"]) == 1
     err = capsys.readouterr().err
     assert "out of memory" in err and "model.hidden_size" in err
     assert not out.exists()  # neither a rerun nor --resume is blocked by a half-made folder
-    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+    assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2]) == 0
 
 
 @pytest.fixture
@@ -49,18 +50,18 @@ def tiny_disk(tmp_path):
 
 def test_a_full_disk(tiny_disk, tmp_path, capsys):
     out = tiny_disk / "run"
-    code = main(["run", DIGITS, "--out", str(out), "--set", *SHRINK])
+    code = main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2])
     err = capsys.readouterr().err
     assert code == 1, err[-2000:]
     assert "No space left on device" in err and "free space" in err and "Traceback" not in err
     moved = tmp_path / "moved"  # the way out: space elsewhere; the same command there works
     shutil.rmtree(out, ignore_errors=True)
-    assert main(["run", DIGITS, "--out", str(moved), "--set", *SHRINK]) == 0
+    assert main(["run", DIGITS, "--out", str(moved), "--set", *EPOCHS_2]) == 0
 
 
 def test_torn_metrics_log(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+    assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2]) == 0
     log = out / "metrics.jsonl"
     whole = log.read_text()
     log.write_text(whole + whole.splitlines()[0][:30])  # a kill in the middle of an append
@@ -145,7 +146,7 @@ def test_out_naming_a_folder_of_other_files(tmp_path, capsys):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("x")
-    assert main(["run", DIGITS, "--out", str(other), "--set", *SHRINK]) == 2
+    assert main(["run", DIGITS, "--out", str(other), "--set", *EPOCHS_2]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and "is not empty and holds no run" in err and "--resume" not in err, err[-2000:]
     assert [p.name for p in other.iterdir()] == ["todo.txt"]
@@ -156,7 +157,7 @@ def test_rnnlab_cache_naming_a_file(tmp_path, monkeypatch, capsys):
     blocker.write_text("x")
     monkeypatch.setenv("RNNLAB_CACHE", str(blocker))
     out = tmp_path / "run"
-    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 2  # was a FileExistsError, data prepared
+    assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2]) == 2  # was a FileExistsError, data prepared
     err = capsys.readouterr().err
     assert "RNNLAB_CACHE" in err and "is a file" in err and "Traceback" not in err
     assert not out.exists() and blocker.read_text() == "x"
@@ -168,11 +169,11 @@ def test_device_cuda_without_cuda(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     out = tmp_path / "run"
-    assert main(["run", DIGITS, "--out", str(out), "--device", "cuda", "--set", *SHRINK]) == 2
+    assert main(["run", DIGITS, "--out", str(out), "--device", "cuda", "--set", *EPOCHS_2]) == 2
     err = capsys.readouterr().err  # was torch's AssertionError after config.json and the W&B run were written
     assert "train.device" in err and "valid: auto, cpu" in err and "Traceback" not in err
     assert not out.exists()
-    assert main(["run", DIGITS, "--out", str(out), "--device", "cpu", "--set", *SHRINK]) == 0
+    assert main(["run", DIGITS, "--out", str(out), "--device", "cpu", "--set", *EPOCHS_2]) == 0
 
 
 def test_ctrl_c_in_run_then_resume(tmp_path):
@@ -258,10 +259,11 @@ def test_replay_of_a_trial_the_scheduler_stopped_stops_where_it_did(tmp_path, ca
 def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, capsys):
     """Before: --resume said "run without --resume", which then said "already holds a run; pass --resume"."""
     out = tmp_path / "run"
-    assert main(["run", DIGITS, "--out", str(out), "--set", *SHRINK]) == 0
+    assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2]) == 0
     (out / "config.json").unlink()
     rows = (out / "metrics.jsonl").read_text()
     assert main(["run", DIGITS, "--out", str(out), "--resume", "--set", *SHRINK, "train.epochs=3"]) == 2
     err = capsys.readouterr().err
     assert "holds no config.json" in err and "another --out" in err and "without --resume" not in err, err[-2000:]
     assert (out / "metrics.jsonl").read_text() == rows
+

@@ -133,13 +133,16 @@ def set_fields(cfg: Config, overrides: dict[str, Any]) -> Config:
 
 
 def parse_set_args(items: list[str]) -> dict[str, str]:
-    """["a.b=1", ...] from `--set` into {"a.b": "1"}."""
+    """["a.b=1", ...] from `--set` into {"a.b": "1"}; a key given twice is refused (the last one silently won)."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(item, "--set expects key=value, e.g. --set model.hidden_size=64")
-        out[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in out:
+            raise ConfigError(key, f"given twice in --set ({out[key]!r} and {value!r}); give it once")
+        out[key] = value
     return out
 
 

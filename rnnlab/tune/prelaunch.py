@@ -53,7 +53,7 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
-    configs = []
+    configs, suggested = [], False
     for _ in range(draws):  # random draws reach the branches of a conditional space
         trial = study.ask()
         try:
@@ -69,6 +69,7 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
         if not isinstance(params, dict):
             raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
         configs.append(apply_overrides(cfg, params))
+        suggested = suggested or bool(params or trial.params)
         for name in trial.params.keys() - params.keys():  # Ray sends every Optuna parameter to the trial as a path
             try:
                 apply_overrides(cfg, {name: trial.params[name]})
@@ -79,15 +80,27 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
                     f"too, and {err.message}; name the parameter by the dotted path it sets",
                 ) from None
         study.tell(trial, 0.0)
+    if not suggested:  # every trial would train the same config with the same seeds: a search of one point
+        raise ConfigError(
+            "search_space",
+            f"suggests no parameter (it returned {{}} in {draws} draws), so every trial would be the same "
+            f"config with the same seed{'s' if cfg.search.seeds > 1 else ''}; suggest at least one (a seed "
+            "too: trial.suggest_int('seed', 0, 9)), or run one config with rnnlab run (--set search.seeds=N "
+            "for replicates)",
+        )
     return configs
 
 
 def check_fits(cfg: Config, address: str | None) -> None:
     """A trial must fit one live node (CPUs and GPUs): fail now (exit 2) on this machine's Ray; on a cluster, whose
-    autoscaler may still add a bigger node, say that the trials will wait."""
-    from rnnlab.preflight import check_resources, nodes_from_ray
+    autoscaler may still add a bigger node, say that the trials will wait. A CUDA device no trial would see fails
+    either way: no node the autoscaler adds gives a trial a GPU it does not ask for."""
+    from rnnlab.preflight import check_device, check_resources, nodes_from_ray
 
-    failures = check_resources(cfg, nodes_from_ray())
+    nodes = nodes_from_ray()
+    for failure in check_device(cfg, nodes):
+        raise ConfigError(*failure.split(": ", 1))
+    failures = check_resources(cfg, nodes)
     if failures and address is None:
         raise ConfigError("search.cpus_per_trial", "; ".join(f.split(": ", 1)[1] for f in failures))
     for failure in failures:
