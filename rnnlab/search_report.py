@@ -164,17 +164,20 @@ def check_replay_out(out: Path) -> None:
 
 
 def stop_where_it_stopped(final: dict, recorded: list[dict]):
-    """A trial the scheduler (or an interrupted driver) stopped ran fewer epochs than its config asks: its replay
-    stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer run's."""
+    """A trial the scheduler, an interrupted driver or its time limit stopped ran fewer epochs than its config asks:
+    its replay stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer run's
+    (a replay has no time limit: it would run past the trial's)."""
     from rnnlab.train import TrialStopped
+    from rnnlab.tune.time_limit import ended_by_time_limit
 
-    if final.get("status") != "stopped" or not recorded:
+    if not (final.get("status") == "stopped" or ended_by_time_limit(final)) or not recorded:
         return None
     last = recorded[-1]["epoch"]
 
     def report(metrics, checkpoint=None):
         if metrics["epoch"] >= last:
-            raise TrialStopped(f"replay stopped after epoch {last}, as the trial was ({final.get('reason')})")
+            reason = f"replay stopped after epoch {last}, as the trial was ({final.get('reason')})"
+            raise TrialStopped(reason, final["status"])
 
     return report
 
