@@ -34,6 +34,7 @@ MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
 STATE_FILE = "tracking.json"  # run id and last step handed to wandb (offline, a kill can keep it off disk)
 LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
+FAILED_ENDS = ("diverged", "failed", "out_of_memory")  # a run that ends so is failed in W&B too (a non-zero exit)
 
 
 def resolve_mode(cfg: Config) -> str:
@@ -168,7 +169,7 @@ class Tracker:
         """Record the trial's result: provenance with its data identity, test metrics in the summary, artifacts."""
         add_data_provenance(self.provenance, result)
         write_provenance(self.out / "provenance.json", self.provenance)
-        if result.get("status") == "diverged":
+        if result.get("status") in FAILED_ENDS:
             self.exit_code = 1
         self.ready()
         if self.run is None:
@@ -183,6 +184,8 @@ class Tracker:
             self.run.config.update(data, allow_val_change=True)
             # val/* keep their per-epoch best/last summaries; the result's are the best model's, already logged
             self.run.summary.update({k: v for k, v in result.items() if not k.startswith("val/")})
+            if "reason" not in result:  # an earlier attempt's failure (a retried trial) is not this end's reason
+                del self.run.summary["reason"]
             if self.cfg.tracking.log_checkpoints:
                 self.log_checkpoint(result)
             self.log_dataset(result)

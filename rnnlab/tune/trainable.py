@@ -185,8 +185,10 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             result = record_error(err, record)
             if result is None:  # not the trial's own fault: Ray retries it (search.max_failures)
                 reason = f"{type(err).__name__}: {err}"  # the searcher reads it back as the trial's reason
-                record.finish("failed", reason)
-                with contextlib.suppress(OSError):  # the failure's record reaches the storage too
+                result = record.finish("failed", reason)
+                with contextlib.suppress(OSError):  # the failure's record reaches W&B (a retry that ends otherwise
+                    tracker.finish(result)  # records its own end over it) and the storage too
+                with contextlib.suppress(OSError):
                     upload()
                 replay = replay_command(setup.remote or setup.folder, trial_id)
                 raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process with: {replay}") from err
