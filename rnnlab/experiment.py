@@ -72,16 +72,16 @@ def load_experiment(spec: str, overrides: dict[str, Any] | None = None) -> Exper
     module_name = f"rnnlab_experiment_{path.stem}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
-    try:
+    try:  # its code, and a `config()` function's: an error (a sys.exit too) is the file's, named with its line
         sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
         module_spec.loader.exec_module(module)
-    except Exception as err:
+        config = getattr(module, "config", None)
+        if callable(config) and not isinstance(config, Config):
+            config = config()
+    except (Exception, SystemExit) as err:
         where = traceback.extract_tb(err.__traceback__)[-1]
         line = getattr(err, "lineno", None) or where.lineno
         raise ConfigError("experiment", f"{path} line {line} failed to load: {type(err).__name__}: {err}") from err
-    config = getattr(module, "config", None)
-    if callable(config) and not isinstance(config, Config):
-        config = config()
     if not isinstance(config, Config):
         raise ConfigError("experiment", f"{path} must define `config = Config(...)`, found {type(config).__name__}")
     if config.name == Config.name:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.config import Config, DataConfig
+from rnnlab.config import Config, ConfigError, DataConfig
 
 PROBE_TIMEOUT = 120.0  # seconds for all node probes: an autoscaling node may have to start first
 
@@ -54,9 +54,20 @@ def nodes_from_cluster_config(path: str | Path) -> list[Node]:
     """The node types of a `ray up` YAML that can run trials; [] when it does not state their resources."""
     import yaml
 
-    config = yaml.safe_load(Path(path).read_text())
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        reason = err.strerror if isinstance(err, OSError) else f"not YAML: {str(err).splitlines()[0]}"
+        raise ConfigError("--cluster-config", f"cannot read {path} ({reason}); give the YAML of `ray up`") from None
+    types = (config.get("available_node_types") or {}) if isinstance(config, dict) else None
+    if not isinstance(types, dict) or not all(isinstance(t, dict) for t in types.values()):
+        raise ConfigError(
+            "--cluster-config",
+            f"{path} is not a `ray up` cluster YAML (a mapping whose available_node_types maps "
+            "each node type's name to its settings)",
+        )
     nodes = []
-    for name, node_type in (config.get("available_node_types") or {}).items():
+    for name, node_type in types.items():
         is_head = name == config.get("head_node_type")
         if not is_head and node_type.get("max_workers", config.get("max_workers", 1)) == 0:
             continue

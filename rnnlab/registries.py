@@ -84,6 +84,9 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     setting of another family is refused naming the family it belongs to.
     """
     overrides = dict(overrides)
+    for path in overrides:  # a search_space's {1: ...} or an API caller's: not a path to look up
+        if not isinstance(path, str):
+            raise ConfigError(repr(path), f"a config path is a dotted string like 'model.hidden_size', got {path!r}")
     family = coerce("model.family", str, overrides.pop("model.family", cfg.model.family))
     cfg = copy.copy(cfg)
     cfg.model = switch_family(cfg.model, family)

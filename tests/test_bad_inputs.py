@@ -48,6 +48,7 @@ SPACES = {  # name: (body of search_space(trial), the field the error must name)
     ),
     "raises": ('raise KeyError("oops")', "search_space"),
     "suggests_nothing": ("return {}", "search_space"),  # every trial the same config: was a silent "search"
+    "key_not_a_path": ('return {1: trial.suggest_int("model.num_layers", 1, 2)}', "1"),  # was an AttributeError
     "param_not_a_path": (  # Ray hands the trial the Optuna names too: "hidden" failed every trial, after launch
         'return {"model.hidden_size": trial.suggest_int("hidden", 4, 8)}',
         "'hidden'",
@@ -91,9 +92,18 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     blocker.write_text("x")
     (tmp / "no_config.py").write_text("x = 1\n")
     (tmp / "syntax.py").write_text("from rnnlab.config import Config\nconfig = Config(\n")
+    (tmp / "exits.py").write_text("import sys\nsys.exit(3)\n")  # was exit 3 without a word
+    (tmp / "config_raises.py").write_text("def config():\n    raise ValueError('no data here')\n")  # a traceback
     no_space = experiment_file(tmp)
+    (tmp / "torn.yaml").write_text("available_node_types: [\n")
+    (tmp / "list.yaml").write_text("- head\n- worker\n")
+    preflight = ["preflight", SEARCH, "--storage", store, "--cluster-config"]
     out = [
         ("samples_0", [*tune, "--samples", "0"], "search.samples"),
+        ("cluster_config_missing", [*preflight, str(tmp / "nope.yaml")], "--cluster-config"),  # all 3: tracebacks
+        ("cluster_config_a_folder", [*preflight, str(tmp)], "--cluster-config"),
+        ("cluster_config_torn", [*preflight, str(tmp / "torn.yaml")], "--cluster-config"),
+        ("cluster_config_not_a_mapping", [*preflight, str(tmp / "list.yaml")], "--cluster-config"),
         ("concurrency_negative", [*tune, "--concurrency", "-1"], "search.concurrency"),
         ("storage_bad_scheme", ["tune", SEARCH, "--storage", "nosuchscheme://b/p", "--name", "x"], "--storage"),
         ("storage_under_a_file", ["tune", SEARCH, "--storage", str(blocker / "sub"), "--name", "x"], "--storage"),
@@ -117,6 +127,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("experiment_unknown", ["tune", "no_such_experiment", "--storage", store], "experiment"),
         ("experiment_syntax_error", ["tune", str(tmp / "syntax.py"), "--storage", store], "experiment"),
         ("experiment_without_config", ["run", str(tmp / "no_config.py")], "experiment"),
+        ("experiment_exits", ["tune", str(tmp / "exits.py"), "--storage", store], "experiment"),
+        ("experiment_config_raises", ["run", str(tmp / "config_raises.py")], "experiment"),
         ("task_mismatch", [*tune, "--set", "data.task=regression", "metric=val/loss", "mode=min"], "data.task"),
         ("fractions_over_1", [*run, "data.val_fraction=0.6", "data.test_fraction=0.5"], "data.test_fraction"),
         ("missing_file", [*run, *local, f"data.name={tmp / 'nope.csv'}"], "data.name"),
@@ -160,6 +172,10 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("device_malformed", [*run, "train.device=cudax"], "train.device"),  # was torch's RuntimeError
         ("device_absent", [*run, "train.device=cuda:99"], "train.device"),  # was an AssertionError, folder written
         ("seed_negative", [*run, "seed=-1"], "seed"),  # was numpy's ValueError from the data split
+        ("max_length_negative", [*run, "data.max_length=-1"], "data.max_length"),  # these 3 named another field
+        ("threads_negative", [*run, "train.threads=-1"], "train.threads"),
+        ("max_failures_negative", [*tune, "--set", "search.max_failures=-1"], "search.max_failures"),
+        ("name_a_path", ["run", RUN, "--set", "name=../../escaped"], "name"),  # was runs/../../escaped-TIME
         ("cache_dir_a_file", [*run, f"data.cache_dir={blocker}"], "data.cache_dir"),  # was FileExistsError
     ]
     for name, (body, field) in SPACES.items():

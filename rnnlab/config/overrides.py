@@ -177,6 +177,12 @@ def check_fields(cfg: Config) -> Config:
     checked by its family's config (`cfg.model.validate()`); names of registry entries by `rnnlab.registries`."""
     _check_types(cfg)
     d, o, t, s = cfg.data, cfg.optim, cfg.train, cfg.search
+    check(
+        cfg.name not in ("", ".", "..") and not set(cfg.name) & {"/", "\\"},
+        "name",
+        f"got {cfg.name!r}: it names the run and search folders (runs/NAME-TIME, <storage>/NAME-TIME), so one "
+        "folder name, without / or \\, not . or ..",
+    )
     top = 2**64 - s.seeds  # torch's seeds are uint64; the replicates take seed, seed+1, ...
     check(0 <= cfg.seed < top, "seed", f"must be in [0, 2**64 - search.seeds), got {cfg.seed}")
     check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
@@ -200,7 +206,8 @@ def check_fields(cfg: Config) -> Config:
     )
     for name in ("max_vocab", "min_freq", "seq_len", "num_samples", "horizon"):
         check(getattr(d, name) >= 1, f"data.{name}", f"must be >= 1, got {getattr(d, name)}")
-    check(d.max_length >= 0 and d.window >= 0, "data.window", "max_length and window must be >= 0")
+    check(d.max_length >= 0, "data.max_length", f"must be >= 0 (0: keeps all), got {d.max_length}")
+    check(d.window >= 0, "data.window", f"must be >= 0 (0: each series whole), got {d.window}")
     check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
     check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
     check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
@@ -212,7 +219,8 @@ def check_fields(cfg: Config) -> Config:
     check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     check(t.patience >= 0, "train.patience", "must be >= 0 (0 disables)")
     check(t.bptt >= 1, "train.bptt", "must be >= 1")
-    check(t.max_batches >= 0 and t.threads >= 0, "train.max_batches", "max_batches and threads must be >= 0")
+    check(t.max_batches >= 0, "train.max_batches", f"must be >= 0 (0: all), got {t.max_batches}")
+    check(t.threads >= 0, "train.threads", f"must be >= 0 (0: torch's default), got {t.threads}")
     check(t.diagnostics_every >= 0, "train.diagnostics_every", "must be >= 0 (0 disables)")
     check(
         re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device) is not None,
@@ -237,7 +245,8 @@ def check_fields(cfg: Config) -> Config:
         "search.trial_time_limit_s",
         f"must be >= 0 (0: no limit), got {s.trial_time_limit_s}",
     )
-    check(s.max_failures >= 0 and s.grace_period >= 1, "search.grace_period", "must be >= 1")
+    check(s.max_failures >= 0, "search.max_failures", f"must be >= 0 (0: no retry), got {s.max_failures}")
+    check(s.grace_period >= 1, "search.grace_period", f"must be >= 1, got {s.grace_period}")
     check("/" in cfg.metric, "metric", f"must be split/name like val/acc, got {cfg.metric!r}")
     for obj in s.objectives:
         name, _, mode = obj.partition(":")
