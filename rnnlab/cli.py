@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as err:
             logger.error(str(err))
             return EXIT_BAD_INPUT
+        except KeyboardInterrupt:  # Ctrl-C where no command handles it: a search's launch handles it once it has
+            started = " before the search started: nothing was recorded" if args.command == "tune" else ""
+            logger.warning(f"rnnlab {args.command} interrupted{started}")  # a search.json; `run` handles its own
+            return EXIT_INTERRUPTED
         except OSError as err:  # the environment, not rnnlab: a full disk, a read-only or vanished folder
             if err.errno not in ENVIRONMENT_ERRNOS:
                 raise

@@ -286,3 +286,33 @@ def test_replay_of_a_trial_its_time_limit_ended_stops_where_it_did(tmp_path, cap
     assert [r["val/acc"] for r in read_metrics(out / "metrics.jsonl")] == [rows[0]["val/acc"]]
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "failed" and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
+
+
+def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):
+    """SIGINT while `rnnlab tune` checks its space (or prepares data) before launch. Before: a KeyboardInterrupt
+    traceback and exit 1. Now: one line, exit 130, no search folder left behind."""
+    import signal
+    import sys
+    import time
+
+    marker = tmp_path / "sampling"
+    experiment = tmp_path / "slow_space.py"
+    experiment.write_text(
+        f"from rnnlab.experiment import extend\n\nconfig = extend({DIGITS!r})\n\n\n"
+        "def search_space(trial):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    import time\n\n    time.sleep(120)\n"
+        "    return {'model.hidden_size': trial.suggest_int('model.hidden_size', 4, 8)}\n"
+    )
+    argv = [sys.executable, "-m", "rnnlab", "tune", str(experiment), "--storage", str(tmp_path), "--name", "s"]
+    child = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    err = child.communicate(timeout=60)[1]
+    assert child.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted before the search started" in err, err[-2000:]
+    assert not (tmp_path / "s").exists()
