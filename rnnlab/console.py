@@ -91,6 +91,8 @@ def quiet_libraries() -> Iterator[None]:
     saved_ray, saved_optuna = ray_logger.level, optuna.logging.get_verbosity()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        # ASHA's cutoff over a rung where only failed trials (their summary's metric NaN) reported: numpy's notice
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
         os.environ.update(QUIET_ENV)
         ray_logger.setLevel(RAY_LEVEL)
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -31,7 +31,6 @@ ALPHA = 0.05
 
 def collect_trials(spec: sf.SearchSpec, study) -> list[dict[str, Any]]:
     """trial_rows (best first) with what the trial folder adds: parameter count, seeds' values, reason."""
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     rows = sf.trial_rows(spec, study)
     for row in rows:
         folder = sf.trial_folder(spec, row["trial_id"])
@@ -41,8 +40,7 @@ def collect_trials(spec: sf.SearchSpec, study) -> list[dict[str, Any]]:
         row["parameters"] = result.get("parameters")
         row["seed_values"] = [v for v in result.get(f"seeds/{spec.metric}", []) if isinstance(v, (int, float))]
         row["std"] = result.get(f"{spec.metric}_std")
-        reasons = [by_number[row["number"]].user_attrs.get("reason"), result.get("reason")]
-        row["reason"] = "; ".join(dict.fromkeys(r for r in reasons if r)) or result.get("status", row["state"].lower())
+        row["reason"] = row["reason"] or result.get("status", row["state"].lower())
     return rows
 
 

@@ -230,6 +230,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
         result = read_json(folder / "result.json")
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
         values = t.values if t.values is not None else [last]  # pruned: its last reported value
+        reasons = [t.user_attrs.get("reason"), result.get("reason")]  # Optuna's and the trial's record, once
         rows.append(
             {
                 "trial_id": trial_id,
@@ -240,6 +241,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
                 "values": values,
                 "params": {k: v for k, v in t.params.items() if k != "model.family"},
                 "time": result.get("time/total_s", 0.0),
+                "reason": "; ".join(dict.fromkeys(r for r in reasons if r)),
             }
         )
     sign = -1.0 if spec.mode == "max" else 1.0

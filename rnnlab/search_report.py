@@ -78,7 +78,7 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
     print_table(rows, metrics)
     for r in rows:
         if r["state"] == "FAIL":
-            print(f"failed trial {r['trial_id']}: {r['status']}")
+            print(f"failed trial {r['trial_id']}: {r['reason'] or r['status']}")  # the status alone said "failed"
     if wall_time is not None:
         busy = sum(r["time"] for r in rows)
         print(f"wall time {wall_time:.1f} s; trials' own time {busy:.1f} s in total")

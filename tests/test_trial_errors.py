@@ -181,3 +181,39 @@ def test_a_driver_that_fails_leaves_each_running_trial_a_failed_result(tmp_path)
         result = json.loads((folder / "trials" / t.user_attrs["ray_trial_id"] / "result.json").read_text())
         assert result["status"] == "failed" and result["reason"] == t.user_attrs["reason"], result
         assert result["epoch"] >= 1, "its last epoch's metrics, as metrics.jsonl has them"
+
+
+# every trial of the search's own study fails in its worker (a width of 0), none in the pre-launch draws
+FAILING_SPACE = """
+from rnnlab.experiment import extend
+
+config = extend({base!r}, {{"train.epochs": 2, "train.max_batches": 2, "tracking.mode": "disabled"}})
+
+
+def search_space(trial):
+    space = {{"optim.learning_rate": trial.suggest_float("optim.learning_rate", 1e-3, 1e-2, log=True)}}
+    if trial.study.study_name == "search":
+        space["model.hidden_size"] = 0
+    return space
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_that_fails_of_its_own_is_told_with_its_reason(tmp_path):
+    """Before: its line said "finished (val/acc=nan)" and counted it done, numpy warned "All-NaN slice encountered"
+    (ASHA's cutoff over the failed trials' NaN), and the summary said "failed trial ID: failed". Now each line and
+    the summary name the reason."""
+    import subprocess
+    import sys
+
+    experiment = tmp_path / "failing.py"
+    experiment.write_text(FAILING_SPACE.format(base=SEARCH_DIGITS))
+    argv = ["tune", str(experiment), "--storage", str(tmp_path), "--name", "f", "--samples", "2"]
+    done = subprocess.run([sys.executable, "-m", "rnnlab", *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]  # no trial completed
+    ids = sorted(p.name for p in (tmp_path / "f" / "trials").iterdir())
+    assert len(ids) == 2
+    for trial_id in ids:
+        assert f"<- {trial_id} failed: ConfigError: model.hidden_size" in done.stderr, done.stderr[-2000:]
+        assert f"failed trial {trial_id}: ConfigError: model.hidden_size" in done.stdout, done.stdout[-2000:]
+    assert "finished" not in done.stderr and "All-NaN" not in done.stderr and "errored 2" in done.stderr

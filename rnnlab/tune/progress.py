@@ -64,6 +64,9 @@ class SearchProgress(Callback):
         elif result.get("status") == "diverged":
             self.counts["pruned"] += 1
             event = f"{trial.trial_id} diverged"
+        elif result.get("status") in ("failed", "out_of_memory"):  # its own end (a bad parameter, its time limit)
+            self.counts["errored"] += 1
+            event = f"{trial.trial_id} {result['status']}: {str(result.get('reason', ''))[:200]}"
         else:
             self.counts["done"] += 1
             event = f"{trial.trial_id} finished ({self.metric}={result.get(self.metric, math.nan):.4g})"
