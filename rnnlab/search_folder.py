@@ -182,6 +182,12 @@ LOST_REASON = (
     f"{ORPHANED}: it was running when the driver died, after Ray's last save of its state, so Ray could not "
     "resume it; another trial took its place"
 )
+TIME_LIMIT = "exceeded search.trial_time_limit_s"  # how the reason of a trial its time limit ended begins
+
+
+def ended_by_time_limit(result: dict[str, Any]) -> bool:
+    """A trial's result.json whose attempt its time limit ended: a stop by the clock, not by its config."""
+    return result.get("status") == "failed" and str(result.get("reason", "")).startswith(TIME_LIMIT)
 
 
 def counts_as_sample(t) -> bool:

@@ -15,7 +15,15 @@ from rnnlab.config import ConfigError
 from rnnlab.folder_lock import LOCK_FILE, hold_folder
 from rnnlab.registries import from_flat_dict
 from rnnlab.report_figures import plot_optuna
-from rnnlab.search_folder import TRIALS_DIR, SearchSpec, load_study, read_json, trial_folder, trial_rows
+from rnnlab.search_folder import (
+    TRIALS_DIR,
+    SearchSpec,
+    ended_by_time_limit,
+    load_study,
+    read_json,
+    trial_folder,
+    trial_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +176,6 @@ def stop_where_it_stopped(final: dict, recorded: list[dict]):
     its replay stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer run's
     (a replay has no time limit: it would run past the trial's)."""
     from rnnlab.train import TrialStopped
-    from rnnlab.tune.time_limit import ended_by_time_limit
 
     if not (final.get("status") == "stopped" or ended_by_time_limit(final)) or not recorded:
         return None

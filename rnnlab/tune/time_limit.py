@@ -14,16 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from rnnlab.search_folder import TIME_LIMIT
 from rnnlab.train import TrialStopped
 
 GRACE_S = 5.0  # past the deadline, how long the polled check has to end the trial before the watchdog acts
 INTERRUPT_WAIT_S = 5.0  # how long an interrupted thread has to leave the trial before its end is taken over
-REASON = "exceeded search.trial_time_limit_s"  # how a record's reason starts when the limit ended the trial
-
-
-def ended_by_time_limit(result: dict) -> bool:
-    """True for a trial's result.json whose attempt the time limit ended: a stop by the clock, not by its config."""
-    return result.get("status") == "failed" and str(result.get("reason", "")).startswith(REASON)
 
 
 class TimeLimit:
@@ -41,7 +36,7 @@ class TimeLimit:
 
     @property
     def reason(self) -> str:
-        return f"{REASON}={self.seconds:g} (raise it, or 0 for no limit)"
+        return f"{TIME_LIMIT}={self.seconds:g} (raise it, or 0 for no limit)"
 
     def exceeded(self) -> TrialStopped | None:
         """The stop to raise once the deadline has passed (the trial failed), else None."""
