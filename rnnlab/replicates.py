@@ -5,7 +5,8 @@ one-seed record, replayable on its own: `rnnlab replay SEARCH_DIR TRIAL_ID/seed_
 without reporting; the last one reports, per epoch, the mean over seeds of every metric and `<metric>_std`, so ASHA
 and Optuna compare configurations by their mean. The price: a scheduler can stop a configuration only during its
 last seed. `<out>/metrics.jsonl` and `<out>/result.json` hold the means; `result.json` also lists the monitored
-metric of every seed (`seeds/<metric>`), from which `rnnlab report` draws confidence intervals.
+metric of every seed (`seeds/<metric>`), from which `rnnlab report` draws confidence intervals, and each seed's best
+epoch (`seeds/best_epoch`: their mean would be no epoch).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
     A stop of the last seed is the configuration's (its reports, the means, are what a scheduler judges): its
     reason stays as the scheduler, or the signal, gave it, which is the study's."""
     combined = mean_row(results, cfg.metric)
+    combined.pop("best_epoch", None)  # each seed's own: their mean is no epoch of the record
     faulty = [(i, r) for i, r in enumerate(results) if r.get("status") not in ENDED_WELL]
     combined.update(
         status=results[-1].get("status"),
@@ -91,6 +93,7 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
         **{
             "time/total_s": sum(r["time/total_s"] for r in results),
             f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results],
+            **({"seeds/best_epoch": [r.get("best_epoch") for r in results]} if "best_epoch" in results[0] else {}),
         },
     )
     if faulty:

@@ -54,6 +54,18 @@ def test_run_trial_runs_the_seed_replicates_a_config_asks_for(tmp_path):
     assert json.loads((tmp_path / "two" / "result.json").read_text()) == pytest.approx(result)
 
 
+def test_seed_replicates_list_each_seeds_best_epoch_not_their_mean(tmp_path):
+    """Each seed picks its own best epoch: the mean of 2 and 4 is no epoch of the record (its metrics.jsonl row 3 is
+    not what the result holds), so the replicates' result lists them per seed."""
+    cfg = small_config(epochs=3)
+    cfg.search.seeds = 2
+    result = run_trial(cfg, None, tmp_path / "two")
+    seeds = [json.loads((tmp_path / "two" / f"seed_{i}" / "result.json").read_text()) for i in (0, 1)]
+    assert "best_epoch" not in result
+    assert result["seeds/best_epoch"] == [s["best_epoch"] for s in seeds]
+    assert all(isinstance(e, int) for e in result["seeds/best_epoch"])
+
+
 def test_a_diverging_trial_ends_with_its_reason(tmp_path):
     cfg = small_config()
     data = load_task_data(cfg.data, cfg.seed)
