@@ -230,8 +230,26 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         same = math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-6)
         ok &= same
         print(f"{label:28}  {a:10.5g}  {b:10.5g}  {'' if same else 'DIFFERS'}")
-    if not pairs:
+    ends = replayed_end(final, result)
+    for label, a, b in ends:
+        ok &= a == b
+        print(f"{label:28}  {a:>10}  {b:>10}  {'' if a == b else 'DIFFERS'}")
+    if not pairs and not ends:
         print(f"nothing to compare: trial {trial_id} recorded no {cfg.metric}")
     else:
         print("replay reproduces the recorded metrics" if ok else f"replay differs beyond rel_tol={rel_tol}")
-    return 0 if ok and pairs else 1
+    return 0 if ok and (pairs or ends) else 1
+
+
+REPLAYED_ENDS = ("completed", "early_stopped", "stopped", "diverged")  # what a replay of the same config reproduces
+
+
+def replayed_end(final: dict, result: dict) -> list[tuple[str, str, str]]:
+    """How the trial and its replay ended, when the trial's end came from its config (not a worker's death, a
+    dead driver or memory): a replay that diverges where the trial completed, or the reverse, differs."""
+    if final.get("status") not in REPLAYED_ENDS:
+        return []
+    ends = [("status", str(final["status"]), str(result.get("status")))]
+    if final["status"] == "diverged":  # the metric, its value and the epoch it became non-finite
+        ends.append(("reason", str(final.get("reason")), str(result.get("reason"))))
+    return ends

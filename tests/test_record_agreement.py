@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rnnlab.cli import main
 from rnnlab.search_folder import SearchSpec, load_study, read_json
 from rnnlab.tracking.wandb_log import read_records, run_logs
 from rnnlab.trial import read_metrics
@@ -80,7 +81,7 @@ def ray_rows(spec: SearchSpec, trial_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path):
+def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
     experiment = tmp_path / "agree.py"
     experiment.write_text(EXPERIMENT)
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "a")
@@ -125,3 +126,10 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path):
             value = result.get("val/acc", math.nan)  # a trial with no value: NaN, and the searcher says why
             assert final["val/acc"] == value or math.isnan(final["val/acc"]) and math.isnan(value)
     assert sorted(ends.values()) == ["completed", "diverged", "failed", "failed"], ends
+    # rnnlab replay of the diverged trial diverges the same way: that is what it reproduces (it said "nothing to
+    # compare", exit 1, for a trial that diverged before its first epoch)
+    diverged = next(t.user_attrs["ray_trial_id"] for t in study.trials if ends[t.number] == "diverged")
+    capsys.readouterr()
+    assert main(["replay", spec.folder, diverged, "--out", str(tmp_path / "replay")]) == 0
+    out = capsys.readouterr().out
+    assert "diverged    diverged" in out and "replay reproduces" in out, out
