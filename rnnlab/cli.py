@@ -9,7 +9,6 @@ results a command was asked for go to stdout.
 from __future__ import annotations
 
 import argparse
-import errno
 import gc
 import logging
 import os
@@ -24,7 +23,6 @@ from rnnlab.config.overrides import parse_set_args
 
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1  # a full disk, no memory: nothing wrong with the input
-ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as after Ctrl-C
 
@@ -332,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning(f"rnnlab {args.command} interrupted{started}")  # a search.json; `run` handles its own
             return EXIT_INTERRUPTED
         except OSError as err:  # the environment, not rnnlab: a full disk, a read-only or vanished folder
-            if err.errno not in ENVIRONMENT_ERRNOS:
+            from rnnlab.records import environment_fault
+
+            if environment_fault(err) is None:
                 raise
             logger.error(
                 f"{err.strerror} ({err.filename or 'writing the run'}): free space or choose another "

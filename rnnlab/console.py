@@ -76,6 +76,22 @@ def output(level: int = DEFAULT) -> Iterator[None]:
         logger.level, logger.handlers, logger.propagate = saved
 
 
+class FaultInOneLine(logging.Filter):
+    """A library's error over a full (or read-only, failing) disk as one line, without its traceback: rnnlab says
+    what stopped and how to go on (Ray's failed save of its state; the trial's own error stops the search)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from rnnlab.records import environment_fault
+
+        if record.exc_info and (fault := environment_fault(record.exc_info[1])) is not None:
+            record.msg, record.args = f"{record.getMessage().rstrip(': ')}: {fault.strerror}", None
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+FAULT_IN_ONE_LINE = FaultInOneLine()
+
+
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
     """Below -v: Ray Tune's legacy (silent) output engine, Ray's and Optuna's loggers at their errors/warnings,
@@ -95,10 +111,14 @@ def quiet_libraries() -> Iterator[None]:
         warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
         os.environ.update(QUIET_ENV)
         ray_logger.setLevel(RAY_LEVEL)
+        for handler in ray_logger.handlers:
+            handler.addFilter(FAULT_IN_ONE_LINE)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
             yield
         finally:
+            for handler in ray_logger.handlers:
+                handler.removeFilter(FAULT_IN_ONE_LINE)
             for key, value in saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -120,5 +140,6 @@ def quiet_worker(level: int) -> None:
     logger.handlers = [make_handler()]
     logger.setLevel(logging.DEBUG if level >= VERBOSE else logging.WARNING)
     logger.propagate = False
+    logging.raiseExceptions = False  # a log file on a full disk (wandb's debug.log): not a traceback per record
     if level < VERBOSE:
         logging.getLogger("ray").setLevel(RAY_LEVEL)

@@ -5,6 +5,7 @@ epoch, appended and flushed at once) and `result.json`, each written whole (atom
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,14 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.config.overrides import to_flat_dict
 
 CONFIG_FILE, METRICS_FILE, RESULT_FILE = "config.json", "metrics.jsonl", "result.json"
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # the machine refused a write
+
+
+def environment_fault(err: BaseException) -> OSError | None:
+    """The OSError behind `err` when the machine, not the run, failed: a full disk or quota, a read-only or failing
+    one. A Ray task's error carries the trial's own as its `cause`. None for anything else."""
+    err = getattr(err, "cause", None) or err
+    return err if isinstance(err, OSError) and err.errno in ENVIRONMENT_ERRNOS else None
 
 
 def write_config(out: Path, cfg: Config) -> None:

@@ -179,8 +179,8 @@ def grid_size(grid: dict[str, list]) -> int:
 
 ORPHANED = "orphaned"  # how the reason of a trial that ended FAIL without running to its end begins
 LOST_REASON = (
-    f"{ORPHANED}: it was running when the driver died, after Ray's last save of its state, so Ray could not "
-    "resume it; another trial took its place"
+    f"{ORPHANED}: it was running when the driver died (or a full disk stopped the search), after Ray's last "
+    "whole save of its state, so Ray could not resume it; another trial took its place"
 )
 TIME_LIMIT = "exceeded search.trial_time_limit_s"  # how the reason of a trial its time limit ended begins
 

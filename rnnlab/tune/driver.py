@@ -22,6 +22,7 @@ from rnnlab import console
 from rnnlab.config import ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
+from rnnlab.records import environment_fault
 from rnnlab.search_folder import (
     JOURNAL_FILE,
     RAY_DIR,
@@ -37,8 +38,9 @@ from rnnlab.storage import (
     redact,
     search_uri,
 )
-from rnnlab.tune.controller import installed
+from rnnlab.tune.controller import ENVIRONMENT_FAULTS, installed
 from rnnlab.tune.prelaunch import check_fits, check_search_space, check_storage, make_scheduler
+from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_in_background
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
@@ -50,71 +52,6 @@ NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # read by Ray when fit()
 
 
 # --- the search ------------------------------------------------------------------------------------------------
-
-
-def connect(address: str | None) -> bool:
-    """Join the cluster at `address` (or RAY_ADDRESS's, as in a Ray Job), or start a local Ray of this search's own
-    whose workers can import rnnlab from this checkout. True when it started that local Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    # log_to_driver: a worker's warnings and errors reach this terminal; below -v a worker prints nothing else
-    level = console.ray_logging_level()
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=True, logging_level=level)
-        return False
-    root = str(Path(__file__).resolve().parents[2])  # the checkout holding the rnnlab package
-    saved = os.environ.get("PYTHONPATH")
-    paths = [root, *filter(None, (saved or "").split(os.pathsep))]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # the raylet it starts passes it to workers
-    try:  # "local": not the cluster a `ray start` on this machine last recorded, which ray.init() would join
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            dashboard_host="127.0.0.1",
-            log_to_driver=True,
-            logging_level=level,
-        )
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
-    return True
-
-
-# What the end of a search imports, each a second or more on a loaded machine: the report's plots (matplotlib,
-# Optuna's matplotlib figures, scikit-learn under Optuna's fANOVA importances) and wandb for the search's Table
-REPORT_MODULES = ("matplotlib.pyplot", "optuna.visualization.matplotlib", "sklearn.ensemble")
-
-
-def import_while_ray_starts(tracking: bool) -> threading.Thread:
-    """Import the search's end (REPORT_MODULES, wandb if tracking is on) in a thread while Ray starts: `ray.init`
-    waits on the processes it launches, 3-5 s with the driver idle, measured, and the report's plots then took
-    3.3 s instead of 1.2 s. A module that fails to import is left for its user to report."""
-    import importlib
-
-    def run() -> None:
-        for name in [*REPORT_MODULES, *(["wandb"] if tracking else [])]:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-
-    thread = threading.Thread(target=run, name="import-while-ray-starts", daemon=True)
-    thread.start()
-    return thread
-
-
-def shut_down_in_background(started: bool) -> threading.Thread | None:
-    """Shut down the local Ray this search started while its report is written: the teardown waits on each of
-    Ray's processes in turn (1-2.5 s on a loaded machine, measured), then did so at exit, after the report."""
-    if not started:
-        return None
-    import ray
-
-    stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-    stopping.start()
-    return stopping
 
 
 def ray_storage(spec: SearchSpec) -> str:
@@ -197,8 +134,9 @@ def build_tuner(
     )
 
 
-def fit_tuner(tuner, samples: int | None = None) -> bool:
-    """Run the tuner; False when it was interrupted (SIGINT: Tune saved its state and returned early).
+def fit_tuner(tuner, samples: int | None = None, local_disk: bool = True) -> bool:
+    """Run the tuner; False when it was interrupted (SIGINT, or a trial met a full disk of the search's own folder,
+    `local_disk`: Tune saved its state and returned early).
 
     Ray's automatic CSV and TensorBoard loggers stay off (build_tuner passes its JSON logger itself).
 
@@ -211,7 +149,7 @@ def fit_tuner(tuner, samples: int | None = None) -> bool:
     saved = os.environ.get(NO_AUTO_LOGGERS)
     os.environ[NO_AUTO_LOGGERS] = "1"
     try:
-        with installed():  # a reused worker that died idle costs a retry, not its next trial (tune/controller.py)
+        with installed(local_disk):  # a reused worker that died idle costs a retry, a full disk stops (controller.py)
             grid = tuner.fit()
     finally:
         tune_handler = signal.getsignal(signal.SIGINT)
@@ -261,6 +199,10 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
             if not Path(spec.folder, SEARCH_FILE).is_file():
                 raise
             return interrupted(spec)
+        except OSError as err:  # the driver's own write refused: the journal, Ray's state, the report
+            if (fault := environment_fault(err)) is None or not Path(spec.folder, SEARCH_FILE).is_file():
+                raise
+            return out_of_disk(spec, f"{fault.strerror} ({fault.filename or 'the driver writing its records'})")
 
 
 def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str | None) -> int:
@@ -297,11 +239,13 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
         )
     t0 = time.time()
     StudySearch.samples = cfg.search.samples  # no trial is asked beyond the budget, whatever Ray's state says
+    local = search_uri(spec) is None  # the trials write to the search's folder, not each to its node's disk
     try:
         restorable = resume and saved_state(spec, ray_storage(spec))
         if resume:
             ended = reconcile(spec, ray_storage(spec), objective_list(cfg)[0])  # the study as the trial folders say
-        if restorable and not fit_tuner(build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)):
+        restored = restorable and build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)
+        if restored and not fit_tuner(restored, local_disk=local):
             return interrupted(spec)
         done = count_samples(spec)
         if resume and done > cfg.search.samples:
@@ -314,10 +258,11 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
                 spec.save()
                 push_search(spec)
             samples = cfg.search.samples - done
-            if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples):
+            if not fit_tuner(build_tuner(experiment, spec, samples, spec.ray_runs[-1]), samples, local):
                 return interrupted(spec)
     except BaseException as err:  # the driver itself failed: no trial of the study stays RUNNING
-        if not isinstance(err, KeyboardInterrupt) and Path(spec.folder, JOURNAL_FILE).is_file():
+        environment = environment_fault(err) is not None  # a full disk: they stay running, for the resume
+        if not isinstance(err, KeyboardInterrupt) and not environment and Path(spec.folder, JOURNAL_FILE).is_file():
             reason = f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished"
             record_orphans(spec, close_orphans(spec, reason), reason)  # their folders say what the study says
         raise
@@ -342,8 +287,19 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
 def interrupted(spec: SearchSpec) -> int:
     with contextlib.suppress(Exception):  # a second SIGINT, or a bucket out of reach: the folder has the state
         push_search(spec)
+    if ENVIRONMENT_FAULTS:  # a trial met a full disk: the search stopped as on SIGINT (tune/controller.py)
+        return out_of_disk(spec, ", ".join(f"trial {t}: {why}" for t, why in ENVIRONMENT_FAULTS.items()))
     logger.warning(
         f"search interrupted; its state is saved. Continue it (or write its report) with: "
         f"rnnlab tune {spec.folder} --resume"
     )
     return 130
+
+
+def out_of_disk(spec: SearchSpec, what: str) -> int:
+    """The search stopped on a full (or read-only, or failing) disk: what met it and the way on. Exit code 1."""
+    logger.error(
+        f"the search stopped: {what}. Its state is saved as far as the disk allowed, and no trial ended failed "
+        f"for it: free space, then continue it with: rnnlab tune {spec.folder} --resume"
+    )
+    return 1

@@ -12,6 +12,7 @@ A trial Ray resumes whose checkpoint in Ray's state is gone gets it back (`resto
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -29,7 +30,7 @@ from rnnlab.search_folder import (
     read_json,
     trial_folder,
 )
-from rnnlab.storage import join
+from rnnlab.storage import is_uri, join
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,10 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
         else:
             lost.add(ray_id)
     if lost:
-        logger.warning(f"trial(s) {', '.join(sorted(lost))} began after Ray last saved its state, died with the driver")
+        logger.warning(
+            f"trial(s) {', '.join(sorted(lost))} began after Ray last saved its state and ended with the driver, "
+            "unfinished: each is replaced by a new trial"
+        )
         record_orphans(spec, close_orphans(spec, LOST_REASON, only=lost), LOST_REASON)
     fill_missing_results(spec, study)
     return {t.user_attrs.get("ray_trial_id", "") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
@@ -187,15 +191,38 @@ def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
 
 def saved_state(spec: SearchSpec, storage: str) -> bool:
     """Whether Ray saved the state of the search's last launch: a driver killed in its first moments (or, extending
-    a search, between search.json naming the launch and Ray's first save) leaves none. Its trials are in the study."""
+    a search, between search.json naming the launch and Ray's first save) leaves none, a full disk a torn one. Its
+    trials are in the study."""
     from ray import tune
 
-    if tune.Tuner.can_restore(join(storage, spec.ray_runs[-1])):
+    path = join(storage, spec.ray_runs[-1])
+    if whole_state(path) and tune.Tuner.can_restore(path):
         return True
     logger.warning(
-        f"Ray saved no state of the launch {spec.ray_runs[-1]} (its driver died first); the search goes on from "
-        "the trials the study holds"
+        f"Ray saved no whole state of the launch {spec.ray_runs[-1]} (its driver died first, or a full disk tore "
+        "it); the search goes on from the trials the study holds"
     )
+    return False
+
+
+def whole_state(path: str) -> bool:
+    """Whether a launch's folder holds a whole saved state of Ray's. Ray copies its state in place: a full disk (or a
+    kill) mid-copy leaves a torn file, which Ray fails to restore from, with a traceback, then starts over. A torn
+    one is renamed `*.torn`, so Ray restores from the one before it, if any; the record (the study, the trial
+    folders) tells what came after. A URI storage's state is not read here: True."""
+    if is_uri(path):
+        return True
+    for state in sorted(Path(path).glob("experiment_state-*.json"), reverse=True):
+        try:
+            json.loads(state.read_bytes())
+            return True
+        except ValueError:
+            aside = state.with_name(state.name + ".torn")
+            state.rename(aside)
+            logger.warning(
+                f"Ray's saved state {state.name} is torn (a full disk or a kill while it was written); it is set "
+                f"aside in {aside.name}"
+            )
     return False
 
 

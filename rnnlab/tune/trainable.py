@@ -18,6 +18,7 @@ from typing import Any
 
 from rnnlab import console
 from rnnlab.config import Config, ConfigError
+from rnnlab.records import environment_fault
 from rnnlab.registries import apply_overrides, from_flat_dict
 from rnnlab.search_folder import TRIALS_DIR
 from rnnlab.train import TrialStopped
@@ -182,6 +183,8 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         except Exception as err:
             if limit.took_over:
                 raise SystemExit(0) from None
+            if environment_fault(err) is not None:  # a full disk: the machine's fault, not the trial's, which
+                raise  # writes no "failed"; the driver stops the search and its resume runs the trial again
             result = record_error(err, record)
             if result is None:  # not the trial's own fault: Ray retries it (search.max_failures)
                 reason = f"{type(err).__name__}: {err}"  # the searcher reads it back as the trial's reason
