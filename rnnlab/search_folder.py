@@ -102,10 +102,23 @@ def open_study_storage(folder: str | Path):
     return JournalStorage(JournalFile(str(Path(folder).resolve() / JOURNAL_FILE)))
 
 
+def has_study(folder: str | Path) -> bool:
+    """Whether the search's driver has created its study: the journal exists and holds a record."""
+    journal = Path(folder, JOURNAL_FILE)
+    return journal.is_file() and journal.stat().st_size > 0
+
+
 def load_study(folder: str | Path):
-    """The search's study; a journal corrupted inside (not just a torn last record) is a ConfigError naming it."""
+    """The search's study; a journal corrupted inside (not just a torn last record) is a ConfigError naming it, and
+    so is a search whose driver has not created its study yet (opening the journal would create the file)."""
     import optuna
 
+    if not has_study(folder):
+        raise ConfigError(
+            "search",
+            f"{folder} holds no Optuna study yet ({JOURNAL_FILE} missing or empty): its search has not started a "
+            f"trial, or its driver died first (rnnlab tune {folder} --resume starts it)",
+        )
     try:
         return optuna.load_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
     except ValueError as err:  # JSONDecodeError, or Optuna's "Invalid log format." for a torn line followed by more

@@ -203,7 +203,8 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
         cfg = config_from_params(spec, trial_dir)
     else:
         known = sorted(p.name for p in Path(spec.folder, TRIALS_DIR).glob("*") if p.is_dir())
-        raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; valid: {', '.join(known)}")
+        valid = f"valid: {', '.join(known)}" if known else "it holds no trial yet"
+        raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; {valid}")
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     final = read_json(trial_dir / "result.json")

@@ -316,3 +316,24 @@ def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):
     assert child.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "interrupted before the search started" in err, err[-2000:]
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("journal", [None, b""])  # a search whose driver has not yet (or never) created its study
+@pytest.mark.parametrize("command", ["report", "replay"])
+def test_report_and_replay_of_a_search_without_its_study_yet(tmp_path, capsys, command, journal):
+    """Before: a KeyError traceback ("Record does not exist."), and the reader had created an empty optuna.journal
+    in the search's folder (replay listed "valid: " and nothing). Now: exit 2 saying the search holds no study or no
+    trial yet, the folder as it was."""
+    from rnnlab.search_folder import SearchSpec
+
+    folder = tmp_path / "s"
+    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder)).save()
+    if journal is not None:
+        (folder / "optuna.journal").write_bytes(journal)
+    before = sorted(p.name for p in folder.iterdir())
+    argv = [command, str(folder), *(["abc"] if command == "replay" else []), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = "holds no Optuna study yet" if command == "report" else "holds no trial yet"
+    assert said in err and "Traceback" not in err, err[-2000:]
+    assert sorted(p.name for p in folder.iterdir()) == before and not (tmp_path / "out").exists()

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from rnnlab.records import RunRecord, read_metrics
 from rnnlab.search_folder import (
-    JOURNAL_FILE,
     LOST_REASON,
     STUDY_NAME,
     SearchSpec,
     close_orphans,
     counts_as_sample,
+    has_study,
     load_study,
     open_study_storage,
     read_json,
@@ -57,7 +57,7 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
     ended (the trainable reports their result without training them again)."""
     import optuna
 
-    if not Path(spec.folder, JOURNAL_FILE).is_file():
+    if not has_study(spec.folder):
         return set()
     restore_lost_checkpoints(spec, storage)
     statuses = ray_statuses(spec, storage)
@@ -229,6 +229,6 @@ def whole_state(path: str) -> bool:
 def count_samples(spec: SearchSpec) -> int:
     """The trials of the search's budget that the study holds (search_folder.counts_as_sample): the record, not
     Ray's state, which misses the trials begun after its last save when a driver is killed."""
-    if not Path(spec.folder, JOURNAL_FILE).is_file():
+    if not has_study(spec.folder):
         return 0
     return sum(counts_as_sample(t) for t in load_study(spec.folder).trials)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ray.tune.search.optuna import OptunaSearch
 
 from rnnlab.config import Config, ConfigError
-from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, STUDY_NAME, TRIALS_DIR, counts_as_sample, load_study
+from rnnlab.search_folder import RAY_DIR, STUDY_NAME, TRIALS_DIR, counts_as_sample, has_study, load_study
 from rnnlab.storage import join, open_mirrored_study_storage
 from rnnlab.tune.controller import RAY_ERRORS
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, replay_command, stopped_reason
@@ -183,7 +183,7 @@ def make_searcher(space, cfg: Config, folder: str | Path, grid: dict[str, list] 
     a launch that extends a search draws a new sequence instead of repeating the first launch's configurations."""
     metrics, modes = objective_list(cfg)
     many = len(metrics) > 1
-    held = len(load_study(folder).trials) if Path(folder, JOURNAL_FILE).is_file() else 0
+    held = len(load_study(folder).trials) if has_study(folder) else 0
     searcher = StudySearch(
         space,
         metric=metrics if many else metrics[0],
