@@ -79,6 +79,9 @@ def search_record(folder: Path) -> tuple[list[str], dict[str, dict]]:
             "status": "failed",
             "reason": failed[trial_id].user_attrs["reason"],
         }
+        rows = read_metrics(folder / "trials" / trial_id / "metrics.jsonl")  # the epochs it recorded, in the study
+        metric = SearchSpec.load(folder).metric
+        assert failed[trial_id].intermediate_values == {r["epoch"]: r[metric] for r in rows}, trial_id
     return ran, started
 
 

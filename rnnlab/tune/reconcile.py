@@ -71,7 +71,8 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
         if result.get("status") in ENDED:
             tell_from_result(study, t, result, trial_folder(spec, ray_id), metrics)
             logger.warning(f"trial {ray_id}: its end was not in the study (a torn journal); told from its result.json")
-        else:
+        else:  # its epochs stay in the study, as for any trial that ended: a step per metrics.jsonl row
+            tell_epochs(study, t, trial_folder(spec, ray_id), metrics)
             lost.add(ray_id)
     if lost:
         logger.warning(
@@ -144,15 +145,7 @@ def tell_from_result(study, trial, result: dict, out: Path, metrics: list[str]) 
 
     storage = study._storage  # noqa: SLF001 -- Optuna 5's storage API sets a trial's attrs and steps by its id
     trial_id = trial._trial_id  # noqa: SLF001
-    if len(metrics) == 1:
-        for row in read_metrics(out / "metrics.jsonl"):
-            value = row.get(metrics[0])
-            if (
-                isinstance(value, (int, float))
-                and math.isfinite(value)
-                and row.get("epoch") not in trial.intermediate_values
-            ):
-                storage.set_trial_intermediate_value(trial_id, int(row["epoch"]), float(value))
+    tell_epochs(study, trial, out, metrics)
     status, values = result["status"], [result.get(m) for m in metrics]
     state, reason = TrialState.COMPLETE, None
     if status == "stopped":
@@ -168,6 +161,18 @@ def tell_from_result(study, trial, result: dict, out: Path, metrics: list[str]) 
         study.tell(trial.number, state=state)
     else:
         study.tell(trial.number, [float(v) for v in values] if len(values) > 1 else float(values[0]))
+
+
+def tell_epochs(study, trial, out: Path, metrics: list[str]) -> None:
+    """The epochs of the trial's metrics.jsonl the study misses, as intermediate values (single objective only, as
+    the searcher reports them): what the driver died before it was told."""
+    if len(metrics) != 1:
+        return
+    storage = study._storage  # noqa: SLF001 -- Optuna 5's storage API sets a trial's steps by its id
+    for row in read_metrics(out / "metrics.jsonl"):
+        value, epoch = row.get(metrics[0]), row.get("epoch")
+        if isinstance(value, (int, float)) and math.isfinite(value) and epoch not in trial.intermediate_values:
+            storage.set_trial_intermediate_value(trial._trial_id, int(epoch), float(value))  # noqa: SLF001
 
 
 def fill_missing_results(spec: SearchSpec, study) -> None:
