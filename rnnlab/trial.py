@@ -170,6 +170,8 @@ def run_seed(
         save_vocab(data.vocab, out / "vocab.json")
     record = RunRecord(out) if record is None else record
     record.start(resume_state["metrics"] if resume_state else None)
+    # a resumed run (a retried trial, `run --resume`) continues the epochs it keeps: their time is part of its own
+    earlier_s = sum(float(r.get("time/epoch_s", 0.0)) for r in record.rows)
 
     def report_epoch(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
         record.append(metrics)
@@ -195,7 +197,7 @@ def run_seed(
         if not is_out_of_memory(err):
             raise
         fitted, status, reason = None, "out_of_memory", out_of_memory_reason(err)
-    return record.finish(status, reason, fitted, **summary, **{"time/total_s": time.time() - t0})
+    return record.finish(status, reason, fitted, **summary, **{"time/total_s": earlier_s + time.time() - t0})
 
 
 def out_of_memory_reason(err: BaseException) -> str:

@@ -54,6 +54,23 @@ def test_run_trial_runs_the_seed_replicates_a_config_asks_for(tmp_path):
     assert json.loads((tmp_path / "two" / "result.json").read_text()) == pytest.approx(result)
 
 
+def test_a_resumed_run_counts_the_time_of_the_epochs_it_continues(tmp_path):
+    """time/total_s of a run resumed from epoch 2 (a retried trial, `rnnlab run --resume`) covers its 4 epochs: it
+    was the last attempt's alone, less than the epochs' own times in its metrics.jsonl."""
+    cfg = small_config(max_batches=0)
+
+    def killed_after_epoch_2(metrics, checkpoint=None):
+        if metrics["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(cfg, killed_after_epoch_2, tmp_path / "resumed")
+    resumed = run_trial(cfg, None, tmp_path / "resumed", resume_from=tmp_path / "resumed" / "checkpoints")
+    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert resumed["time/total_s"] >= sum(r["time/epoch_s"] for r in rows)
+
+
 def test_seed_replicates_list_each_seeds_best_epoch_not_their_mean(tmp_path):
     """Each seed picks its own best epoch: the mean of 2 and 4 is no epoch of the record (its metrics.jsonl row 3 is
     not what the result holds), so the replicates' result lists them per seed."""
