@@ -31,6 +31,25 @@ class Node:
     node_id: str | None = None  # a live Ray node; None for a node type or this machine
 
 
+# --- the cluster ---------------------------------------------------------------------------------------------------
+
+
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Something answers at a `host:port` or `ray://host:port` address (ray.init would retry it for minutes,
+    printing Ray's connection warnings); `auto` and no address are Ray's to find."""
+    host, sep, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(
+            "--address",
+            f"nothing answers at {address} ({err.strerror or err}); start the cluster (ray start --head, ray up) or "
+            "give its head's address: auto, ray://host:10001 or host:6379",
+        ) from None
+
+
 # --- where trials can run ------------------------------------------------------------------------------------------
 
 
@@ -296,6 +315,7 @@ def run_preflight(
     connected_here = False
     if address or ray.is_initialized():
         if not ray.is_initialized():
+            check_address(address)
             ray.init(address=address, log_to_driver=False)
             connected_here = True
         live = nodes_from_ray()

@@ -337,3 +337,38 @@ def test_report_and_replay_of_a_search_without_its_study_yet(tmp_path, capsys, c
     said = "holds no Optuna study yet" if command == "report" else "holds no trial yet"
     assert said in err and "Traceback" not in err, err[-2000:]
     assert sorted(p.name for p in folder.iterdir()) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--host", "--port"])
+def test_dashboard_that_cannot_listen(tmp_path, capsys, flag):
+    """Before: a socket.gaierror (an unknown --host) or an OSError (a --port in use) traceback. Now: exit 2 naming
+    the flag."""
+    import socket
+
+    folder = make_search(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        host = "no-such-host.invalid" if flag == "--host" else "127.0.0.1"
+        assert main(["dashboard", str(folder), "--host", host, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}:" in err and "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("command", ["tune", "preflight"])
+def test_an_address_where_no_ray_answers(tmp_path, capsys, command):
+    """Before: ray.init retried for minutes, printing Ray's own connection warnings. Now: exit 2 naming --address
+    within seconds, Ray not started, no search folder."""
+    import time
+
+    import ray
+    from ports import free_ports
+
+    [port] = free_ports(1)  # nothing listens there
+    argv = [command, "search_digits", "--address", f"127.0.0.1:{port}", "--storage", str(tmp_path)]
+    t0 = time.time()
+    assert main([*argv, *(["--name", "s"] if command == "tune" else [])]) == 2
+    err = capsys.readouterr().err
+    assert "--address: nothing answers at 127.0.0.1:" in err and "Traceback" not in err, err[-2000:]
+    assert time.time() - t0 < 30 and not ray.is_initialized() and not (tmp_path / "s").exists()

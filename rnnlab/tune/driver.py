@@ -39,7 +39,7 @@ from rnnlab.storage import (
     search_uri,
 )
 from rnnlab.tune.controller import ENVIRONMENT_FAULTS, installed
-from rnnlab.tune.prelaunch import check_fits, check_search_space, check_storage, make_scheduler
+from rnnlab.tune.prelaunch import check_address, check_fits, check_search_space, check_storage, make_scheduler
 from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_in_background
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
@@ -216,6 +216,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     if experiment.search_space is None:
         raise ConfigError("search_space", f"{experiment.path} defines no search_space(trial); nothing to search")
     check_storage(spec.storage)
+    check_address(address)  # a cluster that does not answer: before the data are prepared
     drawn = check_search_space(experiment.search_space, cfg)
     make_scheduler(cfg)  # an unsupported scheduler or sampler fails now, not once Ray is up
     if cfg.search.sampler != "grid":

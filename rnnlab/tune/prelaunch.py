@@ -91,6 +91,16 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
     return configs
 
 
+def check_address(address: str | None) -> None:
+    """`--address` answers (rnnlab.preflight.check_address), unless Ray is already connected."""
+    import ray
+
+    from rnnlab.preflight import check_address as answers
+
+    if not ray.is_initialized():
+        answers(address)
+
+
 def check_fits(cfg: Config, address: str | None) -> None:
     """A trial must fit one live node (CPUs and GPUs): fail now (exit 2) on this machine's Ray; on a cluster, whose
     autoscaler may still add a bigger node, say that the trials will wait. A CUDA device no trial would see fails
