@@ -70,6 +70,8 @@ def search_record(folder: Path) -> tuple[list[str], dict[str, dict]]:
     assert all(t.state.name != "RUNNING" for t in study.trials), "no trial stays RUNNING"
     reasons = {i: t.user_attrs.get("reason", "") for i, t in failed.items()}
     assert all(r.startswith("orphaned") for r in reasons.values()), reasons
+    for trial_id, reason in reasons.items():  # one that never began on a worker is not said to have been running
+        assert (folder / "trials" / trial_id).is_dir() or "not run" in reason, (trial_id, reason)
     assert {t.trial_id for t in ray_trials(folder)} <= set(ran), "every trial Tune ran is a trial of the study"
     started = {}
     for trial_id in set(failed) & {p.name for p in (folder / "trials").iterdir()}:

@@ -79,7 +79,9 @@ def reconcile(spec: SearchSpec, storage: str, metrics: list[str]) -> set[str]:
             f"trial(s) {', '.join(sorted(lost))} began after Ray last saved its state and ended with the driver, "
             "unfinished: each is replaced by a new trial"
         )
-        record_orphans(spec, close_orphans(spec, LOST_REASON, only=lost), LOST_REASON)
+        started = {ray_id for ray_id in lost if trial_folder(spec, ray_id).is_dir()}
+        record_orphans(spec, close_orphans(spec, LOST_REASON, only=started), LOST_REASON)
+        close_orphans(spec, only=lost - started)  # asked, no folder: it never began on a worker ("not run")
     fill_missing_results(spec, study)
     return {t.user_attrs.get("ray_trial_id", "") for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
