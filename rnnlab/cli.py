@@ -334,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
 
             if environment_fault(err) is None:
                 raise
+            if args.command != "run":  # a search says so itself once it has a folder; report, replay: no state
+                where, flag = (
+                    f" ({err.filename})" if err.filename else "",
+                    "--storage" if args.command == "tune" else "--out",
+                )
+                logger.error(
+                    f"{err.strerror}{where}: rnnlab {args.command} could not write; free space or choose another {flag}"
+                )
+                return EXIT_ENVIRONMENT
             logger.error(
                 f"{err.strerror} ({err.filename or 'writing the run'}): free space or choose another "
                 "folder; a run folder keeps its completed epochs (--resume continues from its last valid "

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab import search_folder as sf
+from rnnlab.records import environment_fault
 from rnnlab.trial import read_metrics
 
 TOP_CURVES = 5  # learning curves drawn
@@ -86,9 +87,11 @@ def plot_optuna(study, out: Path, metric: str) -> list[Figure]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ax = getattr(ovm, f"plot_{name}")(study, **kwargs)
+            save_figure((ax.flat[0] if hasattr(ax, "flat") else ax).figure, out / f"{name}.png")
             figure.path = out / f"{name}.png"
-            save_figure((ax.flat[0] if hasattr(ax, "flat") else ax).figure, figure.path)
-        except Exception as err:
+        except Exception as err:  # Optuna cannot draw it (too few trials, one parameter): the report says why
+            if environment_fault(err) is not None:  # a full disk is not a figure's note
+                raise
             figure.note = f"{type(err).__name__}: {err}"
         figures.append(figure)
     return figures

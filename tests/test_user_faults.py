@@ -106,6 +106,16 @@ def test_report_and_replay_out_naming_a_file(tmp_path, capsys, command, under):
     assert target.read_text() == "x"
 
 
+def test_report_on_a_full_disk(tiny_disk, tmp_path, capsys):
+    """A figure that could not be saved for lack of space was kept as drawn, and the page then failed to embed it
+    with a FileNotFoundError traceback."""
+    folder = make_search(tmp_path)
+    assert main(["report", str(folder), "--out", str(tiny_disk / "report")]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "choose another --out" in err and "Traceback" not in err, err
+    assert main(["report", str(folder), "--out", str(tmp_path / "report")]) == 0  # with space, the same command
+
+
 def test_dashboard_port_out_of_range(tmp_path, capsys):
     assert main(["dashboard", str(make_search(tmp_path)), "--port", "99999"]) == 2  # was bind()'s OverflowError
     err = capsys.readouterr().err
