@@ -249,7 +249,8 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
         result = read_json(folder / "result.json")
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else math.nan
         values = t.values if t.values is not None else [last]  # pruned: its last reported value
-        reasons = [t.user_attrs.get("reason"), result.get("reason")]  # Optuna's and the trial's record, once
+        told, own = t.user_attrs.get("reason"), result.get("reason")  # Optuna's and the trial's record, once:
+        reasons = [told] if told and own and own in told else [told, own]  # "diverged: X" holds X
         rows.append(
             {
                 "trial_id": trial_id,

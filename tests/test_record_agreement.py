@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rnnlab.cli import main
-from rnnlab.search_folder import SearchSpec, load_study, read_json
+from rnnlab.search_folder import SearchSpec, load_study, read_json, trial_rows
 from rnnlab.tracking.wandb_log import read_records, run_logs
 from rnnlab.trial import read_metrics
 
@@ -126,6 +126,11 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
             value = result.get("val/acc", math.nan)  # a trial with no value: NaN, and the searcher says why
             assert final["val/acc"] == value or math.isnan(final["val/acc"]) and math.isnan(value)
     assert sorted(ends.values()) == ["completed", "diverged", "failed", "failed"], ends
+    # the report's reasons: Optuna's and result.json's, each once ("diverged: X; X", "E; replay ...; E" before)
+    for row in trial_rows(spec, study):
+        if row["state"] != "COMPLETE":
+            own = read_json(Path(spec.folder, "trials", row["trial_id"], "result.json"))["reason"]
+            assert row["reason"].count(own) == 1, row["reason"]
     # rnnlab replay of the diverged trial diverges the same way: that is what it reproduces (it said "nothing to
     # compare", exit 1, for a trial that diverged before its first epoch)
     diverged = next(t.user_attrs["ray_trial_id"] for t in study.trials if ends[t.number] == "diverged")
