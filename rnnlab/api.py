@@ -150,6 +150,8 @@ def run(
 
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
+        if resume and out is None:  # the default is a new folder, which holds nothing to continue
+            raise ConfigError("--resume", "needs --out (out=), the folder of the run to continue")
         out = Path(out) if out is not None else default_out(cfg)
         started = (out / "config.json").exists  # run_trial writes it once the model is built, before any epoch
         try:

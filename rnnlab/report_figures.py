@@ -73,13 +73,19 @@ def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: P
 
 def plot_optuna(study, out: Path, metric: str) -> list[Figure]:
     """Optuna's matplotlib plots; for several objectives, on the first one, plus the Pareto front."""
+    from optuna.trial import TrialState
     from optuna.visualization import matplotlib as ovm
 
     many = len(study.directions) > 1
     names = [*PLOTS, "pareto_front"] if many else list(PLOTS)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     figures = []
     for name in names:
         figure = Figure(name, name.replace("_", " ").capitalize() + (f" ({metric})" if name != "pareto_front" else ""))
+        if not complete:  # Optuna would draw an empty plot and log a warning of its own for each
+            figure.note = "no trial completed"
+            figures.append(figure)
+            continue
         kwargs = {} if name == "pareto_front" else {"target_name": metric}
         if many and name != "pareto_front":
             kwargs["target"] = lambda t: t.values[0]

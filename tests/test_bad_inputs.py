@@ -167,6 +167,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("hub_unreachable", [*run, "data.source=hub", "data.name=nobody/no-such-dataset-xyz"], "data.name"),
         ("out_unwritable", ["run", RUN, "--out", str(blocker / "run")], "--out"),
         ("out_holds_a_run", ["run", RUN, "--out", str(tmp / "store" / "run-old")], "--out"),
+        ("resume_without_out", ["run", RUN, "--resume"], "needs --out"),  # was: a new runs/NAME-TIME has no checkpoints
         ("resume_without_checkpoints", ["run", RUN, "--out", str(tmp / "store" / "run-old"), "--resume"], "--resume"),
         ("device_unknown", [*run, "train.device=tpu"], "train.device"),
         ("device_malformed", [*run, "train.device=cudax"], "train.device"),  # was torch's RuntimeError

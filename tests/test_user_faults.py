@@ -382,3 +382,24 @@ def test_an_address_where_no_ray_answers(tmp_path, capsys, command):
     err = capsys.readouterr().err
     assert "--address: nothing answers at 127.0.0.1:" in err and "Traceback" not in err, err[-2000:]
     assert time.time() - t0 < 30 and not ray.is_initialized() and not (tmp_path / "s").exists()
+
+
+def test_report_of_a_search_whose_trials_all_failed(tmp_path, capsys):
+    """Before: Optuna's own warnings ("[W ...] There are no complete trials.", three of them) on stderr and empty
+    plots. Now: the report says once per plot that no trial completed, and stderr holds no library warning."""
+    import optuna
+
+    from rnnlab.search_folder import STUDY_NAME, SearchSpec, open_study_storage
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    SearchSpec(experiment=DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc").save()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
+    for _ in range(2):
+        trial = study.ask({"optim.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2)})
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert main(["report", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "[W " not in err and "complete" not in err, err[-2000:]
+    summary = (folder / "report" / "report.md").read_text()
+    assert "not drawn (no trial completed)" in summary and not list((folder / "report").glob("optimization_history*"))
