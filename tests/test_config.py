@@ -176,3 +176,9 @@ def test_a_setting_its_reader_reads_is_accepted():
     apply_overrides(Config(), {"data.name": "memory_capacity", "data.task": "memory_capacity", "data.max_delay": 30})
     apply_overrides(Config(), {"data.name": "mackey_glass", "data.task": "forecast", "data.horizon": 3})
     apply_overrides(Config(), {"data.source": "local", "data.name": "x.csv", "data.task": "series", "data.window": 9})
+
+
+@pytest.mark.parametrize("text", ["a,b", "[a, b]", "['a', 'b']", '["a","b"]', " a , b "])
+def test_a_list_field_from_set_as_a_list_is_written(text):
+    """Before: "[a, b]" gave the tags '[a' and ' b]', without a word."""
+    assert apply_overrides(Config(), {"tracking.tags": text}).tracking.tags == ["a", "b"]

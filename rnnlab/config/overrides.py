@@ -81,8 +81,10 @@ def coerce(path: str, tp: Any, value: Any) -> Any:
             raise ConfigError(path, f"got {value!r}; valid choices: {', '.join(map(str, choices))}")
         return value
     if get_origin(tp) is list:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
+        if isinstance(value, str):  # a,b or the list as Python or JSON writes it: [a, b], ['a', 'b']
+            text = value.strip()
+            text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+            value = [v.strip().strip("'\"") for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(path, f"expected a list, got {value!r}")
         return [coerce(path, get_args(tp)[0], v) for v in value]
