@@ -1,7 +1,11 @@
 """A word-level LSTM sentiment classifier on a local CSV (experiments/data/reviews.csv: columns text, label)."""
 
+from pathlib import Path
+
 from rnnlab.config import Config, DataConfig, OptimConfig, TrainConfig
 from rnnlab.models.encoder import RecurrentConfig
+
+DATA = Path(__file__).with_name("data")  # found from any folder, as the experiment is
 
 config = Config(
     metric="val/acc",
@@ -9,7 +13,7 @@ config = Config(
     model=RecurrentConfig(family="lstm", hidden_size=64, embedding_size=32),
     data=DataConfig(
         source="local",
-        name="experiments/data/reviews.csv",
+        name=str(DATA / "reviews.csv"),
         task="classification",
         text_column="text",
         label_column="label",

@@ -24,7 +24,8 @@ def shrink(config):
 
 
 @pytest.mark.parametrize("name", available())
-def test_experiment_runs_shrunk(name, tmp_path):
+def test_experiment_runs_shrunk(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # from any folder, as `rnnlab run NAME` finds it (its data too)
     experiment = load_experiment(name)
     config = apply_overrides(experiment.config, shrink(experiment.config))
     if experiment.search_space is not None:  # one sample of the search space, as a search trial would get it
