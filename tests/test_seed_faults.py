@@ -107,9 +107,9 @@ def test_run_with_every_seed_out_of_memory_says_which_seed_and_exits_1(tmp_path)
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    sets = [f"{k}={v}" for k, v in {**HEAVY_BATCH, "search.seeds": 2}.items()]
+    heavier = {**HEAVY_BATCH, "search.seeds": 2, "data.seq_len": 4000, "model.hidden_size": 512}
+    sets = [f"{k}={v}" for k, v in heavier.items()]  # each key once: a key given twice is refused
     out = tmp_path / "run"
-    sets += ["data.seq_len=4000", "model.hidden_size=512"]
     run = rnnlab("run", ADDING, "--out", str(out), "--set", *sets, preexec_fn=limit)
     _, err = run.communicate(timeout=300)
     assert run.returncode == 1 and "Traceback" not in err, err[-3000:]
