@@ -92,6 +92,9 @@ BAD = [
     ({"mode": "maximize"}, "mode", "valid choices: min, max"),
     ({"search.sampler": "bayes"}, "search.sampler", "valid choices: tpe"),
     ({"search.objectives": "val/acc:up"}, "search.objectives", "split/name:min|max"),
+    # beyond float32: torch's first step failed with "value cannot be converted to type float without overflow"
+    ({"optim.learning_rate": "1e40"}, "optim.learning_rate", "at most 3.4e"),
+    ({"optim.weight_decay": "inf"}, "optim.weight_decay", "at most 3.4e"),
 ]
 
 

@@ -12,11 +12,14 @@ import functools
 import math
 import operator
 import re
+import sys
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
 from rnnlab.config.schema import Config, ConfigError, check
+
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: a step scaled by more overflows in torch
 
 # --- flattening and overrides ----------------------------------------------------------------------------------
 
@@ -213,6 +216,10 @@ def check_fields(cfg: Config) -> Config:
     check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
     check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
     check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    largest = FLOAT32_MAX if t.dtype == "float32" else sys.float_info.max  # torch cannot scale a step by more
+    for name in ("learning_rate", "weight_decay"):
+        value = getattr(o, name)
+        check(value <= largest, f"optim.{name}", f"must be at most {largest:.3g} (train.dtype={t.dtype}), got {value}")
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
     check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
     check(o.step_size >= 1, "optim.step_size", "must be >= 1")
