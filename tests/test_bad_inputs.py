@@ -118,6 +118,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("name_taken", ["tune", SEARCH, "--storage", store, "--name", "old"], "--name"),
         ("corrupted_search_json", ["tune", str(tmp / "store" / "torn"), "--resume"], "search"),
         ("sampler_unknown", [*tune, "--set", "search.sampler=bayes"], "search.sampler"),
+        ("grid_of_a_continuous_space", [*tune, "--set", "search.sampler=grid"], "search.sampler"),  # after Ray, and
+        # its search.json was left: the same command then said the --name held a search
         ("scheduler_pbt", [*tune, "--set", "search.scheduler=pbt"], "search.scheduler"),
         ("memory_cap_negative", [*tune, "--set", "search.memory_per_trial_mb=-5"], "search.memory_per_trial_mb"),
         ("cpus_zero", [*tune, "--set", "search.cpus_per_trial=0"], "search.cpus_per_trial"),

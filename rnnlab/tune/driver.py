@@ -221,6 +221,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     make_scheduler(cfg)  # an unsupported scheduler or sampler fails now, not once Ray is up
     if cfg.search.sampler != "grid":
         make_sampler(cfg)
+    else:  # a space the grid cannot enumerate (a continuous parameter) fails now, not once Ray is up
+        from rnnlab.search_folder import grid_from_space
+
+        grid_from_space(experiment.search_space)
     resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
     prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
     if any(c.model.family == "indrnn" for c in [cfg, *drawn]):
