@@ -93,8 +93,10 @@ BAD = [
     ({"search.sampler": "bayes"}, "search.sampler", "valid choices: tpe"),
     ({"search.objectives": "val/acc:up"}, "search.objectives", "split/name:min|max"),
     # beyond float32: torch's first step failed with "value cannot be converted to type float without overflow"
-    ({"optim.learning_rate": "1e40"}, "optim.learning_rate", "at most 3.4e"),
-    ({"optim.weight_decay": "inf"}, "optim.weight_decay", "at most 3.4e"),
+    ({"optim.learning_rate": "1e40"}, "optim.learning_rate", r"at most 3.4e\+38 in size"),
+    ({"optim.weight_decay": "inf"}, "optim.weight_decay", r"at most 3.4e\+38 in size"),
+    ({"optim.grad_clip": "1e40", "optim.clip_mode": "value"}, "optim.grad_clip", r"at most 3.4e\+38 in size"),
+    ({"model.family": "esn", "model.esn.spectral_radius": "1e40"}, "model.esn.spectral_radius", "in size"),
 ]
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from rnnlab.config.schema import Config, ConfigError, check
 
-FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max: a step scaled by more overflows in torch
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 
 # --- flattening and overrides ----------------------------------------------------------------------------------
 
@@ -177,6 +177,18 @@ def _check_types(obj: Any, prefix: str = "") -> None:
             check(type(coerced) is type(value), f"{prefix}{name}", f"expected {_type_name(tp)}, got {value!r}")
 
 
+def check_magnitudes(cfg: Config) -> None:
+    """Each number of the model and the optimizer within train.dtype's range: 1e40, inf or nan in float32 failed
+    where torch takes it (a learning rate, weight decay or value clip: "value cannot be converted to type float
+    without overflow"; a spectral radius: an internal error of torch.linalg.lstsq on the reservoir's inf states)."""
+    largest = FLOAT32_MAX if cfg.train.dtype == "float32" else sys.float_info.max
+    for path, value in to_flat_dict(cfg).items():
+        if path.split(".")[0] in ("model", "optim") and isinstance(value, float) and not abs(value) <= largest:
+            raise ConfigError(
+                path, f"must be at most {largest:.3g} in size (train.dtype={cfg.train.dtype}), got {value}"
+            )
+
+
 def check_fields(cfg: Config) -> Config:
     """Raise a ConfigError for the first invalid field; return cfg unchanged otherwise. The model's settings are
     checked by its family's config (`cfg.model.validate()`); names of registry entries by `rnnlab.registries`."""
@@ -216,10 +228,7 @@ def check_fields(cfg: Config) -> Config:
     check(0 <= d.noise <= 1, "data.noise", f"must be in [0, 1], got {d.noise}")
     check(math.isfinite(o.learning_rate) and o.learning_rate > 0, "optim.learning_rate", "must be > 0")
     check(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-    largest = FLOAT32_MAX if t.dtype == "float32" else sys.float_info.max  # torch cannot scale a step by more
-    for name in ("learning_rate", "weight_decay"):
-        value = getattr(o, name)
-        check(value <= largest, f"optim.{name}", f"must be at most {largest:.3g} (train.dtype={t.dtype}), got {value}")
+    check_magnitudes(cfg)
     check(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
     check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 disables), got {o.grad_clip}")
     check(o.step_size >= 1, "optim.step_size", "must be >= 1")
