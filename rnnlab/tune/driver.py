@@ -39,9 +39,10 @@ from rnnlab.storage import (
     search_uri,
 )
 from rnnlab.tune.controller import ENVIRONMENT_FAULTS, installed
-from rnnlab.tune.prelaunch import check_address, check_fits, check_search_space, check_storage, make_scheduler
+from rnnlab.tune.prelaunch import check_address, check_fits, check_search_space, check_storage
 from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_in_background
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
+from rnnlab.tune.schedulers import make_scheduler
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 

@@ -1,5 +1,5 @@
-"""What a search checks before launch and the scheduler it runs with: the storage is writable, the search space
-samples into valid configs, a trial fits a node; ASHA, HyperBand or FIFO from `search.scheduler`."""
+"""What a search checks before launch: the storage is writable, the search space samples into valid configs, a
+trial fits a node, the cluster's address answers."""
 
 from __future__ import annotations
 
@@ -25,26 +25,6 @@ def check_storage(storage: str) -> None:
     probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise ConfigError("--storage", f"{probe} is not a writable folder; choose another --storage")
-
-
-def make_scheduler(cfg: Config):
-    from ray.tune import schedulers
-
-    s = cfg.search
-    max_t = cfg.train.epochs + 1  # the summary row comes after the last epoch: never cut a trial before it
-    if s.scheduler == "asha":
-        return schedulers.ASHAScheduler(
-            metric=cfg.metric, mode=cfg.mode, max_t=max_t, grace_period=min(s.grace_period, cfg.train.epochs)
-        )
-    if s.scheduler == "hyperband":
-        return schedulers.HyperBandScheduler(metric=cfg.metric, mode=cfg.mode, max_t=max_t)
-    if s.scheduler == "pbt":  # PBT mutates hyperparameters by its own ranges; a define-by-run space has none
-        raise ConfigError(
-            "search.scheduler",
-            "pbt is not supported with an Optuna define-by-run space (it needs "
-            "explicit mutation ranges); valid: asha, hyperband, none",
-        )
-    return schedulers.FIFOScheduler()
 
 
 def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
