@@ -19,6 +19,7 @@ from rnnlab.tune.controller import RAY_ERRORS
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
+OWN_ENDS = ("completed", "early_stopped", "diverged", "failed", "out_of_memory")  # result.json's, but "stopped"
 
 
 def objective_list(cfg: Config) -> tuple[list[str], list[str]]:
@@ -122,6 +123,8 @@ class StudySearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:
             return
+        if not result and not error:  # Ray ended it paused or pending (HyperBand closing a bracket): no row
+            result = self.recorded_end(trial_id)
         result = result or {}
         reason = None
         if error:
@@ -151,16 +154,37 @@ class StudySearch(OptunaSearch):
     def metrics(self) -> list[str]:
         return self.metric if isinstance(self.metric, list) else [self.metric]
 
+    def own_record(self, trial_id: str) -> Path:
+        """The trial's folder, brought from the bucket first with a URI storage (written on the worker's node)."""
+        from rnnlab.storage import pull
+
+        folder = Path(self.folder, TRIALS_DIR, trial_id)
+        if self.uri:
+            with contextlib.suppress(OSError):
+                pull(join(self.uri, TRIALS_DIR, trial_id), folder)
+        return folder
+
+    def recorded_end(self, trial_id: str) -> dict:
+        """How a trial that Ray stopped while paused ended, by its own record. HyperBand pauses a trial at each
+        milestone, after its summary row too, and may stop it paused, which Ray tells without a result: it was
+        told PRUNED "after epoch 0", though it had completed (8 of 16 trials, the best among them). A trial that
+        ended is told its end (result.json); one the pause cut short, a stop after its last recorded epoch."""
+        from rnnlab.records import read_metrics
+        from rnnlab.search_folder import read_json
+
+        folder = self.own_record(trial_id)
+        result = read_json(folder / "result.json")
+        if result.get("status") in OWN_ENDS:
+            return {**result, FINAL_KEY: True}
+        rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
+        return {"epoch": rows[-1]["epoch"]} if rows else {}
+
     def error_reason(self, trial_id: str) -> str:
         """Why a trial errored: the worker's own record (result.json), else the error Ray ended it with (this
         driver's), else the last line of Ray's error.txt."""
         from rnnlab.search_folder import read_json
-        from rnnlab.storage import pull
 
-        if self.uri:  # the record is in the bucket, written on the worker's node
-            with contextlib.suppress(OSError):
-                pull(join(self.uri, TRIALS_DIR, trial_id), Path(self.folder, TRIALS_DIR, trial_id))
-        result = read_json(Path(self.folder, TRIALS_DIR, trial_id, "result.json"))
+        result = read_json(self.own_record(trial_id) / "result.json")
         if result.get("status") == "failed" and result.get("reason"):
             return str(result["reason"])
         if trial_id in RAY_ERRORS:  # the error Ray ended it with (a worker's death: the trial had no say)
