@@ -264,7 +264,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
     overrides = dict(overrides or {})
     exp = load(experiment, overrides)
     cfg = exp.config
-    name = name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}" if name is None else name  # --name "": refused, not this
     if "/" in name or "\\" in name or name in ("", ".", ".."):  # "../x" or "/abs" put the search outside --storage
         raise ConfigError("--name", f"got {name!r}: one folder name under --storage, without / or \\, not . or ..")
     local = Path("searches") if "://" in str(storage) else Path(storage)

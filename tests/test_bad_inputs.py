@@ -115,6 +115,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("samples_flag_and_set", [*tune, "--samples", "3", "--set", "search.samples=5"], "search.samples"),
         ("resume_nothing", ["tune", str(tmp / "store" / "missing"), "--resume"], "--resume"),
         ("name_escapes_storage", ["tune", SEARCH, "--storage", store, "--name", "../escaped"], "--name"),
+        ("name_empty", ["tune", SEARCH, "--storage", store, "--name", ""], "--name"),  # was a NAME-TIME search
         ("name_taken", ["tune", SEARCH, "--storage", store, "--name", "old"], "--name"),
         ("corrupted_search_json", ["tune", str(tmp / "store" / "torn"), "--resume"], "search"),
         ("sampler_unknown", [*tune, "--set", "search.sampler=bayes"], "search.sampler"),
