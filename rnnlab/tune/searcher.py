@@ -176,8 +176,11 @@ class StudySearch(OptunaSearch):
         result = read_json(folder / "result.json")
         if result.get("status") in OWN_ENDS:
             return {**result, FINAL_KEY: True}
-        rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
-        return {"epoch": rows[-1]["epoch"]} if rows else {}
+        try:  # a corrupted metrics.jsonl (read_metrics names it) must not fail the driver: the stop is still told
+            rows = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
+        except ConfigError:
+            rows = []
+        return {"epoch": rows[-1].get("epoch", 0)} if rows else {}
 
     def error_reason(self, trial_id: str) -> str:
         """Why a trial errored: the worker's own record (result.json), else the error Ray ended it with (this
