@@ -143,3 +143,17 @@ def quiet_worker(level: int) -> None:
     logging.raiseExceptions = False  # a log file on a full disk (wandb's debug.log): not a traceback per record
     if level < VERBOSE:
         logging.getLogger("ray").setLevel(RAY_LEVEL)
+        if sys.unraisablehook is not quiet_exit:
+            quiet_exit.default = sys.unraisablehook
+            sys.unraisablehook = quiet_exit
+
+
+def quiet_exit(unraisable) -> None:
+    """A worker's unraisable SystemExit goes unsaid: Ray's SIGTERM handler (the worker stopped at the search's end)
+    raises it wherever the worker is, a weakref callback of the garbage collector included, which Python reports
+    as "Exception ignored in ..." with a traceback on the driver's terminal. Any other goes to the default hook."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        quiet_exit.default(unraisable)
+
+
+quiet_exit.default = sys.unraisablehook
