@@ -154,6 +154,3 @@ def quiet_exit(unraisable) -> None:
     as "Exception ignored in ..." with a traceback on the driver's terminal. Any other goes to the default hook."""
     if not isinstance(unraisable.exc_value, SystemExit):
         quiet_exit.default(unraisable)
-
-
-quiet_exit.default = sys.unraisablehook

@@ -249,21 +249,33 @@ def test_replay_into_a_folder_that_holds_a_run_is_refused(tmp_path, capsys):
     )
 
 
-def test_replay_of_a_trial_the_scheduler_stopped_stops_where_it_did(tmp_path, capsys):
-    """A trial ASHA stopped after epoch 1 of 3. Before: the replay ran all 3 epochs and compared its final val/acc
-    (a longer run's) with the trial's epoch-1 value: "replay differs", exit 1, though every epoch matched. Now: it
-    stops after epoch 1 too, its record is the trial's."""
+def time_limit_reason() -> str:
+    from rnnlab.tune.time_limit import TimeLimit
+
+    return TimeLimit(4.0).reason  # the words a trial's time limit records
+
+
+@pytest.mark.parametrize(
+    "status,reason",
+    [("stopped", lambda: "stopped by the scheduler after epoch 1"), ("failed", time_limit_reason)],
+    ids=["scheduler", "time_limit"],
+)
+def test_replay_of_a_trial_stopped_early_stops_where_it_did(tmp_path, capsys, status, reason):
+    """A trial ASHA stopped after epoch 1 of 3, or whose search.trial_time_limit_s ended it during epoch 2 (its
+    record: epoch 1, status failed with the limit's reason). Before: the replay ran all 3 epochs (past the limit)
+    and compared a longer run's final val/acc with the trial's epoch-1 value: "replay differs", exit 1, though
+    every epoch matched. Now: it stops after epoch 1 too, its record is the trial's (its status and reason)."""
+    reason = reason()
     folder, trial = trial_of_a_run(tmp_path, epochs=3)
     rows = read_metrics(trial / "metrics.jsonl")[:1]
     (trial / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    reason = "stopped by the scheduler after epoch 1"
-    (trial / "result.json").write_text(json.dumps({**rows[0], "status": "stopped", "reason": reason}))
+    (trial / "result.json").write_text(json.dumps({**rows[0], "status": status, "reason": reason}))
     out = tmp_path / "replay"
     assert main(["replay", str(folder), "t1", "--out", str(out)]) == 0, capsys.readouterr().out[-2000:]
     assert "replay reproduces the recorded metrics" in capsys.readouterr().out
     assert [r["val/acc"] for r in read_metrics(out / "metrics.jsonl")] == [rows[0]["val/acc"]]
     result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "stopped" and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
+    assert result["status"] == status and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
 
 
 def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, capsys):
@@ -276,26 +288,6 @@ def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, ca
     err = capsys.readouterr().err
     assert "holds no config.json" in err and "another --out" in err and "without --resume" not in err, err[-2000:]
     assert (out / "metrics.jsonl").read_text() == rows
-
-
-def test_replay_of_a_trial_its_time_limit_ended_stops_where_it_did(tmp_path, capsys):
-    """A trial whose search.trial_time_limit_s ended it during epoch 2 of 3 (its record: epoch 1, status failed with
-    the limit's reason). Before: the replay ran all 3 epochs, past the limit, and compared a longer run's final
-    val/acc with the trial's epoch-1 value: "replay differs", exit 1. Now: it stops after epoch 1, as the trial did,
-    and its record is the trial's (failed, the limit named)."""
-    from rnnlab.tune.time_limit import TimeLimit
-
-    folder, trial = trial_of_a_run(tmp_path, epochs=3)
-    rows = read_metrics(trial / "metrics.jsonl")[:1]
-    (trial / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    reason = TimeLimit(4.0).reason  # the words a trial's time limit records
-    (trial / "result.json").write_text(json.dumps({**rows[0], "status": "failed", "reason": reason}))
-    out = tmp_path / "replay"
-    assert main(["replay", str(folder), "t1", "--out", str(out)]) == 0, capsys.readouterr().out[-2000:]
-    assert "replay reproduces the recorded metrics" in capsys.readouterr().out
-    assert [r["val/acc"] for r in read_metrics(out / "metrics.jsonl")] == [rows[0]["val/acc"]]
-    result = json.loads((out / "result.json").read_text())
-    assert result["status"] == "failed" and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
 
 
 def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):

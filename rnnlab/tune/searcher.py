@@ -16,10 +16,11 @@ from rnnlab.config import Config, ConfigError
 from rnnlab.search_folder import RAY_DIR, STUDY_NAME, TRIALS_DIR, counts_as_sample, has_study, load_study
 from rnnlab.storage import join, open_mirrored_study_storage
 from rnnlab.tune.controller import RAY_ERRORS
+from rnnlab.tune.reconcile import ENDED
 from rnnlab.tune.trainable import FINAL_KEY, NUMBER_KEY, replay_command, stopped_reason
 
 logger = logging.getLogger(__name__)
-OWN_ENDS = ("completed", "early_stopped", "diverged", "failed", "out_of_memory")  # result.json's, but "stopped"
+OWN_ENDS = ENDED - {"stopped"}  # a trial's own ends in result.json: a stopped one did not end of itself
 
 
 def objective_list(cfg: Config) -> tuple[list[str], list[str]]:
