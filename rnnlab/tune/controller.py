@@ -14,12 +14,17 @@ on the same disk (each retry failing the same way, with a traceback) nor ended a
 once there is space, runs it again. With a URI storage a trial writes to its node's own disk, which another node's
 retry does not share: Ray retries it as any fault.
 
-`installed()` puts this controller in place of Ray's for the duration of one `Tuner.fit` in this process.
+`installed()` puts this controller in place of Ray's for the duration of one `Tuner.fit` in this process, and
+keeps Ray Tune from copying the driver's cloud credentials (AWS_SECRET_ACCESS_KEY, ...) into each trial's runtime
+env: Ray's runtime env agent logs a runtime env in full, so the keys were in plain text in every node's
+`session_*/logs/runtime_env_agent.log`. A local Ray's workers inherit the driver's environment anyway; a cluster's
+nodes use their own (an instance profile, or their AWS_* variables), which preflight probes.
 
 All of it is Ray's private API (TuneController's _actor_failed, _trial_task_failure, _process_trial_failure,
-is_finished, _actor_to_trial, _pending_trials, _paused_trials, _resetting_trials; tune.tune.TuneController), as of
+is_finished, _actor_to_trial, _pending_trials, _paused_trials, _resetting_trials; tune.tune.TuneController;
+tune.execution.class_cache.ENV_VARS_TO_PROPAGATE), as of
 Ray 2.60: pyproject.toml bounds ray below 2.61 for it, and tests/test_idle_worker_kill.py (and test_full_disk.py)
-fail if a Ray changes it.
+fail if a Ray changes it (test_security.py if the credentials reach a log again).
 """
 
 from __future__ import annotations
@@ -88,16 +93,23 @@ class ReuseSafeController(TuneController):
         return state
 
 
+def is_credential(name: str) -> bool:
+    return name.startswith("AWS_") or any(word in name for word in ("SECRET", "TOKEN", "PASSWORD", "KEY"))
+
+
 @contextlib.contextmanager
 def installed(stop_on_environment_fault: bool = True) -> Iterator[None]:
-    """Ray's `tune.run` (which `Tuner.fit` calls) builds this controller instead of its own while inside."""
+    """Ray's `tune.run` (which `Tuner.fit` calls) builds this controller instead of its own while inside, and
+    gives the trainable's runtime env no credential of the driver's."""
+    import ray.tune.execution.class_cache as class_cache
     import ray.tune.tune as tune_module
 
-    before = tune_module.TuneController
+    before, propagated = tune_module.TuneController, class_cache.ENV_VARS_TO_PROPAGATE
     tune_module.TuneController = ReuseSafeController
+    class_cache.ENV_VARS_TO_PROPAGATE = {name for name in propagated if not is_credential(name)}
     ReuseSafeController.stop_on_environment_fault = stop_on_environment_fault
     ENVIRONMENT_FAULTS.clear()
     try:
         yield
     finally:
-        tune_module.TuneController = before
+        tune_module.TuneController, class_cache.ENV_VARS_TO_PROPAGATE = before, propagated
