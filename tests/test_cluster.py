@@ -86,6 +86,9 @@ def test_launcher_config_validates_against_ray_schema(path):
     config = yaml.safe_load(path.read_text())
     validate_launcher_config(config)
     assert "WANDB_API_KEY" not in path.read_text().replace("$WANDB_API_KEY", "")  # no secret in a config
+    for command in [*config["head_start_ray_commands"], *config["worker_start_ray_commands"]]:
+        if "ray start" in command:  # at info, Ray's runtime env agent logs a job's env_vars, the W&B key among them
+            assert "RAY_AUTH_MODE=token RAY_LOGGER_LEVEL=warning" in command.split("ray start")[0], command
     if config["provider"]["type"] != "local":  # the local provider has one node type: head_ip + worker_ips
         types = config["available_node_types"]
         assert {"head", "cpu_worker", "gpu_worker"} <= set(types)
@@ -393,6 +396,7 @@ class Loopback:
     folder: Path  # private temp folder: keys, token, sshd config, the "node" side
     key: Path
     pid: int  # the session leader: unshare, whose PID namespace holds sshd and everything started over SSH
+    wandb_key: str = ""  # planted in the node's environment: submit_search.py forwards it to the trials
 
     @property
     def cluster_name(self) -> str:
@@ -449,12 +453,13 @@ def loopback_sshd():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     shutil.copy(f"{key}.pub", folder / "authorized_keys")
     (folder / "token").write_text(secrets.token_hex(32))
+    wandb_key = secrets.token_hex(20)
     (folder / "sshd_config").write_text(
         f"ListenAddress 127.0.0.1\nPort 22\nHostKey {host_key}\nAuthorizedKeysFile {folder}/authorized_keys\n"
         f"PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         f"UsePAM no\nStrictModes no\nPidFile {folder}/sshd.pid\nMaxStartups 50\nMaxSessions 50\n"
         # The node's token path: `file_mounts` puts the submitter's token there (the real configs use ~/.ray).
-        f"SetEnv RAY_AUTH_TOKEN_PATH={folder}/node/auth_token\n"
+        f"SetEnv RAY_AUTH_TOKEN_PATH={folder}/node/auth_token WANDB_API_KEY={wandb_key}\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     inner = f"mkdir -p /tmp/ray && mount -t tmpfs tmpfs /tmp/ray && exec {sshd} -D -e -f {folder}/sshd_config"
@@ -473,7 +478,7 @@ def loopback_sshd():
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"sshd did not start:\n{(folder / 'sshd.log').read_text()}")
             time.sleep(0.5)
-        loopback = Loopback(folder=folder, key=key, pid=proc.pid)
+        loopback = Loopback(folder=folder, key=key, pid=proc.pid, wandb_key=wandb_key)
         probe = loopback.ssh("echo ok")
         assert probe.stdout.strip() == "ok", probe.stderr
         yield loopback
@@ -559,6 +564,12 @@ def test_ray_up_submit_down_on_loopback(loopback_sshd, tmp_path):
             + " 2>&1"
         )
         assert wrong_token.returncode != 0 and "auth" in wrong_token.stdout.lower(), wrong_token.stdout[-2000:]
+        # the W&B key reached the trials as the job's runtime env, which Ray's runtime env agent logs at info:
+        # the config's nodes log warnings and up, so no file of the node's Ray, nor the search, holds the key
+        holding = loopback_sshd.ssh(f"grep -rl {loopback_sshd.wandb_key} /tmp/ray {storage} || true")
+        assert holding.returncode == 0 and holding.stdout.strip() == "", holding.stdout[-2000:] + holding.stderr
+        sessions = loopback_sshd.ssh("ls -d /tmp/ray/session_*/logs/runtime_env_agent.log")
+        assert sessions.returncode == 0, "the node's Ray logs are where the check looked"
     finally:
         started = time.time()
         down = ray("down", "-y", str(config_path))
