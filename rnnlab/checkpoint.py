@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import tempfile
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
 STATE = "state.pt"
@@ -135,7 +137,7 @@ class CheckpointWriter:
         try:  # training already failed: its error is the one to see; a durability error only warns
             self.close()
         except Exception as err:
-            warnings.warn(f"rnnlab: making the last checkpoint durable also failed: {err}", stacklevel=2)
+            logger.warning(f"making the last checkpoint durable also failed: {err}")
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -170,5 +172,5 @@ def load_latest(root_or_folder: Path, map_location: str | torch.device = "cpu") 
     for folder in reversed(candidates):
         if is_valid(folder):
             return torch.load(folder / STATE, map_location=map_location, weights_only=True)
-        warnings.warn(f"rnnlab: checkpoint {folder} is incomplete or corrupted; using the previous one", stacklevel=2)
+        logger.warning(f"checkpoint {folder} is incomplete or corrupted; using the previous one")
     return None
