@@ -230,3 +230,25 @@ def test_a_wandb_failure_warns_once_and_the_run_still_finishes(tmp_path, monkeyp
     assert err.count("rnnlab: warning:") == 1 and "W&B" in err
     assert (out / "result.json").exists() and (out / "metrics.jsonl").exists()
     assert json.loads((out / "provenance.json").read_text())["data.fingerprint"]
+
+
+def test_run_ids_stay_distinct_past_the_64_characters_wandb_takes(tmp_path, monkeypatch):
+    """Two trials of a search whose name is 70 characters long: each its own W&B run, not one run cut to 64."""
+    from rnnlab.config import Config, DataConfig, TrackingConfig
+    from rnnlab.tracking import open_tracker
+    from rnnlab.tracking.wandb_run import wandb_name
+
+    name = "n" * 70
+    assert wandb_name("abc-1_2") == "abc-1_2" and len(wandb_name(name + "-search")) == 64
+    assert len({wandb_name(text) for text in (name + "-a", name + "-b", "a.b-x", "a-b-x")}) == 4
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    data = DataConfig(source="builtin", name="digits", task="classification")
+    cfg = Config(name="long", data=data, tracking=TrackingConfig(mode="offline"))
+    ids = []
+    for trial_id in ("aaaa1111", "bbbb2222"):
+        out = tmp_path / trial_id
+        with open_tracker(cfg, out, "search", f"{name}-{trial_id}", group=name, name=trial_id) as tracker:
+            tracker.log({"epoch": 1, "val/acc": 0.5})
+        [run_dir] = (out / "wandb").glob("offline-run-*")
+        ids.append(read_run(run_dir)["run"].run_id)
+    assert ids[0] != ids[1] and all(len(i) <= 64 for i in ids), ids

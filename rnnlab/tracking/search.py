@@ -17,7 +17,7 @@ from typing import Any
 from rnnlab.config import Config
 from rnnlab.search_folder import SearchSpec, load_study, trial_rows
 from rnnlab.tracking.tracker import resolve_mode, warn
-from rnnlab.tracking.wandb_run import finish_run, wandb_settings
+from rnnlab.tracking.wandb_run import finish_run, wandb_name, wandb_settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
             project=cfg.tracking.project,
             entity=cfg.tracking.entity,
             dir=spec.folder,
-            id=f"{spec.name}-search"[:64],
+            id=wandb_name(f"{spec.name}-search"),
             resume="allow",
             group=cfg.tracking.group or spec.name,
             job_type="search-summary",

@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -28,7 +27,7 @@ from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError
 from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
 from rnnlab.tracking.wandb_log import logged_steps
-from rnnlab.tracking.wandb_run import finish_run, start_run
+from rnnlab.tracking.wandb_run import finish_run, start_run, wandb_name
 
 MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
@@ -76,7 +75,7 @@ def resume_step(out_dir: Path, run_id: str, mode: str) -> int:
 def derive_run_id(out_dir: Path, run_id: str | None = None) -> str:
     """An explicit id (a search's trial id), else the one this folder already used, else a hash of its path."""
     if run_id:
-        return re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:64]
+        return wandb_name(run_id)
     return read_state(out_dir).get("run_id") or hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
 
 
@@ -223,7 +222,7 @@ class Tracker:
             if not path.exists():
                 return
             uri = path.resolve().as_uri()
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"data-{d.name}-{d.task}")[:128]
+        name = wandb_name(f"data-{d.name}-{d.task}", 128, "A-Za-z0-9_.-")
         artifact = wandb.Artifact(
             name,
             type="dataset",

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,18 @@ from rnnlab.tracking.wandb_log import wait_for_exit_record
 
 LOG_TIMEOUT_S = 30.0  # for wandb-core to write a finished offline run's log
 logger = logging.getLogger(__name__)
+
+
+def wandb_name(text: str, limit: int = 64, allowed: str = "A-Za-z0-9_-") -> str:
+    """`text` as a W&B run id (at most 64 of letters, digits, `_` and `-`) or artifact name: unchanged when W&B takes
+    it as it is; otherwise its characters replaced and cut, ending in a hash of the whole text, so that two texts
+    never share a name (ids used to be cut at 64 characters: every trial of a search whose name is longer than 55
+    characters, a long experiment file's default name among them, shared one W&B run)."""
+    clean = re.sub(f"[^{allowed}]", "-", text)
+    if clean == text and len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return f"{clean[: limit - len(digest) - 1]}-{digest}"
 
 
 def run_tags(cfg: Config) -> list[str]:
