@@ -18,6 +18,17 @@ def csv(path: Path, labels: list[str], header: str = "text,label") -> str:
     return str(path)
 
 
+def rows_file(path: Path, kind: str, blank: int) -> str:
+    """ROWS with labels 0/1 as a CSV or JSON-lines file, row `blank` without its text."""
+    texts = ["" if i == blank else text for i, text in enumerate(ROWS)]
+    path = path.with_suffix(f".{kind}")
+    if kind == "csv":
+        path.write_text("text,label\n" + "".join(f"{text},{i % 2}\n" for i, text in enumerate(texts)))
+    else:
+        path.write_text("".join(f'{{"text": "{text}", "label": {i % 2}}}\n' for i, text in enumerate(texts)))
+    return str(path)
+
+
 CASES = {
     "empty_labels": (lambda p: csv(p, ["good", "", *["bad", "good"] * 19]), [], "data.label_column", "no label"),
     "single_class": (lambda p: csv(p, ["good"] * 40), [], "data.label_column", "single class"),
@@ -27,6 +38,10 @@ CASES = {
         "data.label_column",
         "data.task=regression",
     ),
+    # an empty CSV cell is None: list(None) raised TypeError with a traceback
+    "empty_text_cell": (lambda p: rows_file(p, "csv", 3), [], "data.text_column", "no 'text' (empty or missing)"),
+    # "" has no tokens: torch's pack_padded_sequence raised RuntimeError with a traceback
+    "empty_text": (lambda p: rows_file(p, "jsonl", 3), [], "data.text_column", "empty 'text' (no tokens)"),
     "empty_val": (lambda p: csv(p, ["good", "bad"] * 20), ["data.val_fraction=0.01"], "data.val_fraction", "empty"),
     "empty_test": (lambda p: csv(p, ["good", "bad"] * 20), ["data.test_fraction=0.01"], "data.test_fraction", "empty"),
 }

@@ -122,6 +122,9 @@ def test_widths_lengths_and_missing_columns_are_refused(tmp_path):
     assert refused(local(path, sequence_columns=["x", "z"]), "differ in length").field == "data.sequence_columns"
     err = refused(local(path, sequence_columns=["nope"]), "no column 'nope'")
     assert err.field == "data.sequence_columns" and "x, z, label" in err.message
+    empty = [{"x": [0.1, 0.2] if i != 3 else [], "label": i % 2} for i in range(10)]  # torch's packing raised
+    err = refused(local(write_jsonl(tmp_path / "e.jsonl", empty), sequence_columns=["x"]), "row 3")
+    assert err.field == "data.sequence_columns" and "empty sequence" in err.message
     nan = [{"x": [0.1, float("nan")], "label": i % 2} for i in range(10)]
     assert refused(local(write_jsonl(tmp_path / "n.jsonl", nan), sequence_columns=["x"]), "NaN").field == (
         "data.sequence_columns"

@@ -28,10 +28,16 @@ LINE_END = {"char": "\n", "word": "<eos>"}  # lm: rows of a text file are lines;
 # --- shared encoders -------------------------------------------------------------------------------------------
 
 
-def token_sequences(split: Dataset, column: str, tokenizer: str, field_path: str) -> list:
+def token_sequences(split: Dataset, column: str, tokenizer: str, field_path: str, name: str) -> list:
     """Strings are tokenized; lists (of words or integer ids) are taken as already tokenized. Real numbers are
-    refused: they are numeric sequences (`data.sequence_columns`), not a vocabulary."""
+    refused: they are numeric sequences (`data.sequence_columns`), not a vocabulary; so are rows without a token
+    (an empty CSV cell, empty text), which no recurrence can read (torch failed packing them, with a traceback)."""
     values = split[column]
+    if missing := sum(v is None for v in values):
+        raise DataError(
+            field_path,
+            f"{missing} of {len(values)} {name} rows have no {column!r} (empty or missing); fill or drop them",
+        )
     scalar = next((v for v in values if not isinstance(v, (str, list, tuple))), None)
     if scalar is not None:
         kind = type(scalar).__name__
@@ -47,10 +53,20 @@ def token_sequences(split: Dataset, column: str, tokenizer: str, field_path: str
             f"column {column!r} holds real numbers (e.g. {str(first or values[0])[:40]}), which would be read as "
             f"tokens: for numeric sequences set data.sequence_columns={column}",
         )
-    return [tokenize_value(v, tokenizer) for v in values]
+    tokens = [tokenize_value(v, tokenizer) for v in values]
+    if empty := sum(not t for t in tokens):
+        raise DataError(
+            field_path,
+            f"{empty} of {len(values)} {name} rows have an empty {column!r} (no tokens); a sequence needs at least "
+            "one step: fill or drop them",
+        )
+    return tokens
 
 
 def tokenize_value(value, tokenizer: str) -> list:
+    """A row's tokens; a missing row (None: an empty cell) has none, as an empty line of text has none."""
+    if value is None:
+        return []
     return encoders.tokenize(value, tokenizer) if isinstance(value, str) else list(value)
 
 
@@ -102,7 +118,7 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
             "token text (data.text_column) or numeric sequences (data.sequence_columns)",
         )
     ids, vocab = encode_token_splits(
-        {name: token_sequences(s, cfg.text_column, cfg.tokenizer, "data.text_column") for name, s in splits.items()},
+        {n: token_sequences(s, cfg.text_column, cfg.tokenizer, "data.text_column", n) for n, s in splits.items()},
         cfg,
         "text_column",
     )
@@ -208,7 +224,9 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
     check_no_sequence_columns(cfg, "data.tokens_column")
     check_columns(splits, cfg.tokens_column, "data.tokens_column")
     check_columns(splits, cfg.label_column, "data.label_column")
-    tokens = {n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column") for n, s in splits.items()}
+    tokens = {
+        n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column", n) for n, s in splits.items()
+    }
     ids, vocab = encode_token_splits(tokens, cfg, "tokens_column")
     tags = {n: encoders.truncate(list(s[cfg.label_column]), cfg.max_length) for n, s in splits.items()}
     for n in SPLITS:

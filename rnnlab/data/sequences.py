@@ -84,6 +84,10 @@ def read_sequences(split, columns: Sequence[str]) -> list[np.ndarray]:
         lengths = {c: len(p) for c, p in zip(columns, parts)}
         if len(set(lengths.values())) > 1:
             raise DataError(FIELD, f"row {names[i]}: the columns differ in length ({lengths}); each row's must agree")
+        if not any(lengths.values()):  # torch's packing of a batch failed on it, with a traceback
+            raise DataError(
+                FIELD, f"row {names[i]}: an empty sequence; a sequence needs at least one step: fill or drop it"
+            )
         rows.append(parts[0] if len(parts) == 1 else np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1))
     return rows
 
