@@ -85,6 +85,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     negative_ids = write_jsonl(tmp / "neg.jsonl", [{"tokens": [1, 2, -3], "label": [0, 1, 0]}] * 10)
     unseen_tags = write_jsonl(tmp / "tags.jsonl", [{"tokens": ["a", "b"], "label": [i, i + 100]} for i in range(10)])
     ragged_tags = write_jsonl(tmp / "ragged.jsonl", [{"tokens": ["a", "b"], "label": [0]}] * 10)
+    no_tags = write_jsonl(
+        tmp / "no_tags.jsonl", [{"tokens": ["a", "b"], "label": [0, 1] if i else None} for i in range(10)]
+    )
     floats_csv = write_csv(tmp / "floats.csv", ["x,label", *[f'"0.{i} 1.5 -2",{i % 2}' for i in range(20)]])
     words_csv = write_csv(tmp / "words.csv", ["inputs,label", *[f'"0.{i} one",{i % 2}' for i in range(20)]])
     local = ["data.source=local", "data.task=classification"]
@@ -165,6 +168,11 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         (
             "ragged_tags",
             [*run, "data.source=local", "data.task=tagging", f"data.name={ragged_tags}"],
+            "data.label_column",
+        ),
+        (  # was a TypeError from len(None)
+            "no_tags",
+            [*run, "data.source=local", "data.task=tagging", f"data.name={no_tags}"],
             "data.label_column",
         ),
         ("hub_unreachable", [*run, "data.source=hub", "data.name=nobody/no-such-dataset-xyz"], "data.name"),

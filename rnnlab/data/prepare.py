@@ -228,6 +228,9 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         n: token_sequences(s, cfg.tokens_column, cfg.tokenizer, "data.tokens_column", n) for n, s in splits.items()
     }
     ids, vocab = encode_token_splits(tokens, cfg, "tokens_column")
+    for n, s in splits.items():  # a row without tags (None: a missing cell) failed in len() with a traceback
+        if missing := sum(not isinstance(row, (list, tuple)) for row in s[cfg.label_column]):
+            raise DataError("data.label_column", f"split {n!r}: {missing} rows have no list of tags; fill or drop them")
     tags = {n: encoders.truncate(list(s[cfg.label_column]), cfg.max_length) for n, s in splits.items()}
     for n in SPLITS:
         if any(len(a) != len(b) for a, b in zip(ids[n], tags[n])):
