@@ -243,3 +243,17 @@ def test_nan_recall_pattern_is_refused(tmp_path, capsys):
     assert code == 2 and "data.name" in err, err
     assert "column 'inputs': 1 of 6 rows hold a NaN or infinite value (train 1)" in err, err
     assert not out.exists()
+
+
+def test_labels_mixing_numbers_and_a_word_are_said(tmp_path, caplog):
+    """0/1 labels with one stray word read as text: three classes, which a user should hear of."""
+    import logging
+
+    from rnnlab.data.encoders import fit_label_map
+
+    with caplog.at_level(logging.WARNING, logger="rnnlab.data.encoders"):
+        assert len(fit_label_map(["0", "1", "neg", "1"], "label_column")) == 3
+        fit_label_map(["good", "bad"], "label_column")
+        fit_label_map([0, 1], "label_column")
+    [record] = caplog.records
+    assert "data.label_column" in record.message and "'neg'" in record.message and "3 in all" in record.message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError
+
+log = logging.getLogger(__name__)
 
 FEATURES_COLUMN = "inputs"  # float feature sequences (T, D) or (T,) are read from this column when present
 PAD, UNK = "<pad>", "<unk>"
@@ -116,7 +119,22 @@ def fit_label_map(labels: Sequence, column: str) -> dict:
         ordered = sorted(unique)
     except TypeError:  # mixed ints and strings
         ordered = sorted(unique, key=str)
+    numeric = [x for x in ordered if isinstance(x, str) and is_number(x)]
+    if numeric and len(numeric) < len(ordered):  # a CSV column of 0/1 with one stray word reads as text: 3 classes
+        words = [x for x in ordered if x not in numeric]
+        log.warning(
+            f"data.{column}: the labels mix numbers and words ({', '.join(map(repr, [*numeric[:3], *words[:3]]))}); "
+            f"each is its own class, {len(ordered)} in all"
+        )
     return {label: i for i, label in enumerate(ordered)}
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def apply_label_map(labels: Sequence, label_map: dict, column: str, split: str) -> list[int]:
