@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from rnnlab import console
+from rnnlab.cli_args import check_arguments, check_out_folder, experiment_from, overrides_from
 from rnnlab.config import ConfigError
-from rnnlab.config.overrides import parse_set_args
 
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1  # a full disk, no memory: nothing wrong with the input
@@ -46,35 +46,6 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="override a config field by its dotted path, e.g. model.hidden_size=64 (rnnlab fields lists them)",
     )
     parser.add_argument("--device", help="force a device (cpu, cuda, cuda:N); default: CUDA when present")
-
-
-def experiment_from(args: argparse.Namespace) -> str:
-    """The EXPERIMENT argument, also when `--set a=1 NAME` took it as one more override (it has no `=`)."""
-    if args.experiment is None and args.overrides and "=" not in args.overrides[-1]:
-        args.experiment = args.overrides.pop()
-    if args.experiment is None:
-        raise ConfigError("experiment", "missing: give an experiment file or name (rnnlab run NAME --set k=v ...)")
-    stray = [item for item in args.overrides if "=" not in item]
-    if stray:
-        raise ConfigError(
-            "--set",
-            f"{stray[0]!r} is not KEY=VALUE; put the experiment before --set, e.g. "
-            f"rnnlab {args.command} {args.experiment} --set model.hidden_size=64",
-        )
-    return args.experiment
-
-
-def overrides_from(args: argparse.Namespace, **flags: str) -> dict[str, str]:
-    """The --set overrides and the shorthand flags (`--device` and `flags`, {flag name: field path}) given."""
-    overrides = parse_set_args(args.overrides)
-    for flag, path in {"device": "train.device", **flags}.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        if path in overrides:  # one of the two would be dropped without a word
-            raise ConfigError(path, f"given by --{flag} {value} and by --set {path}={overrides[path]}; give it once")
-        overrides[path] = str(value)
-    return overrides
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -169,14 +140,6 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         print(f"preflight: FAIL {failure}", file=sys.stderr)
     print(f"preflight: {len(failures)} failure(s)" if failures else "preflight: ok")
     return EXIT_BAD_INPUT if failures else 0
-
-
-def check_out_folder(out: str | None) -> None:
-    if out is None:
-        return
-    existing = next((p for p in (Path(out), *Path(out).parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():  # --out itself, or a file where one of its folders would go
-        raise ConfigError("--out", f"{existing} is a file, not a folder; choose another --out")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -321,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with console.output(getattr(args, "verbosity", console.DEFAULT)):
         try:
+            check_arguments(args)
             return args.func(args)
         except ConfigError as err:
             logger.error(str(err))

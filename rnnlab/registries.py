@@ -10,7 +10,8 @@ import dataclasses
 from typing import Any
 
 from rnnlab.config import Config, ConfigError, DataConfig, ModelConfig
-from rnnlab.config.overrides import check_fields, coerce, field_paths, set_fields
+from rnnlab.config.checks import check_fields
+from rnnlab.config.overrides import coerce, field_paths, set_fields
 from rnnlab.data import BUILTIN_SETTINGS, DATASETS
 from rnnlab.models import MODELS, family_of
 from rnnlab.tasks import TASKS, task_of

@@ -18,6 +18,7 @@ from rnnlab.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH = str(ROOT / "experiments" / "search_digits.py")
 RUN = str(ROOT / "experiments" / "digits_lstm.py")
+ADDING = ["data.name=adding", "data.task=regression", "metric=val/loss", "mode=min"]  # RUN on a generated task
 BASE = """
 from rnnlab.config import Config, DataConfig, SearchConfig, TrainConfig
 from rnnlab.models import model_config
@@ -102,12 +103,12 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     (tmp / "list.yaml").write_text("- head\n- worker\n")
     preflight = ["preflight", SEARCH, "--storage", store, "--cluster-config"]
     out = [
-        ("samples_0", [*tune, "--samples", "0"], "search.samples"),
+        ("samples_0", [*tune, "--samples", "0"], "--samples"),
         ("cluster_config_missing", [*preflight, str(tmp / "nope.yaml")], "--cluster-config"),  # all 3: tracebacks
         ("cluster_config_a_folder", [*preflight, str(tmp)], "--cluster-config"),
         ("cluster_config_torn", [*preflight, str(tmp / "torn.yaml")], "--cluster-config"),
         ("cluster_config_not_a_mapping", [*preflight, str(tmp / "list.yaml")], "--cluster-config"),
-        ("concurrency_negative", [*tune, "--concurrency", "-1"], "search.concurrency"),
+        ("concurrency_negative", [*tune, "--concurrency", "-1"], "--concurrency"),
         ("storage_bad_scheme", ["tune", SEARCH, "--storage", "nosuchscheme://b/p", "--name", "x"], "--storage"),
         ("storage_under_a_file", ["tune", SEARCH, "--storage", str(blocker / "sub"), "--name", "x"], "--storage"),
         ("set_unknown_field", [*tune, "--set", "model.hiden_size=8"], "model.hiden_size"),
@@ -189,6 +190,35 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("max_failures_negative", [*tune, "--set", "search.max_failures=-1"], "search.max_failures"),
         ("name_a_path", ["run", RUN, "--set", "name=../../escaped"], "name"),  # was runs/../../escaped-TIME
         ("cache_dir_a_file", [*run, f"data.cache_dir={blocker}"], "data.cache_dir"),  # was FileExistsError
+        # integers beyond what torch and numpy hold or allocate: tracebacks (a TypeError, 'array is too big',
+        # 'Overflow when unpacking long'), a libgomp abort (threads) and a build that never ended (layers)
+        ("width_2_62", [*run, f"model.hidden_size={2**62}"], "model.hidden_size"),
+        ("esn_units_2_40", [*run, "model.family=esn", f"model.esn.units={2**40}"], "model.esn.units"),
+        ("layers_10_8", [*run, "model.num_layers=100000000"], "model.num_layers"),
+        ("threads_2_31", [*run, f"train.threads={2**31 - 1}"], "train.threads"),
+        ("int_beyond_int64", [*run, f"data.max_length={2**70}"], "data.max_length"),
+        ("samples_2_62", [*run, *ADDING, f"data.num_samples={2**62}"], "data.num_samples"),
+        ("memory_cap_2_62", [*tune, "--set", f"search.memory_per_trial_mb={2**62}"], "search.memory_per_trial_mb"),
+        ("time_limit_inf", [*tune, "--set", "search.trial_time_limit_s=inf"], "search.trial_time_limit_s"),
+        ("time_limit_1e300", [*tune, "--set", "search.trial_time_limit_s=1e300"], "search.trial_time_limit_s"),
+        ("cpus_inf", [*tune, "--set", "search.cpus_per_trial=inf"], "search.cpus_per_trial"),
+        # a local data path that is a kernel pseudo-filesystem: /proc/self/root leads back to /, the walk hung
+        ("data_in_proc", [*run, *local, "data.name=/proc/self"], "data.name"),
+        ("data_glob_in_proc", [*run, *local, "data.name=/proc/**/*.csv"], "data.name"),
+        # empty strings: a split named '', W&B's default project, the current folder as --out or --storage
+        ("val_split_empty", [*run, "data.val_split="], "data.val_split"),
+        ("project_empty", [*run, "tracking.project="], "tracking.project"),
+        ("label_column_empty", [*run, "data.label_column="], "data.label_column"),
+        ("out_empty", ["run", RUN, "--out", ""], "--out"),  # ran in the current folder
+        ("out_blank", ["run", RUN, "--out", "  "], "--out"),
+        ("storage_empty", ["tune", SEARCH, "--storage", "", "--name", "x"], "--storage"),
+        ("address_empty", [*tune, "--address", ""], "--address"),
+        ("experiment_empty", ["run", ""], "experiment"),
+        ("replay_trial_empty", ["replay", str(tmp / "store" / "old"), ""], "trial_id"),
+        ("sync_path_empty", ["sync", ""], "path"),  # synced the current folder
+        ("sync_timeout_negative", ["sync", store, "--timeout", "-1"], "--timeout"),
+        ("sync_timeout_nan", ["sync", store, "--timeout", "nan"], "--timeout"),
+        ("sync_timeout_inf", ["sync", store, "--timeout", "inf"], "--timeout"),
     ]
     for name, (body, field) in SPACES.items():
         out.append((f"space_{name}", ["tune", experiment_file(tmp, body), "--storage", store, "--name", "s"], field))

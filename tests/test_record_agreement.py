@@ -36,16 +36,17 @@ KINDS = {
     "completed": {"optim.learning_rate": 0.05},
     "diverged": {"optim.learning_rate": 1e30},  # SGD moves a ReLU RNN's weights by ~1e30: the loss becomes nan
     "time_limit": {"optim.learning_rate": 0.05, "search.trial_time_limit_s": 0.001},
-    "raises": {"optim.learning_rate": 0.05},  # and a width torch cannot size a tensor by: its TypeError
+    "raises": {"optim.learning_rate": 0.05},  # and a data cache whose entry is a folder: IsADirectoryError
 }
-WIDTHS = {"raises": 2**62}
+CACHES = {"raises": CACHE_DIR}  # set by the test
 
 
 def search_space(trial):
     kind = list(KINDS)[trial.number % len(KINDS)]
     space = {k: trial.suggest_float(k, v, v) for k, v in KINDS[kind].items()}
-    width = WIDTHS.get(kind, 8)
-    return {**space, "model.hidden_size": trial.suggest_int("model.hidden_size", width, width)}
+    if kind in CACHES:
+        space["data.cache_dir"] = trial.suggest_categorical("data.cache_dir", [CACHES[kind]])
+    return {**space, "model.hidden_size": trial.suggest_int("model.hidden_size", 8, 8)}
 """
 FAILED_ENDS = ("failed", "diverged", "out_of_memory")  # a W&B run of such a trial ends with a non-zero exit code
 
@@ -83,9 +84,26 @@ def ray_rows(spec: SearchSpec, trial_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def blocked_cache(folder: Path, cfg) -> str:
+    """A data cache under `folder` whose entry for `cfg`'s data is a folder: a trial preparing that data reads no
+    entry, builds the data and fails replacing the folder by its file (IsADirectoryError), on every retry."""
+    from rnnlab.tasks import load_task_data
+
+    cfg.data.cache_dir = str(folder)
+    load_task_data(cfg.data, cfg.seed)
+    (entry,) = folder.glob("*.pt")
+    entry.unlink()
+    entry.mkdir()
+    return str(folder)
+
+
 def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
+    from rnnlab.experiment import load_experiment
+
     experiment = tmp_path / "agree.py"
-    experiment.write_text(EXPERIMENT)
+    experiment.write_text(EXPERIMENT.replace("CACHE_DIR", "None"))
+    cache = blocked_cache(tmp_path / "cache", load_experiment(str(experiment)).config)
+    experiment.write_text(EXPERIMENT.replace("CACHE_DIR", repr(cache)))
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "a")
     done = subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=600)  # W&B offline in its workers
     assert done.returncode == 0, done.stderr[-3000:]
@@ -97,7 +115,7 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
         trial_id = t.user_attrs["ray_trial_id"]
         folder = Path(spec.folder, "trials", trial_id)
         result, rows = read_json(folder / "result.json"), read_metrics(folder / "metrics.jsonl")
-        # a trial that raised building its model has no config.json: what the searcher sent it (params.json)
+        # a trial that raised preparing its data has no config.json: what the searcher sent it (params.json)
         config = read_json(folder / "config.json").get("flat") or read_json(folder / "params.json")
         status = ends[t.number] = result["status"]
         # Optuna: the state of the end, the value of result.json, a step per recorded epoch, the reason
@@ -129,6 +147,10 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
             value = result.get("val/acc", math.nan)  # a trial with no value: NaN, and the searcher says why
             assert final["val/acc"] == value or math.isnan(final["val/acc"]) and math.isnan(value)
     assert sorted(ends.values()) == ["completed", "diverged", "failed", "failed"], ends
+    raised = next(t for t in study.trials if "data.cache_dir" in t.params)
+    assert ends[raised.number] == "failed" and "IsADirectoryError" in raised.user_attrs["reason"], raised
+    raised_id = raised.user_attrs["ray_trial_id"]  # retried once (search.max_failures=1): a W&B run part each
+    assert len(wandb_parts(Path(spec.folder, "trials", raised_id), f"a-{raised_id}")) == 2
     # the report's reasons: Optuna's and result.json's, each once ("diverged: X; X", "E; replay ...; E" before)
     for row in trial_rows(spec, study):
         if row["state"] != "COMPLETE":

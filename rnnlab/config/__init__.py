@@ -1,5 +1,5 @@
 """Configs: the typed dataclasses of a trial and ConfigError (in `schema.py`); dotted paths, `--set` overrides and
-validation in `rnnlab.config.overrides`. Standard library only: the training core imports it.
+checks in `rnnlab.config.checks`. Standard library only: the training core imports it.
 """
 
 from rnnlab.config.schema import (

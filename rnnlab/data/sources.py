@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnlab.config import DataConfig
+from rnnlab.data.local_paths import glob_files, walk_files
 from rnnlab.data.taskdata import DataError
 
 if TYPE_CHECKING:
@@ -34,8 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def expand(pattern: str, field_path: str = "data.name") -> list[str]:
-    found = glob.glob(os.path.expanduser(pattern), recursive=True)
-    files = sorted(os.path.abspath(f) for f in found if os.path.isfile(f))
+    files = glob_files(pattern, field_path)
     if not files:
         raise DataError(field_path, f"no file matches {pattern!r} (cwd {os.getcwd()}); give a path, glob or folder")
     return files
@@ -68,7 +68,7 @@ def split_by_names(files: list[str], base: str, default: str) -> dict[str, list[
 
 def is_mapping(name: str) -> bool:
     """'train=a.csv,test=b.csv' is a mapping; a path that exists (`runs/lr=0.1/data.csv`) is not, whatever it holds."""
-    if glob.glob(name, recursive=True):
+    if glob.glob(name):  # not recursive: a `**` is one folder here, and the check stays quick
         return False
     return all(re.match(r"\s*[A-Za-z_][\w.-]*\s*=", item) for item in name.split(","))
 
@@ -92,7 +92,7 @@ def local_data_files(cfg: DataConfig) -> dict[str, list[str]]:
                 seen[f] = split
         return mapping
     if os.path.isdir(name):
-        found = glob.glob(os.path.join(name, "**", "*"), recursive=True)
+        found = walk_files(name)
         known = sorted(os.path.abspath(f) for f in found if Path(f).suffix.lower() in LOCAL_FORMATS)
         if not known:
             raise DataError("data.name", f"folder {cfg.name!r} holds no {', '.join(LOCAL_FORMATS)} file")
