@@ -234,15 +234,17 @@ def close_orphans(
     return closed
 
 
-def trial_family(folder: Path) -> str:
-    """The model family the trial's config says (a search not searching `model.family`); "-" before it has one."""
+def trial_family(folder: Path, base: str) -> str:
+    """The model family of a trial whose search did not suggest `model.family`: what its config says, else what
+    the searcher sent it (params.json), else the search's own (`base`). A torn config.json made it "-", a family
+    of its own in the report, compared against the real one."""
     config = read_json(folder / "config.json") or read_json(folder / "seed_0" / "config.json")
-    return config.get("flat", {}).get("model.family", "-")
+    return config.get("flat", {}).get("model.family") or read_json(folder / "params.json").get("model.family") or base
 
 
 def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
     """One row per Optuna trial, best first: finished trials by value, then pruned, then failed."""
-    rows = []
+    rows, base_family = [], spec.config.get("model.family", "-")
     for t in study.get_trials(deepcopy=False):
         trial_id = t.user_attrs.get("ray_trial_id", "-")
         folder = trial_folder(spec, trial_id)
@@ -257,7 +259,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
                 "number": t.number,
                 "state": t.state.name,
                 "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
-                "family": t.params.get("model.family") or trial_family(folder),
+                "family": t.params.get("model.family") or trial_family(folder, base_family),
                 "values": values,
                 "params": {k: v for k, v in t.params.items() if k != "model.family"},
                 "time": result.get("time/total_s", 0.0),
