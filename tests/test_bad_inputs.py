@@ -113,6 +113,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("storage_under_a_file", ["tune", SEARCH, "--storage", str(blocker / "sub"), "--name", "x"], "--storage"),
         ("set_unknown_field", [*tune, "--set", "model.hiden_size=8"], "model.hiden_size"),
         ("set_wrong_type", [*tune, "--set", "model.hidden_size=big"], "model.hidden_size"),
+        # was: silently ignored, each trial trained (and recorded) the space's value
+        ("set_a_searched_field", [*tune, "--set", "optim.learning_rate=0.01"], "optim.learning_rate"),
         ("set_without_equals", [*tune, "--set", "model.hidden_size"], "model.hidden_size"),
         ("set_key_twice", [*tune, "--set", "model.hidden_size=8", "model.hidden_size=16"], "model.hidden_size"),
         ("set_and_flag_disagree", [*tune, "--device", "cpu", "--set", "train.device=cuda"], "train.device"),

@@ -218,7 +218,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
         raise ConfigError("search_space", f"{experiment.path} defines no search_space(trial); nothing to search")
     check_storage(spec.storage)
     check_address(address)  # a cluster that does not answer: before the data are prepared
-    drawn = check_search_space(experiment.search_space, cfg)
+    drawn = check_search_space(experiment.search_space, cfg, () if resume else spec.overrides)
     make_scheduler(cfg)  # an unsupported scheduler or sampler fails now, not once Ray is up
     if cfg.search.sampler != "grid":
         make_sampler(cfg)

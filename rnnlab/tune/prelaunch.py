@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from rnnlab.config import Config, ConfigError
@@ -27,13 +28,14 @@ def check_storage(storage: str) -> None:
         raise ConfigError("--storage", f"{probe} is not a writable folder; choose another --storage")
 
 
-def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
+def check_search_space(space, cfg: Config, pinned: Iterable[str] = (), draws: int = 16) -> list[Config]:
     """Sample the space with throwaway in-memory Optuna trials and apply each draw to the config: an inverted range,
-    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts. Returns the drawn configs."""
+    an unknown key or a wrong type fails here (ConfigError, exit 2), before Ray starts, and so does a field given
+    (`pinned`: the search's --set) that the space sets, whose value would be ignored. Returns the drawn configs."""
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
-    configs, suggested = [], False
+    configs, suggested, searched = [], False, set()
     for _ in range(draws):  # random draws reach the branches of a conditional space
         trial = study.ask()
         try:
@@ -50,6 +52,7 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
             raise ConfigError("search_space", f"must return a dict of dotted config paths, got {type(params).__name__}")
         configs.append(apply_overrides(cfg, params))
         suggested = suggested or bool(params or trial.params)
+        searched |= params.keys() | trial.params.keys()
         for name in trial.params.keys() - params.keys():  # Ray sends every Optuna parameter to the trial as a path
             try:
                 apply_overrides(cfg, {name: trial.params[name]})
@@ -67,6 +70,12 @@ def check_search_space(space, cfg: Config, draws: int = 16) -> list[Config]:
             f"config with the same seed{'s' if cfg.search.seeds > 1 else ''}; suggest at least one (a seed "
             "too: trial.suggest_int('seed', 0, 9)), or run one config with rnnlab run (--set search.seeds=N "
             "for replicates)",
+        )
+    if clash := sorted(set(pinned) & searched):  # the space's value wins: the --set was silently ignored
+        raise ConfigError(
+            clash[0],
+            "given with --set, but search_space sets it for its trials, so the value given would be ignored; drop "
+            "it from --set, or fix it in search_space",
         )
     return configs
 
