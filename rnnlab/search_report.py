@@ -43,7 +43,7 @@ def print_table(rows: list[dict[str, Any]], metrics: list[str], limit: int = TOP
             r["family"],
             *(format_value(v) for v in r["values"]),
             r["status"][:48],
-            " ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in r["params"].items()),
+            " ".join(f"{k}={format_value(v)}" for k, v in r["params"].items()),  # one name per hyperparameter
         ]
         for r in rows[:limit]
     ]

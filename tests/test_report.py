@@ -226,6 +226,7 @@ def test_tune_summary_table_takes_an_unsearched_family_from_the_trial_config(tmp
     table = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(table) if line.startswith("trial_id"))
     assert [line.split()[:3] for line in table[header + 1 : header + 3]] == [["e1", "1", "esn"], ["e0", "0", "esn"]]
+    assert all(" model.esn.spectral_radius=" in line for line in table[header + 1 : header + 3])  # was spectral_radius=
     assert [r["family"] for r in collect_trials(spec, load_study(spec.folder))] == ["esn", "esn"]
 
 
