@@ -70,3 +70,30 @@ def test_asha_reads_a_searched_train_epochs():
     values = {"a": [0.9, 0.9, 0.9, 0.9], "b": [0.95, 0.5, 0.4, 0.1]}
     actions = decisions(make_scheduler(asha_config(6)), values, {"train.epochs": 4})
     assert actions["b"][-1] == TrialScheduler.CONTINUE
+
+
+def test_the_status_line_best_counts_finished_trials_only(caplog):
+    """A running trial's epoch (0.95 here, which then diverges) is not "best" on the live status line; the best is
+    that of a finished trial, by the value Optuna is told, as in the report."""
+    import logging
+
+    from ray.tune.experiment import Trial
+
+    from rnnlab.tune.progress import SearchProgress
+    from rnnlab.tune.trainable import FINAL_KEY
+
+    progress = SearchProgress("val/acc", "max", 2)
+    done, diverging = Trial("rnnlab-test", stub=True), Trial("rnnlab-test", stub=True)
+    with caplog.at_level(logging.INFO, logger="rnnlab"):
+        for trial in (done, diverging):
+            progress.on_trial_start(0, [], trial)
+        progress.on_trial_result(0, [], diverging, {"epoch": 1, "val/acc": 0.95})
+        progress.on_trial_result(0, [], done, {"epoch": 1, "val/acc": 0.7})
+        assert progress.best is None
+        progress.on_trial_result(0, [], done, {"val/acc": 0.8, "status": "completed", FINAL_KEY: True})
+        progress.on_trial_complete(0, [], done)
+        progress.on_trial_result(0, [], diverging, {"val/acc": float("nan"), "status": "diverged", FINAL_KEY: True})
+        progress.on_trial_complete(0, [], diverging)
+    assert progress.best == (0.8, done.trial_id)
+    assert f"best val/acc=0.8 ({done.trial_id})" in caplog.records[-1].getMessage()
+    assert "0.95" not in caplog.text

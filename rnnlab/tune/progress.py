@@ -51,9 +51,6 @@ class SearchProgress(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.last[trial.trial_id] = result
-        value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value) and self.better(value):
-            self.best = (float(value), trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         self.running.discard(trial.trial_id)
@@ -67,9 +64,12 @@ class SearchProgress(Callback):
         elif result.get("status") in ("failed", "out_of_memory"):  # its own end (a bad parameter, its time limit)
             self.counts["errored"] += 1
             event = f"{trial.trial_id} {result['status']}: {str(result.get('reason', ''))[:200]}"
-        else:
-            self.counts["done"] += 1
-            event = f"{trial.trial_id} finished ({self.metric}={result.get(self.metric, math.nan):.4g})"
+        else:  # best: of the finished trials only, by the value Optuna is told, as the report's best trial is
+            self.counts["done"] += 1  # (it took any epoch of a running trial, which might later diverge or fail)
+            value = result.get(self.metric, math.nan)
+            if isinstance(value, (int, float)) and math.isfinite(value) and self.better(value):
+                self.best = (float(value), trial.trial_id)
+            event = f"{trial.trial_id} finished ({self.metric}={value:.4g})"
         self.show(event)
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
