@@ -177,7 +177,7 @@ def cmd_fields(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from rnnlab.report import serve_dashboard
+    from rnnlab.dashboard import serve_dashboard
     from rnnlab.storage import localize
 
     if not 1 <= args.port <= 65535:
