@@ -196,6 +196,13 @@ LOST_REASON = (
     "whole save of its state, so Ray could not resume it; another trial took its place"
 )
 TIME_LIMIT = "exceeded search.trial_time_limit_s"  # how the reason of a trial its time limit ended begins
+DRIVER_FAILED = "the driver failed"  # how the reason of a trial running when its driver raised begins
+
+
+def ended_by_the_driver(result: dict[str, Any]) -> bool:
+    """A trial's result.json that its driver's death or failure ended (an orphan): it never ran to its own end."""
+    reason = str(result.get("reason", ""))
+    return result.get("status") == "failed" and reason.startswith((ORPHANED, DRIVER_FAILED))
 
 
 def ended_by_time_limit(result: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from rnnlab.report_figures import plot_optuna
 from rnnlab.search_folder import (
     TRIALS_DIR,
     SearchSpec,
+    ended_by_the_driver,
     ended_by_time_limit,
     load_study,
     read_json,
@@ -171,22 +172,34 @@ def check_replay_out(out: Path) -> None:
         )
 
 
-def stop_where_it_stopped(final: dict, recorded: list[dict]):
-    """A trial the scheduler, an interrupted driver or its time limit stopped ran fewer epochs than its config asks:
-    its replay stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer run's
-    (a replay has no time limit: it would run past the trial's)."""
+def stop_where_it_stopped(final: dict, recorded: list[dict], limit_s: float):
+    """A trial the scheduler, its time limit or a dead driver (an orphan) stopped ran fewer epochs than its config
+    asks: its replay stops after the same epoch, so its record (status, last metrics) is the trial's, not a longer
+    run's. One its time limit stopped before any epoch stops at that limit (a replay had none, and ran as long as the
+    trial's config asked). Returns (report, should_stop) for run_seed."""
     from rnnlab.train import TrialStopped
 
-    if not (final.get("status") == "stopped" or ended_by_time_limit(final)) or not recorded:
-        return None
-    last = recorded[-1]["epoch"]
+    time_limited = ended_by_time_limit(final)
+    stopped_from_outside = final.get("status") == "stopped" or ended_by_the_driver(final)
+    if recorded and (time_limited or stopped_from_outside):
+        last = recorded[-1]["epoch"]
 
-    def report(metrics, checkpoint=None):
-        if metrics["epoch"] >= last:
-            reason = f"replay stopped after epoch {last}, as the trial was ({final.get('reason')})"
-            raise TrialStopped(reason, final["status"])
+        def report(metrics, checkpoint=None):
+            if metrics["epoch"] >= last:
+                reason = f"replay stopped after epoch {last}, as the trial was ({final.get('reason')})"
+                raise TrialStopped(reason, final["status"])
 
-    return report
+        return report, None
+    if time_limited and limit_s:
+        deadline = time.monotonic() + limit_s
+
+        def should_stop():
+            if time.monotonic() > deadline:
+                reason = f"replay stopped at the trial's time limit, as the trial was ({final['reason']})"
+                raise TrialStopped(reason, final["status"])
+
+        return None, should_stop
+    return None, None
 
 
 def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
@@ -208,10 +221,10 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     final = read_json(trial_dir / "result.json")
-    report = stop_where_it_stopped(final, recorded)
+    report, should_stop = stop_where_it_stopped(final, recorded, cfg.search.trial_time_limit_s)
     with hold_folder(out, "--out", lambda: check_replay_out(out), started=(out / "config.json").exists):
         logger.info(f"replaying trial {trial_id} into {out}")
-        result = run_seed(cfg, report, out)  # one seed: a replicate's own folder
+        result = run_seed(cfg, report, out, should_stop=should_stop)  # one seed: a replicate's own folder
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
     pairs = [
         (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])

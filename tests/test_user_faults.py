@@ -5,6 +5,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -255,16 +256,29 @@ def time_limit_reason() -> str:
     return TimeLimit(4.0).reason  # the words a trial's time limit records
 
 
+def orphan_reason() -> str:
+    from rnnlab.search_folder import LOST_REASON
+
+    return LOST_REASON
+
+
 @pytest.mark.parametrize(
     "status,reason",
-    [("stopped", lambda: "stopped by the scheduler after epoch 1"), ("failed", time_limit_reason)],
-    ids=["scheduler", "time_limit"],
+    [
+        ("stopped", lambda: "stopped by the scheduler after epoch 1"),
+        ("failed", time_limit_reason),
+        ("failed", orphan_reason),
+        ("failed", lambda: "the driver failed (SystemExit: 3); not finished"),
+    ],
+    ids=["scheduler", "time_limit", "orphan", "driver_failed"],
 )
 def test_replay_of_a_trial_stopped_early_stops_where_it_did(tmp_path, capsys, status, reason):
     """A trial ASHA stopped after epoch 1 of 3, or whose search.trial_time_limit_s ended it during epoch 2 (its
-    record: epoch 1, status failed with the limit's reason). Before: the replay ran all 3 epochs (past the limit)
-    and compared a longer run's final val/acc with the trial's epoch-1 value: "replay differs", exit 1, though
-    every epoch matched. Now: it stops after epoch 1 too, its record is the trial's (its status and reason)."""
+    record: epoch 1, status failed with the limit's reason), or that its driver's death or failure left after
+    epoch 1 (an orphan). Before: the replay ran all 3 epochs (past the limit) and compared a longer run's final
+    val/acc with the trial's epoch-1 value: "replay differs", exit 1, though every epoch matched (an orphan's
+    replay ran on to a completed run the trial never was). Now: it stops after epoch 1 too, its record is the
+    trial's (its status and reason)."""
     reason = reason()
     folder, trial = trial_of_a_run(tmp_path, epochs=3)
     rows = read_metrics(trial / "metrics.jsonl")[:1]
@@ -276,6 +290,25 @@ def test_replay_of_a_trial_stopped_early_stops_where_it_did(tmp_path, capsys, st
     assert [r["val/acc"] for r in read_metrics(out / "metrics.jsonl")] == [rows[0]["val/acc"]]
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == status and reason in result["reason"] and result["val/acc"] == rows[0]["val/acc"]
+
+
+def test_replay_of_a_trial_its_time_limit_ended_before_any_epoch_stops_at_that_limit(tmp_path, capsys):
+    """Its time limit (1 s) ended the trial during epoch 1 of 500, so it recorded no epoch. Before: the replay had
+    no limit and trained all 500 epochs. Now: it stops at the trial's limit, recorded as the trial was."""
+    folder, trial = trial_of_a_run(tmp_path, epochs=1)
+    config = json.loads((trial / "config.json").read_text())
+    config["flat"].update({"train.epochs": 500, "train.max_batches": 0, "search.trial_time_limit_s": 1.0})
+    (trial / "config.json").write_text(json.dumps(config))
+    (trial / "metrics.jsonl").write_text("")
+    (trial / "result.json").write_text(json.dumps({"status": "failed", "reason": time_limit_reason()}))
+    out = tmp_path / "replay"
+    started = time.monotonic()
+    assert main(["replay", str(folder), "t1", "--out", str(out)]) == 1  # nothing to compare
+    assert time.monotonic() - started < 120, "the replay ran past the trial's time limit"
+    assert "nothing to compare" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and "time limit" in result["reason"], result
+    assert len(read_metrics(out / "metrics.jsonl")) < 500
 
 
 def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, capsys):

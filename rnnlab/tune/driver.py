@@ -207,7 +207,7 @@ def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, a
 
 
 def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str | None) -> int:
-    from rnnlab.search_folder import ORPHANED, close_orphans
+    from rnnlab.search_folder import DRIVER_FAILED, ORPHANED, close_orphans
     from rnnlab.search_report import report_search
     from rnnlab.tracking import resolve_mode
     from rnnlab.tracking.search import log_search_results
@@ -269,7 +269,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     except BaseException as err:  # the driver itself failed: no trial of the study stays RUNNING
         environment = environment_fault(err) is not None  # a full disk: they stay running, for the resume
         if not isinstance(err, KeyboardInterrupt) and not environment and Path(spec.folder, JOURNAL_FILE).is_file():
-            reason = f"the driver failed ({type(err).__name__}: {str(err)[:200]}); not finished"
+            reason = f"{DRIVER_FAILED} ({type(err).__name__}: {str(err)[:200]}); not finished"
             record_orphans(spec, close_orphans(spec, reason), reason)  # their folders say what the study says
         raise
     stopping = shut_down_in_background(started)  # no trial runs any more
