@@ -204,6 +204,11 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("time_limit_inf", [*tune, "--set", "search.trial_time_limit_s=inf"], "search.trial_time_limit_s"),
         ("time_limit_1e300", [*tune, "--set", "search.trial_time_limit_s=1e300"], "search.trial_time_limit_s"),
         ("cpus_inf", [*tune, "--set", "search.cpus_per_trial=inf"], "search.cpus_per_trial"),
+        ("device_index_128", [*run, "train.device=cuda:128"], "train.device"),  # torch's cuda:-128: AssertionError
+        ("device_index_huge", [*run, f"train.device=cuda:{10**20}"], "train.device"),  # torch's RuntimeError
+        # W&B refuses these at its start, and the run trained on without its W&B record (a warning only)
+        ("project_with_slash", [*run, "tracking.project=team/proj"], "tracking.project"),
+        ("tag_too_long", [*run, f"tracking.tags={'t' * 65}"], "tracking.tags"),
         # a local data path that is a kernel pseudo-filesystem: /proc/self/root leads back to /, the walk hung
         ("data_in_proc", [*run, *local, "data.name=/proc/self"], "data.name"),
         ("data_glob_in_proc", [*run, *local, "data.name=/proc/**/*.csv"], "data.name"),

@@ -428,3 +428,28 @@ def test_report_of_a_search_whose_trials_all_failed(tmp_path, capsys):
     assert "[W " not in err and "complete" not in err, err[-2000:]
     summary = (folder / "report" / "report.md").read_text()
     assert "not drawn (no trial completed)" in summary and not list((folder / "report").glob("optimization_history*"))
+
+
+def test_a_data_folder_with_a_symlink_cycle_is_walked_once(tmp_path):
+    """A link back to an ancestor (as /proc/self/root is to /) is not followed: the walk ends, each file once."""
+    from rnnlab.config import DataConfig
+    from rnnlab.data.sources import local_data_files
+
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "train.csv").write_text("text,label\nab,0\n")
+    (tmp_path / "data" / "sub" / "up").symlink_to("..")
+    for name in (str(tmp_path / "data"), str(tmp_path / "data" / "**" / "*.csv")):
+        found = local_data_files(DataConfig(source="local", name=name))
+        assert found == {"train": [str(tmp_path / "data" / "sub" / "train.csv")]}, (name, found)
+
+
+def test_a_data_folder_too_large_to_walk_is_refused(tmp_path, monkeypatch, capsys):
+    from rnnlab.data import local_paths
+
+    monkeypatch.setattr(local_paths, "MAX_ENTRIES", 5)  # the bound, scaled down: 10 files stand for millions
+    for i in range(10):
+        (tmp_path / f"f{i}.txt").write_text("x\n")
+    code = main(["run", DIGITS, "--out", str(tmp_path / "run"), "--set", "data.source=local", f"data.name={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "data.name" in err and "more than 5" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()

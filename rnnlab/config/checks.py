@@ -19,6 +19,7 @@ INT64 = 2**63  # torch's and numpy's integers are int64: an int field holds less
 MAX_BYTES = 2**63 - 1  # the most bytes torch or numpy sizes one tensor or array by
 WIDTHS = ("model.hidden_size", "model.embedding_size", "model.esn.units")  # each sizes a WIDTH x WIDTH matrix
 MAX_LAYERS = 1024  # built and stepped a layer at a time in Python: 10**8 layers of LSTM never finished building
+WANDB_PROJECT_FORBIDS = "/\\#?%:"  # characters W&B refuses in a project name
 MAX_WAIT_S = 1e9  # seconds; Python's waits count nanoseconds in 64 bits (9.2e9 s) and overflow past them
 MAX_THREADS = 1024  # libgomp sizes its pool by it: 2**31 - 1 threads aborted the process (a 432 GiB allocation)
 
@@ -164,6 +165,13 @@ def check_fields(cfg: Config) -> Config:
         "train.device",
         f"got {t.device!r}; valid: auto, cpu, cuda, cuda:N",
     )
+    index = t.device.partition(":")[2]
+    check(
+        not index or int(index) <= 127,  # torch's DeviceIndex is an int8: cuda:128 became cuda:-128 (an AssertionError)
+        "train.device",
+        f"got {t.device!r}; torch numbers devices cuda:0..cuda:127",
+    )
+    check_tracking(cfg)
     e = cfg.eval
     check(e.free_run_steps >= 0, "eval.free_run_steps", f"must be >= 0 (0: off), got {e.free_run_steps}")
     check(e.free_run_warmup >= 1, "eval.free_run_warmup", f"must be >= 1, got {e.free_run_warmup}")
@@ -190,6 +198,16 @@ def check_fields(cfg: Config) -> Config:
         check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
     check_read(cfg)
     return cfg
+
+
+def check_tracking(cfg: Config) -> None:
+    """W&B's own rules for a project name and tags (wandb_settings' validators): broken, W&B did not start, and
+    the run or every trial of a search trained on without its W&B record (a warning only)."""
+    project, bad = cfg.tracking.project, sorted(set(cfg.tracking.project) & set(WANDB_PROJECT_FORBIDS))
+    check(len(project) <= 128, "tracking.project", f"at most 128 characters (W&B's limit), got {len(project)}")
+    check(not bad, "tracking.project", f"{project!r}: W&B forbids the characters {' '.join(bad)} in a project name")
+    for tag in cfg.tracking.tags:
+        check(len(tag) <= 64, "tracking.tags", f"{tag!r}: a tag is at most 64 characters (W&B's limit)")
 
 
 def check_read(cfg: Config) -> None:
