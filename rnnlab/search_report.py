@@ -248,6 +248,11 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     for label, a, b in ends:
         ok &= a == b
         print(f"{label:28}  {a:>10}  {b:>10}  {'' if a == b else 'DIFFERS'}")
+    if (was := final.get("data/fingerprint")) and (now := result.get("data/fingerprint")) and was != now:
+        print(  # the values decide; this says why they may differ (it compared silently before)
+            f"the replay's data differ from the trial's (fingerprint {was} -> {now}): the data, or rnnlab's data "
+            "preparation, changed since the trial"
+        )
     if not pairs and not ends:
         print(f"nothing to compare: trial {trial_id} recorded no {cfg.metric}")
     else:

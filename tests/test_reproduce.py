@@ -42,6 +42,18 @@ def untimed(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("time/")}
 
 
+def trial_folder_of_a_run(tmp_path: Path, experiment: str, overrides: list[str]) -> Path:
+    """A search folder whose trial t1 is a real `rnnlab run`'s record (a replay reads only files)."""
+    run = tmp_path / "run"
+    assert main(["run", experiment, "--out", str(run), "--set", *SHRINK, *overrides]) == 0
+    folder = tmp_path / "s"
+    metric = json.loads((run / "config.json").read_text())["flat"]["metric"]
+    path = str(ROOT / "experiments" / f"{experiment}.py")
+    SearchSpec(experiment=path, name="s", storage=str(tmp_path), folder=str(folder), metric=metric).save()
+    shutil.copytree(run, folder / "trials" / "t1")
+    return folder
+
+
 def test_every_family_has_a_case():
     assert set(CASES) == set(MODELS)
 
@@ -51,14 +63,8 @@ def test_a_replay_equals_the_trial_value_for_value(case, tmp_path, monkeypatch, 
     experiment, overrides = {**CASES, **DATA_CASES}[case]
     monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    run = tmp_path / "run"
-    assert main(["run", experiment, "--out", str(run), "--set", *SHRINK, *overrides]) == 0
-    folder = tmp_path / "s"
-    metric = json.loads((run / "config.json").read_text())["flat"]["metric"]
-    path = str(ROOT / "experiments" / f"{experiment}.py")
-    spec = SearchSpec(experiment=path, name="s", storage=str(tmp_path), folder=str(folder), metric=metric)
-    spec.save()
-    shutil.copytree(run, folder / "trials" / "t1")
+    folder = trial_folder_of_a_run(tmp_path, experiment, overrides)
+    run = folder / "trials" / "t1"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # a replay does not depend on the folder it is started from
@@ -69,3 +75,16 @@ def test_a_replay_equals_the_trial_value_for_value(case, tmp_path, monkeypatch, 
     result = json.loads((run / "result.json").read_text())
     again = json.loads((tmp_path / "replay" / "result.json").read_text())
     assert untimed(again) == untimed(result)
+
+
+def test_a_replay_on_changed_data_says_so(tmp_path, monkeypatch, capsys):
+    """The trial's CSV was edited after it ran. Before: the replay said only "DIFFERS". Now it also says why."""
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "reviews.csv"
+    shutil.copy(ROOT / "experiments" / "data" / "reviews.csv", data)
+    folder = trial_folder_of_a_run(tmp_path, "text_reviews_csv", ["model.hidden_size=8", f"data.name={data}"])
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], "an edited review of a thing,positive", *lines[2:]]) + "\n")
+    assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and "the replay's data differ from the trial's (fingerprint" in out, out
