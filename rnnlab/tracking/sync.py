@@ -37,9 +37,30 @@ def sync_run(run_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> tuple[bool, str]
     return False, lines[-1] if lines else f"wandb sync exited with code {done.returncode}"
 
 
+def writer_of(run_dir: Path) -> str | None:
+    """The live rnnlab process still writing the run (a run or search holding a folder above it), or None.
+
+    `wandb sync` of a run still being written uploads its rows so far and marks it synced, and the rows logged
+    after were then never uploaded (a sync during a search); such a run waits for its writer to end."""
+    from rnnlab.folder_lock import FolderBusy, describe, read_holder, refuse_if_busy
+
+    for folder in run_dir.parents:
+        try:
+            refuse_if_busy(folder, "path")
+        except FolderBusy:
+            return f"{folder} is in use by {describe(read_holder(folder))}"
+    return None
+
+
 def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
-    """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order."""
+    """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order;
+    a run still being written is left for a later sync."""
     results = {}
     for run_dir in find_offline_runs(path):
-        results[run_dir] = (True, "already synced") if is_synced(run_dir) else sync_run(run_dir, timeout)
+        if is_synced(run_dir):
+            results[run_dir] = (True, "already synced")
+        elif (writer := writer_of(run_dir)) is not None:
+            results[run_dir] = (False, f"not yet: {writer}; sync it again once that has ended")
+        else:
+            results[run_dir] = sync_run(run_dir, timeout)
     return results
