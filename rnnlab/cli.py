@@ -318,9 +318,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if not is_out_of_memory(err):
                 raise
-            logger.error(
-                f"out of memory ({str(err)[:200]}): lower model.hidden_size, model.num_layers or train.batch_size"
-            )
+            hint = getattr(err, "hint", "lower model.hidden_size, model.num_layers or train.batch_size")
+            logger.error(f"out of memory ({str(err)[:200]}): {hint}")
             return EXIT_ENVIRONMENT
 
 

@@ -41,6 +41,17 @@ __all__ = [
 ]
 
 
+class DataOutOfMemory(MemoryError):
+    """The data did not fit in memory while being prepared; `hint` names the settings that size them."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+    def __reduce__(self):  # crosses the Ray boundary with its hint
+        return type(self), (str(self), self.hint)
+
+
 def is_out_of_memory(err: BaseException) -> bool:
     """A MemoryError, or torch's allocator failing (under a memory cap or on a full machine)."""
     text = str(err).lower()
@@ -92,7 +103,11 @@ def prepare_data(cfg: Config) -> TaskData:
     """Validate the config and load its data; every bad-input error surfaces here, before any work."""
     validate(cfg)
     check_task(cfg, task_of(cfg.data.task))  # before the data are prepared (and cached)
-    data = load_task_data(cfg.data, cfg.seed)
+    try:
+        data = load_task_data(cfg.data, cfg.seed)
+    except MemoryError as err:  # the data alone: the hint to lower the model's size was wrong
+        fields = "data.num_samples or data.seq_len" if cfg.data.source == "builtin" else "the data (data.max_length)"
+        raise DataOutOfMemory(str(err), f"lower {fields}") from err
     task_of(data.task).check_data(cfg, data)
     evaluation.check_protocols(cfg, task_of(data.task), data)
     check_splits(cfg, data)
@@ -201,4 +216,5 @@ def run_seed(
 
 
 def out_of_memory_reason(err: BaseException) -> str:
-    return f"out of memory: {str(err)[:300]}"
+    hint = f"; {err.hint}" if isinstance(err, DataOutOfMemory) else ""
+    return f"out of memory: {str(err)[:300]}{hint}"

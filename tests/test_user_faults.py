@@ -38,6 +38,15 @@ def test_a_model_too_large_for_memory(tmp_path, capsys):
     assert main(["run", DIGITS, "--out", str(out), "--set", *EPOCHS_2]) == 0
 
 
+def test_data_too_large_for_memory_names_the_data(tmp_path, capsys):
+    """Generated data numpy cannot allocate: the hint named the model (model.hidden_size, ...), not the data."""
+    adding = ["data.name=adding", "data.task=regression", "metric=val/loss", "mode=min", f"data.seq_len={10**11}"]
+    assert main(["run", DIGITS, "--out", str(tmp_path / "run"), "--set", *EPOCHS_2, *adding]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "data.seq_len" in err and "model.hidden_size" not in err, err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     mount = tmp_path / "tiny"
