@@ -254,14 +254,24 @@ def test_run_ids_stay_distinct_past_the_64_characters_wandb_takes(tmp_path, monk
     assert ids[0] != ids[1] and all(len(i) <= 64 for i in ids), ids
 
 
-def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, monkeypatch, capsys):
-    """Another process (a run, a search's driver) holds the run's folder. Before: `wandb sync` uploaded its rows so
-    far and marked it synced, and the rows logged after were never uploaded. Now it is left for a later sync."""
+def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, tmp_path, monkeypatch, capsys):
+    """Another process (a run, a search's driver) holds the run's folder, and its log has no exit record yet (here:
+    cut off, as wandb-core leaves it while writing). Before: `wandb sync` uploaded its rows so far and marked it
+    synced, and the rows logged after were never uploaded. Now it is left for a later sync."""
+    import shutil
     import subprocess
     import sys
     import time
 
-    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(resumed_run['out'])!r}, '--out').acquire()"
+    out = tmp_path / "run"
+    shutil.copytree(resumed_run["out"], out)
+    run_dirs = sorted((out / "wandb").glob("offline-run-*"))
+    for log in [p for d in run_dirs for p in d.glob("*.wandb")]:
+        records = read_records(log)
+        log.write_bytes(log.read_bytes()[: len(log.read_bytes()) // 2])  # mid-write: no exit record
+        assert len(read_records(log)) < len(records)
+
+    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(out)!r}, '--out').acquire()"
     holder = subprocess.Popen(
         [sys.executable, "-c", f"{hold}; print('held', flush=True); import time; time.sleep(60)"],
         stdout=subprocess.PIPE,
@@ -271,11 +281,11 @@ def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, monkeypatc
         assert holder.stdout.readline().strip() == "held"
         monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
         started = time.monotonic()
-        assert main(["sync", str(resumed_run["out"]), "--timeout", "60"]) == 1
-        out = capsys.readouterr().out
+        assert main(["sync", str(out), "--timeout", "60"]) == 1
+        printed = capsys.readouterr().out
     finally:
         holder.kill()
         holder.wait()
-    assert out.count("FAILED") == len(resumed_run["run_dirs"]) and f"in use by pid {holder.pid}" in out, out
-    assert "sync it again once that has ended" in out and time.monotonic() - started < 30  # no upload was tried
-    assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in resumed_run["run_dirs"])
+    assert printed.count("FAILED") == len(run_dirs) and f"in use by pid {holder.pid}" in printed, printed
+    assert "sync it again once that has ended" in printed and time.monotonic() - started < 30  # no upload was tried
+    assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in run_dirs)

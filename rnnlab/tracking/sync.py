@@ -37,6 +37,13 @@ def sync_run(run_dir: Path, timeout: float = SYNC_TIMEOUT_S) -> tuple[bool, str]
     return False, lines[-1] if lines else f"wandb sync exited with code {done.returncode}"
 
 
+def finished(run_dir: Path) -> bool:
+    """The run's log holds its exit record: nothing more will be written to it (a finished trial of a search)."""
+    from rnnlab.tracking.wandb_log import wait_for_exit_record
+
+    return all(wait_for_exit_record(log, 0) for log in run_dir.glob("*.wandb"))
+
+
 def writer_of(run_dir: Path) -> str | None:
     """The live rnnlab process still writing the run (a run or search holding a folder above it), or None.
 
@@ -54,12 +61,12 @@ def writer_of(run_dir: Path) -> str | None:
 
 def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
     """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order;
-    a run still being written is left for a later sync."""
+    a run still being written (no exit record, and a live process holds its folder) is left for a later sync."""
     results = {}
     for run_dir in find_offline_runs(path):
         if is_synced(run_dir):
             results[run_dir] = (True, "already synced")
-        elif (writer := writer_of(run_dir)) is not None:
+        elif not finished(run_dir) and (writer := writer_of(run_dir)) is not None:
             results[run_dir] = (False, f"not yet: {writer}; sync it again once that has ended")
         else:
             results[run_dir] = sync_run(run_dir, timeout)
