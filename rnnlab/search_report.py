@@ -248,16 +248,35 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     for label, a, b in ends:
         ok &= a == b
         print(f"{label:28}  {a:>10}  {b:>10}  {'' if a == b else 'DIFFERS'}")
-    if (was := final.get("data/fingerprint")) and (now := result.get("data/fingerprint")) and was != now:
-        print(  # the values decide; this says why they may differ (it compared silently before)
-            f"the replay's data differ from the trial's (fingerprint {was} -> {now}): the data, or rnnlab's data "
-            "preparation, changed since the trial"
-        )
+    for line in what_changed(final, result, read_json(trial_dir / "provenance.json")):
+        print(line)  # the values decide; these say why they may differ (it compared silently before)
     if not pairs and not ends:
         print(f"nothing to compare: trial {trial_id} recorded no {cfg.metric}")
     else:
         print("replay reproduces the recorded metrics" if ok else f"replay differs beyond rel_tol={rel_tol}")
     return 0 if ok and (pairs or ends) else 1
+
+
+NUMERICS = ("device", "packages.torch", "packages.numpy")  # what can change a trial's numbers beyond its config
+
+
+def what_changed(final: dict, result: dict, trial: dict) -> list[str]:
+    """What differs between the trial's run (its result, provenance.json) and this replay besides the config: the
+    data, the device, the libraries."""
+    import numpy
+    import torch
+
+    replay = {"device": result.get("device"), "packages.torch": torch.__version__, "packages.numpy": numpy.__version__}
+    lines = []
+    if (was := final.get("data/fingerprint")) and (now := result.get("data/fingerprint")) and was != now:
+        lines.append(
+            f"the replay's data differ from the trial's (fingerprint {was} -> {now}): the data, or rnnlab's data "
+            "preparation, changed since the trial"
+        )
+    changed = [f"{k} {trial[k]} -> {replay[k]}" for k in NUMERICS if trial.get(k) and replay[k] != trial[k]]
+    if changed:
+        lines.append(f"the replay ran elsewhere than the trial ({', '.join(changed)}): its numbers may differ slightly")
+    return lines
 
 
 REPLAYED_ENDS = ("completed", "early_stopped", "stopped", "diverged")  # what a replay of the same config reproduces

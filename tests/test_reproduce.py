@@ -78,13 +78,17 @@ def test_a_replay_equals_the_trial_value_for_value(case, tmp_path, monkeypatch, 
 
 
 def test_a_replay_on_changed_data_says_so(tmp_path, monkeypatch, capsys):
-    """The trial's CSV was edited after it ran. Before: the replay said only "DIFFERS". Now it also says why."""
+    """The trial's CSV was edited after it ran, and the trial ran on a GPU. Before: the replay said only "DIFFERS".
+    Now it also says why: the data's fingerprints, and the device."""
     monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "reviews.csv"
     shutil.copy(ROOT / "experiments" / "data" / "reviews.csv", data)
     folder = trial_folder_of_a_run(tmp_path, "text_reviews_csv", ["model.hidden_size=8", f"data.name={data}"])
     lines = data.read_text().splitlines()
     data.write_text("\n".join([lines[0], "an edited review of a thing,positive", *lines[2:]]) + "\n")
+    provenance = folder / "trials" / "t1" / "provenance.json"  # and the trial ran on a GPU
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "device": "cuda:0"}))
     assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 1
     out = capsys.readouterr().out
     assert "DIFFERS" in out and "the replay's data differ from the trial's (fingerprint" in out, out
+    assert "the replay ran elsewhere than the trial (device cuda:0 -> cpu)" in out, out
