@@ -150,6 +150,8 @@ def run(
 
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
+        if isinstance(out, str) and not out.strip():  # Path("") is the current folder: the run went there
+            raise ConfigError("--out", f"is empty ({out!r}); give the run's folder (out=) or leave it out")
         if resume and out is None:  # the default is a new folder, which holds nothing to continue
             raise ConfigError("--resume", "needs --out (out=), the folder of the run to continue")
         out = Path(out) if out is not None else default_out(cfg)
@@ -265,8 +267,11 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
     exp = load(experiment, overrides)
     cfg = exp.config
     name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}" if name is None else name  # --name "": refused, not this
-    if "/" in name or "\\" in name or name in ("", ".", ".."):  # "../x" or "/abs" put the search outside --storage
+    # "../x" or "/abs" put the search outside --storage, " " in a folder named by blanks
+    if "/" in name or "\\" in name or name.strip() in ("", ".", ".."):
         raise ConfigError("--name", f"got {name!r}: one folder name under --storage, without / or \\, not . or ..")
+    if not str(storage).strip():  # Path("") is the current folder
+        raise ConfigError("--storage", f"is empty ({storage!r}); give the folder or URI of searches")
     local = Path("searches") if "://" in str(storage) else Path(storage)
     folder = (local / name).resolve()  # run_search refuses it if it holds a search (or a driver holds it)
     spec = SearchSpec(

@@ -4,10 +4,10 @@ no argument empty, each number in its range, an --out that can be a folder."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from rnnlab.config import ConfigError
+from rnnlab.config.checks import MAX_WAIT_S
 from rnnlab.config.overrides import parse_set_args
 
 
@@ -63,5 +63,5 @@ def check_arguments(args: argparse.Namespace) -> None:
         if dest in AT_LEAST_ONE and value is not None and value < 1:
             raise ConfigError(flag, f"must be >= 1, got {value}")
     timeout = getattr(args, "timeout", None)
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise ConfigError("--timeout", f"seconds, a finite number > 0; got {timeout}")
+    if timeout is not None and not 0 < timeout <= MAX_WAIT_S:  # 1e10 overflowed in subprocess's wait, a traceback
+        raise ConfigError("--timeout", f"seconds, > 0 and at most {MAX_WAIT_S:g}; got {timeout}")

@@ -119,3 +119,22 @@ def test_search_of_two_trials_and_its_table(tmp_path, capfd):
 
     with pytest.raises(rnnlab.ConfigError, match="already holds a search"):
         rnnlab.search("search_digits", overrides=overrides, name="nb", storage=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda: rnnlab.run("digits_lstm", TINY, out=""), "--out"),  # Path(""): the run went into the current folder
+        (lambda: rnnlab.run("digits_lstm", TINY, out="  "), "--out"),
+        (lambda: rnnlab.search("search_digits", name="  "), "--name"),  # a search folder named by two blanks
+        (lambda: rnnlab.search("search_digits", storage=""), "--storage"),  # searches in the current folder
+    ],
+)
+def test_empty_folder_arguments_are_refused(call, field, tmp_path, monkeypatch):
+    from rnnlab.config import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        call()
+    assert refused.value.field == field
+    assert list(tmp_path.iterdir()) == []  # nothing written, here or anywhere below

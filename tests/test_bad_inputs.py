@@ -226,6 +226,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("sync_timeout_negative", ["sync", store, "--timeout", "-1"], "--timeout"),
         ("sync_timeout_nan", ["sync", store, "--timeout", "nan"], "--timeout"),
         ("sync_timeout_inf", ["sync", store, "--timeout", "inf"], "--timeout"),
+        ("sync_timeout_1e10", ["sync", store, "--timeout", "1e10"], "--timeout"),  # subprocess's OverflowError
     ]
     for name, (body, field) in SPACES.items():
         out.append((f"space_{name}", ["tune", experiment_file(tmp, body), "--storage", store, "--name", "s"], field))
