@@ -131,6 +131,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("memory_cap_negative", [*tune, "--set", "search.memory_per_trial_mb=-5"], "search.memory_per_trial_mb"),
         ("cpus_zero", [*tune, "--set", "search.cpus_per_trial=0"], "search.cpus_per_trial"),
         ("objective_bad", [*tune, "--set", "search.objectives=val/acc:up"], "search.objectives"),
+        ("objective_twice", [*tune, "--set", "search.objectives=val/loss:min,val/loss:min"], "search.objectives"),
+        ("objective_is_metric", [*tune, "--set", "search.objectives=val/acc:max"], "search.objectives"),
         ("metric_not_reported", [*tune, "--set", "metric=val/bleu"], "metric"),
         ("no_search_space", ["tune", no_space, "--storage", store, "--name", "n"], "search_space"),
         ("experiment_unknown", ["tune", "no_such_experiment", "--storage", store], "experiment"),

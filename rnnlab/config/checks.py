@@ -196,6 +196,13 @@ def check_fields(cfg: Config) -> Config:
     for obj in s.objectives:
         name, _, mode = obj.partition(":")
         check("/" in name and mode in ("min", "max"), "search.objectives", f"{obj!r}: expected 'split/name:min|max'")
+    names = [cfg.metric, *(obj.partition(":")[0] for obj in s.objectives)]  # the metric is the first objective
+    twice = sorted({n for n in names if names.count(n) > 1})
+    check(  # a search of one metric over and over, drawn as a Pareto front of a line
+        not twice,
+        "search.objectives",
+        f"names {', '.join(twice)} twice (metric={cfg.metric} is the first objective); name each metric once",
+    )
     check_read(cfg)
     return cfg
 
