@@ -452,6 +452,30 @@ def test_a_data_folder_with_a_symlink_cycle_is_walked_once(tmp_path):
         assert found == {"train": [str(tmp_path / "data" / "sub" / "train.csv")]}, (name, found)
 
 
+def test_a_linked_split_folder_is_never_dropped(tmp_path):
+    """`data/test -> elsewhere/test`, as data on another disk is linked in. A walk that followed no link dropped its
+    files: the run trained and tested on a split carved from train, silently. Now the walk reads them; datasets'
+    split naming does not follow the link, so the error says so and the mapping form reads both splits."""
+    from rnnlab.config import DataConfig
+    from rnnlab.data import DataError
+    from rnnlab.data.sources import local_data_files
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "test").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "a.csv").write_text("text,label\nab,0\n")
+    (tmp_path / "elsewhere" / "test" / "b.csv").write_text("text,label\ncd,1\n")
+    (tmp_path / "data" / "test").symlink_to(tmp_path / "elsewhere" / "test")
+    with pytest.raises(DataError, match="a linked folder .*data/test.* map them") as err:
+        local_data_files(DataConfig(source="local", name=str(tmp_path / "data")))
+    assert err.value.field == "data.name"
+    mapping = f"train={tmp_path / 'data' / 'train' / '*.csv'},test={tmp_path / 'data' / 'test' / '*.csv'}"
+    found = local_data_files(DataConfig(source="local", name=mapping))
+    assert found == {
+        "train": [str(tmp_path / "data" / "train" / "a.csv")],
+        "test": [str(tmp_path / "data" / "test" / "b.csv")],
+    }
+
+
 def test_a_data_folder_too_large_to_walk_is_refused(tmp_path, monkeypatch, capsys):
     from rnnlab.data import local_paths
 

@@ -1,6 +1,7 @@
-"""The files a local `data.name` (a folder, a glob, a file) names, found by a walk that always ends: no symlinked
-folder is followed (/proc/self/root leads back to /, a cycle), the kernel's pseudo-filesystems are refused, and a
-folder of more than MAX_ENTRIES entries is refused rather than walked for hours. `data.name=/proc/self` hung."""
+"""The files a local `data.name` (a folder, a glob, a file) names, found by a walk that always ends: a symlinked
+folder is followed once, by its real path (a link back to an ancestor, as /proc/self/root is to /, is a cycle walked
+no further), the kernel's pseudo-filesystems are refused, and a folder of more than MAX_ENTRIES entries is refused
+rather than walked for hours. `data.name=/proc/self` hung."""
 
 from __future__ import annotations
 
@@ -27,10 +28,18 @@ def refuse_pseudo(path: str, field_path: str = "data.name") -> None:
 
 
 def walk_files(folder: str, field_path: str = "data.name") -> list[str]:
-    """Every regular file under `folder`, following no symlinked folder, or a DataError past MAX_ENTRIES."""
+    """Every regular file under `folder`, each folder walked once by its real path (a linked split folder such as
+    `data/train -> /mnt/big/train` is data: not following links dropped its files silently), or a DataError past
+    MAX_ENTRIES or into a pseudo-filesystem."""
     refuse_pseudo(folder, field_path)
-    files, seen = [], 0
-    for root, dirs, names in os.walk(folder):  # followlinks=False: a link to an ancestor is no cycle here
+    files, seen, walked = [], 0, set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:  # a cycle (a link to an ancestor), or a folder linked twice: its files are already in
+            dirs[:] = []
+            continue
+        walked.add(real)
+        refuse_pseudo(root, field_path)
         seen += len(dirs) + len(names)
         if seen > MAX_ENTRIES:
             raise DataError(

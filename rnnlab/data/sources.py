@@ -57,11 +57,13 @@ def split_by_names(files: list[str], base: str, default: str) -> dict[str, list[
     splits = {str(name): sorted(f for f in found if f in chosen) for name, found in resolved.items()}
     splits = {name: found for name, found in splits.items() if found}
     if unplaced := sorted(chosen - {f for found in splits.values() for f in found}):
+        linked = next((str(p) for p in Path(unplaced[0]).parents if p.is_symlink()), None)
+        why = f", a linked folder ({linked}), which datasets' naming does not follow" if linked else ""
         raise DataError(
             "data.name",
             f"{len(unplaced)} of {len(files)} file(s) get no split from datasets' naming under {base!r} (e.g. "
-            f"{unplaced[0]}; placed: {', '.join(splits) or 'none'}): name every file or its folder after its split, "
-            "or map them: data.name='train=a.csv,test=b.csv'",
+            f"{unplaced[0]}{why}; placed: {', '.join(splits) or 'none'}): name every file or its folder after its "
+            "split, or map them: data.name='train=a.csv,test=b.csv'",
         )
     return splits
 
