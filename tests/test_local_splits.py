@@ -3,6 +3,8 @@ mapping 'train=a.csv,test=b.csv'; a dataset's own test split kept as it is; clea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import Dataset
@@ -11,6 +13,8 @@ from rnnlab.cli import main
 from rnnlab.config import DataConfig
 from rnnlab.data import DataError, sources
 from rnnlab.tasks import load_task_data
+
+DIGITS = Path(__file__).resolve().parent.parent / "experiments" / "digits_lstm.py"
 
 
 @pytest.fixture(autouse=True)
@@ -207,3 +211,57 @@ def test_a_named_split_on_a_recall_task_is_refused_not_ignored(field, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and field in err and "cues the stored train patterns" in err, err[-2000:]
     assert not out.exists()
+
+
+# --- the walk of a local data folder ---------------------------------------------------------------------------
+
+
+def test_a_data_folder_with_a_symlink_cycle_is_walked_once(tmp_path):
+    """A link back to an ancestor (as /proc/self/root is to /) is not followed: the walk ends, each file once."""
+    from rnnlab.config import DataConfig
+    from rnnlab.data.sources import local_data_files
+
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "train.csv").write_text("text,label\nab,0\n")
+    (tmp_path / "data" / "sub" / "up").symlink_to("..")
+    for name in (str(tmp_path / "data"), str(tmp_path / "data" / "**" / "*.csv")):
+        found = local_data_files(DataConfig(source="local", name=name))
+        assert found == {"train": [str(tmp_path / "data" / "sub" / "train.csv")]}, (name, found)
+
+
+def test_a_linked_split_folder_is_never_dropped(tmp_path):
+    """`data/test -> elsewhere/test`, as data on another disk is linked in. A walk that followed no link dropped its
+    files: the run trained and tested on a split carved from train, silently. Now the walk reads them; datasets'
+    split naming does not follow the link, so the error says so and the mapping form reads both splits."""
+    from rnnlab.config import DataConfig
+    from rnnlab.data import DataError
+    from rnnlab.data.sources import local_data_files
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "test").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "a.csv").write_text("text,label\nab,0\n")
+    (tmp_path / "elsewhere" / "test" / "b.csv").write_text("text,label\ncd,1\n")
+    (tmp_path / "data" / "test").symlink_to(tmp_path / "elsewhere" / "test")
+    with pytest.raises(DataError, match="a linked folder .*data/test.* map them") as err:
+        local_data_files(DataConfig(source="local", name=str(tmp_path / "data")))
+    assert err.value.field == "data.name"
+    mapping = f"train={tmp_path / 'data' / 'train' / '*.csv'},test={tmp_path / 'data' / 'test' / '*.csv'}"
+    found = local_data_files(DataConfig(source="local", name=mapping))
+    assert found == {
+        "train": [str(tmp_path / "data" / "train" / "a.csv")],
+        "test": [str(tmp_path / "data" / "test" / "b.csv")],
+    }
+
+
+def test_a_data_folder_too_large_to_walk_is_refused(tmp_path, monkeypatch, capsys):
+    from rnnlab.data import local_paths
+
+    monkeypatch.setattr(local_paths, "MAX_ENTRIES", 5)  # the bound, scaled down: 10 files stand for millions
+    for i in range(10):
+        (tmp_path / f"f{i}.txt").write_text("x\n")
+    code = main(
+        ["run", str(DIGITS), "--out", str(tmp_path / "run"), "--set", "data.source=local", f"data.name={tmp_path}"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "data.name" in err and "more than 5" in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
