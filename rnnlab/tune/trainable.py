@@ -47,9 +47,8 @@ class TrialSetup:
 
 def trial_config(setup: TrialSetup, params: dict[str, Any]) -> Config:
     """The base config with the trial's parameters, torch threads matching the CPUs Ray reserved for it."""
-    params = {k: v for k, v in params.items() if k != NUMBER_KEY}
-    cfg = apply_overrides(from_flat_dict(setup.base), params)
-    return apply_overrides(cfg, {"train.threads": max(1, int(setup.cpus))})
+    params = {k: v for k, v in params.items() if k != NUMBER_KEY}  # one apply_overrides: each validates it all
+    return apply_overrides(from_flat_dict(setup.base), {**params, "train.threads": max(1, int(setup.cpus))})
 
 
 def replay_command(folder: str, trial_id: str) -> str:
