@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import signal
 import threading
 import time
@@ -284,6 +285,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
         mode=cfg.mode,
         objectives=cfg.search.objectives,
         config=json.loads(json.dumps(to_flat_dict(cfg), default=str)),
+        search_id=secrets.token_hex(4),
     )
     return exp, spec
 

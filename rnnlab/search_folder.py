@@ -38,6 +38,7 @@ class SearchSpec:
     objectives: list[str] = field(default_factory=list)
     ray_runs: list[str] = field(default_factory=lambda: [RAY_DIR])  # one per launch that added trials
     config: dict[str, Any] = field(default_factory=dict)  # the resolved config, flat, that a resume is checked against
+    search_id: str = ""  # random, drawn when planned: names the search-level W&B run ("" in older searches)
 
     def save(self) -> None:
         """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json)."""

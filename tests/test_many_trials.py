@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.search_folder import load_study
-from rnnlab.tracking.search import TABLE_KEY
+from rnnlab.search_folder import SearchSpec, load_study
+from rnnlab.tracking.search import TABLE_KEY, search_run_id
 from rnnlab.tracking.wandb_log import read_history, run_logs
 from rnnlab.trial import read_metrics
 
@@ -120,7 +120,7 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
         assert logged == epochs, f"{trial_id}: every epoch in W&B exactly once"
     assert "stopped" in statuses and "completed" in statuses, statuses
     # the search's own W&B run, logged in a thread while the report draws: its Table has a row per trial of the study
-    [*_, log] = run_logs(folder, "many-search")
+    [*_, log] = run_logs(folder, search_run_id(SearchSpec.load(folder)))
     [table] = [row for row in read_history(log) if any(k.startswith(TABLE_KEY) for k in row)]
     nrows = table[TABLE_KEY]["nrows"] if isinstance(table.get(TABLE_KEY), dict) else table[f"{TABLE_KEY}/nrows"]
     assert nrows == len(study.trials), (nrows, len(study.trials))

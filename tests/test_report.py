@@ -7,6 +7,7 @@ slow test runs a real small search with `search.seeds=2` on a local Ray and repo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -189,6 +190,26 @@ def test_search_table_in_an_offline_wandb_run(tmp_path, monkeypatch):
     assert nested(summary, TABLE_KEY)["_type"] == "table-file", "the summary keeps the Table"
     assert summary["search/n_trials"] == 4 and summary["search/n_complete"] == 2
     assert run.run_group == "syn" and run.job_type == "search-summary"
+
+
+def test_a_reused_search_name_gets_its_own_search_level_run(tmp_path, monkeypatch):
+    """Two searches named alike (another --storage, or the first deleted) log their Tables in two W&B runs: with one
+    id, a sync would resume the older search's run and overwrite its summary. A search from before keeps its id."""
+    from rnnlab.api import plan_search
+    from rnnlab.experiment import load_experiment
+    from rnnlab.tracking.search import log_search_results, search_run_id
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    ids = []
+    for storage in ("a", "b"):
+        _, planned = plan_search(SEARCH_DIGITS, {}, "same", tmp_path / storage)
+        spec = make_search(Path(planned.folder), {"lstm": [0.8]})
+        spec = dataclasses.replace(spec, search_id=planned.search_id)
+        run_dir = Path(log_search_results(spec, load_experiment(SEARCH_DIGITS).config))
+        run = next(r.run for r in read_records(next(run_dir.glob("*.wandb"))) if r.WhichOneof("record_type") == "run")
+        ids.append(run.run_id)
+    assert ids[0] != ids[1] and all(i.startswith("syn-search-") for i in ids), ids
+    assert search_run_id(make_search(tmp_path / "old", {"gru": [0.5]})) == "syn-search", "an older search's own id"
 
 
 def test_tune_summary_table_takes_an_unsearched_family_from_the_trial_config(tmp_path, capsys):

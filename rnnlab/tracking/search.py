@@ -44,8 +44,14 @@ def table_rows(spec: SearchSpec) -> list[list[Any]]:
     return rows
 
 
+def search_run_id(spec: SearchSpec) -> str:
+    """`<name>-search-<search_id>`: a search that reuses a --name (another storage, or after deleting the first)
+    gets its own run, which a sync would otherwise resume and overwrite. Searches from before the id keep theirs."""
+    return wandb_name(f"{spec.name}-search-{spec.search_id}" if spec.search_id else f"{spec.name}-search")
+
+
 def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
-    """Log the trials Table in the search-level run `<name>-search`; returns the run folder, None when off/failed."""
+    """Log the trials Table in the search-level run (`search_run_id`); returns the run folder, None when off/failed."""
     mode = resolve_mode(cfg)
     if mode == "disabled":
         return None
@@ -59,7 +65,7 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
             project=cfg.tracking.project,
             entity=cfg.tracking.entity,
             dir=spec.folder,
-            id=wandb_name(f"{spec.name}-search"),
+            id=search_run_id(spec),
             resume="allow",
             group=cfg.tracking.group or spec.name,
             job_type="search-summary",
