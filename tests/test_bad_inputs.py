@@ -211,6 +211,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         # W&B refuses these at its start, and the run trained on without its W&B record (a warning only)
         ("project_with_slash", [*run, "tracking.project=team/proj"], "tracking.project"),
         ("tag_too_long", [*run, f"tracking.tags={'t' * 65}"], "tracking.tags"),
+        ("group_too_long", [*run, f"tracking.group={'g' * 129}"], "tracking.group"),
         # a local data path that is a kernel pseudo-filesystem: /proc/self/root leads back to /, the walk hung
         ("data_in_proc", [*run, *local, "data.name=/proc/self"], "data.name"),
         ("data_glob_in_proc", [*run, *local, "data.name=/proc/**/*.csv"], "data.name"),

@@ -254,6 +254,29 @@ def test_run_ids_stay_distinct_past_the_64_characters_wandb_takes(tmp_path, monk
     assert ids[0] != ids[1] and all(len(i) <= 64 for i in ids), ids
 
 
+def test_long_group_and_display_names_are_cut_apart_to_the_128_characters_wandb_takes(tmp_path, monkeypatch):
+    """Two searches whose names share their first 128 characters (the group of their trials, W&B's limit): each its
+    own group, both within the limit; a name within it is kept as it is, spaces and dots included."""
+    from rnnlab.config import Config, DataConfig, TrackingConfig
+    from rnnlab.tracking import open_tracker
+    from rnnlab.tracking.wandb_run import wandb_label
+
+    assert wandb_label("my search v1.2 (search)") == "my search v1.2 (search)"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    data = DataConfig(source="builtin", name="digits", task="classification")
+    cfg = Config(name="long", data=data, tracking=TrackingConfig(mode="offline"))
+    runs = []
+    for group in ("g" * 130 + ".a", "g" * 130 + ".b"):
+        out = tmp_path / group[-1]
+        with open_tracker(cfg, out, "search", f"t-{group[-1]}", group=group, name=group) as tracker:
+            tracker.log({"epoch": 1, "val/acc": 0.5})
+        [run_dir] = (out / "wandb").glob("offline-run-*")
+        runs.append(read_run(run_dir)["run"])
+    groups, names = [r.run_group for r in runs], [r.display_name for r in runs]
+    assert groups[0] != groups[1] and all(len(g) <= 128 for g in groups + names), groups
+    assert names == groups and groups[0].startswith("g" * 100)
+
+
 def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, tmp_path, monkeypatch, capsys):
     """Another process (a run, a search's driver) holds the run's folder, and its log has no exit record yet (here:
     cut off, as wandb-core leaves it while writing). Before: `wandb sync` uploaded its rows so far and marked it

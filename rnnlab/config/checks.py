@@ -208,11 +208,13 @@ def check_fields(cfg: Config) -> Config:
 
 
 def check_tracking(cfg: Config) -> None:
-    """W&B's own rules for a project name and tags (wandb_settings' validators): broken, W&B did not start, and
+    """W&B's own rules for a project name, a group and tags (wandb_settings' validators): broken, W&B did not start, and
     the run or every trial of a search trained on without its W&B record (a warning only)."""
     project, bad = cfg.tracking.project, sorted(set(cfg.tracking.project) & set(WANDB_PROJECT_FORBIDS))
     check(len(project) <= 128, "tracking.project", f"at most 128 characters (W&B's limit), got {len(project)}")
     check(not bad, "tracking.project", f"{project!r}: W&B forbids the characters {' '.join(bad)} in a project name")
+    group = cfg.tracking.group or ""
+    check(len(group) <= 128, "tracking.group", f"at most 128 characters (W&B's limit), got {len(group)}")
     for tag in cfg.tracking.tags:
         check(len(tag) <= 64, "tracking.tags", f"{tag!r}: a tag is at most 64 characters (W&B's limit)")
 

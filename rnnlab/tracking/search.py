@@ -17,7 +17,7 @@ from typing import Any
 from rnnlab.config import Config
 from rnnlab.search_folder import SearchSpec, load_study, trial_rows
 from rnnlab.tracking.tracker import resolve_mode, warn
-from rnnlab.tracking.wandb_run import finish_run, wandb_name, wandb_settings
+from rnnlab.tracking.wandb_run import finish_run, wandb_label, wandb_name, wandb_settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def log_search_results(spec: SearchSpec, cfg: Config) -> str | None:
             dir=spec.folder,
             id=search_run_id(spec),
             resume="allow",
-            group=cfg.tracking.group or spec.name,
+            group=wandb_label(cfg.tracking.group or spec.name),
             job_type="search-summary",
-            name=f"{spec.name} (search)",
+            name=wandb_label(f"{spec.name} (search)"),
             config={
                 "search.name": spec.name,
                 "search.metric": spec.metric,
@@ -120,7 +120,7 @@ def create_wandb_report(spec: SearchSpec, cfg: Config) -> str | None:
         import wandb
 
         entity = cfg.tracking.entity or wandb.Api().default_entity
-        group = cfg.tracking.group or spec.name
+        group = wandb_label(cfg.tracking.group or spec.name)
         runs = wr.Runset(
             entity=entity,
             project=cfg.tracking.project,

@@ -37,6 +37,12 @@ def wandb_name(text: str, limit: int = 64, allowed: str = "A-Za-z0-9_-") -> str:
     return f"{clean[: limit - len(digest) - 1]}-{digest}"
 
 
+def wandb_label(text: str) -> str:
+    """A group or display name W&B takes (at most 128 characters): a longer one, from a long search or experiment
+    name, is cut with a hash of the whole, so that two searches never share a group."""
+    return text if len(text) <= 128 else wandb_name(text, 128, allowed=r"\x20-\x7e")
+
+
 def run_tags(cfg: Config) -> list[str]:
     tags = [cfg.model.family, cfg.data.name.split("/")[-1], cfg.data.task, *cfg.tracking.tags]
     return list(dict.fromkeys(t[:64] for t in tags if t))  # unique, in order; W&B caps tag length
@@ -94,9 +100,9 @@ def start_run(
         dir=str(out_dir),
         id=run_id,
         resume="allow",
-        group=group,
+        group=wandb_label(group),
         job_type=job_type,
-        name=name,
+        name=wandb_label(name),
         tags=run_tags(cfg),
         config=config,
         settings=wandb_settings(mode),
