@@ -78,6 +78,12 @@ def encode_integer_tokens(splits: dict[str, list], column: str) -> tuple[dict[st
 # --- labels ----------------------------------------------------------------------------------------------------
 
 
+# pandas' default missing-value words: a CSV cell holding one is kept as written (sources.CSV_CELLS), a class of its
+# own among words ("NA": North America), but a missing label among numbers (0, 1, "nan")
+PANDAS_NA = "#N/A,#N/A N/A,#NA,-1.#IND,-1.#QNAN,-NaN,-nan,1.#IND,1.#QNAN,<NA>,N/A,NA,NULL,NaN,None,n/a,nan,null"
+MISSING_WORDS = frozenset(PANDAS_NA.split(","))
+
+
 def check_labels(labels: Sequence, column: str) -> None:
     """Labels that would make a classifier's results meaningless: missing, nested, real-valued, a single class."""
     field_path = f"data.{column}"
@@ -86,6 +92,7 @@ def check_labels(labels: Sequence, column: str) -> None:
         raise DataError(
             field_path, f"{missing} of {len(labels)} train rows have no label (empty or missing); fill or drop them"
         )
+    check_missing_words(labels, field_path)
     nested = next((x for x in labels if isinstance(x, (dict, list, tuple))), None)
     if nested is not None:
         raise DataError(
@@ -109,6 +116,32 @@ def check_labels(labels: Sequence, column: str) -> None:
         )
 
 
+def is_numeric_label(x) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) or isinstance(x, str) and is_number(x)
+
+
+def check_missing_words(labels: Sequence, field_path: str) -> None:
+    """Numbers with a missing-value word among them ("NA", "nan", "null" in a column of 0/1) are refused as missing
+    labels; booleans among numbers are refused too (True == 1: the two would be one class)."""
+    words = sorted({x for x in labels if isinstance(x, str) and x.strip() in MISSING_WORDS})
+    rest = [x for x in labels if not (isinstance(x, str) and x.strip() in MISSING_WORDS)]
+    if words and rest and all(is_numeric_label(x) for x in rest):
+        count = sum(isinstance(x, str) and x.strip() in MISSING_WORDS for x in labels)
+        raise DataError(
+            field_path,
+            f"{count} of {len(labels)} train rows have the label {' or '.join(map(repr, words[:3]))} among numeric "
+            f"labels (e.g. {rest[0]!r}): a missing value, not a class; fill or drop them",
+        )
+    flags = sorted({x for x in labels if isinstance(x, (bool, np.bool_))})
+    numbers = sorted({x for x in labels if is_numeric_label(x) and not isinstance(x, str)})
+    if flags and numbers:
+        raise DataError(
+            field_path,
+            f"the labels mix booleans and numbers ({flags[0]!r}, {numbers[0]!r}): True equals 1 and False 0, so each "
+            "pair would be one class; make the column all booleans or all numbers",
+        )
+
+
 def fit_label_map(labels: Sequence, column: str) -> dict:
     """Original label -> 0..C-1, sorted (numbers numerically, strings alphabetically), from train labels."""
     unique = set(labels)
@@ -126,15 +159,23 @@ def fit_label_map(labels: Sequence, column: str) -> dict:
             f"data.{column}: the labels mix numbers and words ({', '.join(map(repr, [*numeric[:3], *words[:3]]))}); "
             f"each is its own class, {len(ordered)} in all"
         )
+    spaced = {}
+    for label in (x for x in ordered if isinstance(x, str)):
+        spaced.setdefault(label.strip(), []).append(label)
+    if twins := next((found for found in spaced.values() if len(found) > 1), None):  # "pos" and "pos ": 2 classes
+        log.warning(
+            f"data.{column}: labels differ only in the spaces around them ({', '.join(map(repr, twins))}); each is "
+            f"its own class, {len(ordered)} in all"
+        )
     return {label: i for i, label in enumerate(ordered)}
 
 
 def is_number(text: str) -> bool:
+    """A finite number ("nan" and "inf" are words here)."""
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 def apply_label_map(labels: Sequence, label_map: dict, column: str, split: str) -> list[int]:
@@ -185,6 +226,18 @@ def pad_features(sequences: Sequence, column: str, dim: int = 0) -> tuple[torch.
 
 
 # --- numbers ---------------------------------------------------------------------------------------------------
+
+
+def not_a_number(values: Sequence, rows: Sequence[str] | None = None) -> str:
+    """', not 'NA' in row 7 ...': the first text value that is no number, for an error (a CSV cell is kept as
+    written, so "NA" in a numeric column arrives as text); `rows` names each row; "" when there is none."""
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                return f", not {value[:40]!r}" + (f" in row {rows[i]}" if rows else "")
+    return ""
 
 
 def check_finite(by_split: dict[str, np.ndarray], field_path: str, column: str) -> None:
@@ -241,5 +294,7 @@ def as_series(values: Sequence, column: str, field_path: str = "data.target_colu
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(field_path, f"series column {column!r} must hold numbers or equal-length lists") from None
+        raise DataError(
+            field_path, f"series column {column!r} must hold numbers or equal-length lists{not_a_number(values)}"
+        ) from None
     return array[:, None] if array.ndim == 1 else array.reshape(len(array), -1)

@@ -139,7 +139,9 @@ def float_targets(split: Dataset, column: str) -> np.ndarray:
     try:
         values = np.asarray(split[column], dtype=np.float64) if len(split) else np.zeros((0, 1))
     except (TypeError, ValueError):
-        raise DataError("data.target_column", f"column {column!r} must hold numbers or equal-length lists") from None
+        which = encoders.not_a_number(split[column], sequences.data_rows(split))
+        message = f"column {column!r} must hold numbers or equal-length lists{which}"
+        raise DataError("data.target_column", message) from None
     return values.reshape(len(values), -1) if len(values) else values  # (0, 1) for an empty split
 
 

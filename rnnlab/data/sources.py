@@ -28,6 +28,9 @@ LOCAL_FORMATS = {  # file extension -> datasets builder
     ".txt": "text",
 }
 Rows = np.ndarray | None  # row indices into a dataset; None: all of its rows
+# A CSV cell is missing only when it is empty: pandas' default also reads "NA", "null", "None", "nan", "N/A" ... as
+# missing, so a class "NA" (North America) or a line of text "null" was lost (an lm read it as an empty line).
+CSV_CELLS = {"keep_default_na": False, "na_values": [""]}
 log = logging.getLogger(__name__)
 
 
@@ -129,7 +132,9 @@ def load_local(cfg: DataConfig) -> DatasetDict:
     data_files = local_data_files(cfg)
     files = sorted({f for found in data_files.values() for f in found})
     builder = local_format(cfg, files)
-    kwargs = {"delimiter": "\t"} if builder == "csv" and all(f.lower().endswith(".tsv") for f in files) else {}
+    kwargs = dict(CSV_CELLS) if builder == "csv" else {}
+    if builder == "csv" and all(f.lower().endswith(".tsv") for f in files):
+        kwargs["delimiter"] = "\t"
     try:
         return load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # datasets reports an empty or malformed file in its own words

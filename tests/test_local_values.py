@@ -1,0 +1,83 @@
+"""A local file's values arrive as written: a word that pandas would read as a missing value ("NA", "null", "None")
+is kept; only an empty cell is missing; a label set that is probably a mistake is refused or said, on every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnnlab.config import DataConfig
+from rnnlab.data import DataError
+from rnnlab.tasks import load_task_data
+
+TEXTS = [f"review {i} is {'good' if i % 2 else 'bad'}" for i in range(60)]
+
+
+def labelled_csv(path: Path, labels: list[str], texts: list[str] = TEXTS, header: str = "text,label") -> str:
+    path.write_text(header + "\n" + "".join(f"{text},{label}\n" for text, label in zip(texts, labels)))
+    return str(path)
+
+
+def classify(path: str, **fields) -> object:
+    return load_task_data(DataConfig(source="local", name=path, task="classification", tokenizer="word", **fields), 0)
+
+
+def test_missing_value_words_are_kept_as_classes_and_text(tmp_path):
+    """Before: "NA" (North America) and "null" were read as missing: the labels refused as 'no label', the text of
+    a row 'null' refused as 'no text (empty or missing)'."""
+    labels = [["NA", "EU", "AS"][i % 3] for i in range(60)]
+    texts = ["null" if i % 5 == 0 else "None" if i % 5 == 1 else text for i, text in enumerate(TEXTS)]
+    data = classify(labelled_csv(tmp_path / "regions.csv", labels, texts))
+    assert data.meta["labels"] == ["AS", "EU", "NA"]
+    assert {"null", "None"} <= set(data.vocab)
+    counts = {name: len(getattr(data, name)) for name in ("train", "val", "test")}
+    assert sum(counts.values()) == 60  # no row dropped
+    # numbers are still numbers, and an empty cell still missing
+    assert classify(labelled_csv(tmp_path / "ints.csv", [str(i % 2) for i in range(60)])).meta["labels"] == [0, 1]
+    labels = ["" if i == 4 else str(i % 2) for i in range(60)]
+    with pytest.raises(DataError, match="data.label_column: 1 of 60 train rows have no label"):
+        classify(labelled_csv(tmp_path / "blank.csv", labels), val_fraction=0.0, test_fraction=0.0)
+
+
+def test_a_text_stream_keeps_its_missing_value_words(tmp_path):
+    """Before: an lm's lines "NA" and "None" were read as missing and became empty lines (only their line end)."""
+    lines = [["NA", "hello world", "None"][i % 3] for i in range(60)]
+    path = tmp_path / "lines.csv"
+    path.write_text("text\n" + "".join(f"{line}\n" for line in lines))
+    data = load_task_data(DataConfig(source="local", name=str(path), task="lm", tokenizer="word"), 0)
+    assert {"NA", "None", "hello", "world"} <= set(data.vocab)
+    steps = sum(int(getattr(data, name).lengths.sum()) for name in ("train", "val", "test"))
+    assert steps == 20 * (1 + 2 + 1) + 60  # every word and a line end per line
+
+
+@pytest.mark.parametrize("word", ["NA", "nan", "null"])
+def test_a_missing_value_word_among_numeric_labels_is_refused(word, tmp_path):
+    labels = [word if i in (4, 9) else str(i % 2) for i in range(60)]
+    with pytest.raises(DataError, match=f"data.label_column.*the label '{word}' among numeric labels"):
+        classify(labelled_csv(tmp_path / "labels.csv", labels), val_fraction=0.0, test_fraction=0.0)
+
+
+def test_booleans_and_numbers_are_not_merged(tmp_path):
+    """JSON labels true and 1 are equal in Python: they were silently one class (and false and 0 another)."""
+    path = tmp_path / "flags.jsonl"
+    labels = ["true", "1", "false", "0"]
+    path.write_text("".join(f'{{"text": "{text}", "label": {labels[i % 4]}}}\n' for i, text in enumerate(TEXTS)))
+    with pytest.raises(DataError, match="data.label_column: the labels mix booleans and numbers"):
+        classify(str(path))
+
+
+def test_labels_that_differ_only_in_spaces_are_said(tmp_path, caplog):
+    labels = [["pos", "neg", "pos "][i % 3] for i in range(60)]
+    with caplog.at_level("WARNING", logger="rnnlab"):
+        data = classify(labelled_csv(tmp_path / "spaced.csv", labels))
+    assert data.meta["labels"] == ["neg", "pos", "pos "]  # as written: the file's business
+    assert "labels differ only in the spaces around them ('pos', 'pos ')" in caplog.text
+
+
+def test_a_word_in_a_numeric_target_is_refused_naming_it_and_its_row(tmp_path):
+    path = tmp_path / "targets.csv"
+    path.write_text("text,target\n" + "".join(f"{text},{'NA' if i == 7 else i / 2}\n" for i, text in enumerate(TEXTS)))
+    cfg = DataConfig(source="local", name=str(path), task="regression", tokenizer="word", target_column="target")
+    with pytest.raises(DataError, match=r"data.target_column: column 'target' must hold numbers .* not 'NA' in row 7"):
+        load_task_data(cfg, 0)
