@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab.cli import main
 from rnnlab.config import DataConfig
 from rnnlab.data import DataError
 from rnnlab.tasks import load_task_data
 
+REVIEWS = str(Path(__file__).resolve().parent.parent / "experiments" / "text_reviews_csv.py")
+SHRINK = ["train.epochs=1", "tracking.mode=disabled"]
 TEXTS = [f"review {i} is {'good' if i % 2 else 'bad'}" for i in range(60)]
 
 
@@ -65,6 +68,17 @@ def test_booleans_and_numbers_are_not_merged(tmp_path):
     path.write_text("".join(f'{{"text": "{text}", "label": {labels[i % 4]}}}\n' for i, text in enumerate(TEXTS)))
     with pytest.raises(DataError, match="data.label_column: the labels mix booleans and numbers"):
         classify(str(path))
+
+
+def test_labels_that_mix_numbers_and_words_are_said_on_a_cache_hit_too(tmp_path, capsys):
+    """Before: only the run that prepared the data warned; the second run, from the cache, said nothing."""
+    data = labelled_csv(tmp_path / "mixed.csv", ["neg" if i == 6 else str(i % 2) for i in range(60)])
+    for run in ("first", "cached"):
+        code = main(["run", REVIEWS, "--out", str(tmp_path / run), "--set", *SHRINK, f"data.name={data}"])
+        err = capsys.readouterr().err
+        assert code == 0, err[-2000:]
+        assert "data.label_column: the labels mix numbers and words" in err and "3 in all" in err, (run, err)
+    assert "data cache hit" in err
 
 
 def test_labels_that_differ_only_in_spaces_are_said(tmp_path, caplog):

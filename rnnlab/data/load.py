@@ -3,7 +3,9 @@ local files), cuts its splits and hands them to the task's own preparer, through
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 from rnnlab.config import DataConfig
@@ -39,6 +41,30 @@ def builtin_generator(cfg: DataConfig):
     return DATASETS[cfg.name]
 
 
+class Recorder(logging.Handler):
+    """Keeps (logger, message) of each warning this thread logs under `rnnlab` while it is attached."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.thread, self.said = threading.get_ident(), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.said.append([record.name, record.getMessage()])
+
+
+@contextlib.contextmanager
+def recorded_warnings():
+    """The warnings a preparer logs (labels that mix numbers and words, say), to store with the cache entry: a hit
+    says them again, as the first preparation did, without reading the data."""
+    recorder, package = Recorder(), logging.getLogger("rnnlab")
+    package.addHandler(recorder)
+    try:
+        yield recorder.said
+    finally:
+        package.removeHandler(recorder)
+
+
 def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     """Prepared, encoded data for `cfg` and its `task`: from the cache when the fingerprint matches, else built by
     the task's preparer and cached. (`rnnlab.tasks.load_task_data(cfg, seed)` looks the task up by name.)"""
@@ -58,6 +84,8 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     data = cache.read_cached(path)
     if data is not None:
         log.info("data cache hit: %s", path)
+        for name, message in data.meta.get("warnings", []):
+            logging.getLogger(name).warning(message)
         if raw is not None and not task.cues_from_train:
             sources.warn_unused_splits(raw, cfg)
         data.meta["cache"] = "hit"
@@ -65,7 +93,10 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
     if raw is None:
         raw = generate(cfg, seed)
     splits = sources.split_columns(raw, cfg, seed, task)
-    data = task.prepare(splits, cfg, seed)
+    with recorded_warnings() as said:
+        data = task.prepare(splits, cfg, seed)
+    if said:
+        data.meta["warnings"] = said
     data.fingerprint = key
     data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)
     if cfg.source == "hub":
