@@ -97,3 +97,12 @@ def add_data_provenance(record: dict[str, Any], result: dict[str, Any]) -> dict[
 def write_provenance(path: str | Path, record: dict[str, Any], durable: bool = True) -> None:
     data = (json.dumps(record, indent=2, sort_keys=True, default=str) + "\n").encode()
     atomic_write_bytes(Path(path), data, durable)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """A run's provenance.json; {} when it is missing or torn."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}

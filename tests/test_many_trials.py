@@ -16,7 +16,7 @@ import pytest
 
 from rnnlab.search_folder import SearchSpec, load_study
 from rnnlab.tracking.search import TABLE_KEY, search_run_id
-from rnnlab.tracking.wandb_log import read_history, run_logs
+from rnnlab.tracking.wandb_log import read_history, read_records, run_logs
 from rnnlab.trial import read_metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -119,6 +119,13 @@ def test_many_tiny_trials_survive_a_worker_kill_and_a_driver_kill(tmp_path):
         logged = sorted(e for run in out.glob("wandb/offline-run-*") for e in history_rows(run))
         assert logged == epochs, f"{trial_id}: every epoch in W&B exactly once"
     assert "stopped" in statuses and "completed" in statuses, statuses
+    for trial_id in [*ran, *started]:  # each W&B run ended, an orphan's too (failed, as its result.json says)
+        out = folder / "trials" / trial_id
+        logs = run_logs(out, f"many-{trial_id}")
+        exits = [r.exit.exit_code for r in read_records(logs[-1]) if r.WhichOneof("record_type") == "exit"]
+        assert exits == [1 if trial_id in started else 0], (trial_id, exits, len(logs))
+        epochs = [row["epoch"] for row in read_metrics(out / "metrics.jsonl")]
+        assert sorted(row["epoch"] for log in logs for row in read_history(log)) == epochs, trial_id
     # the search's own W&B run, logged in a thread while the report draws: its Table has a row per trial of the study
     [*_, log] = run_logs(folder, search_run_id(SearchSpec.load(folder)))
     [table] = [row for row in read_history(log) if any(k.startswith(TABLE_KEY) for k in row)]

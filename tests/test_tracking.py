@@ -312,3 +312,75 @@ def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, tmp_path, 
     assert printed.count("FAILED") == len(run_dirs) and f"in use by pid {holder.pid}" in printed, printed
     assert "sync it again once that has ended" in printed and time.monotonic() - started < 30  # no upload was tried
     assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in run_dirs)
+
+
+def test_a_run_its_dead_worker_left_open_is_ended_with_the_trial_result(tmp_path, monkeypatch):
+    """A trial's offline run whose process died (an orphan of a killed driver) ends in a second part: the epochs its
+    log lacks once, the result the driver wrote in its summary, exit 1 for a failed end; the config unchanged. A run
+    that ended is left alone, and so is one ended this way."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.tracking.tracker import end_torn_run
+
+    experiment = tmp_path / "tiny_digits.py"
+    experiment.write_text(EXPERIMENT.replace("log_checkpoints=True", "log_checkpoints=False"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert main(["run", str(experiment), "--out", str(out)]) == 0
+    cfg = load_experiment(experiment).config
+    run_id = json.loads((out / "tracking.json").read_text())["run_id"]
+    result = {"val/acc": 0.5, "status": "failed", "reason": "orphaned: its driver died"}
+    assert not end_torn_run(cfg, out, run_id, "g", "t1", result), "a run that ended is left as it is"
+    [log] = run_logs(out, run_id)
+    data = log.read_bytes()
+    lo, hi = 7, len(data)  # the shortest prefix holding epoch 1's row: the worker died in epoch 2
+    while lo < hi:
+        log.write_bytes(data[: (lo + hi) // 2])
+        lo, hi = (lo, (lo + hi) // 2) if logged_steps(out, run_id) == 1 else ((lo + hi) // 2 + 1, hi)
+    log.write_bytes(data[:lo])
+    assert logged_steps(out, run_id) == 1
+
+    assert end_torn_run(cfg, out, run_id, "g", "t1", result)
+    first, second = (read_run(p.parent) for p in run_logs(out, run_id))
+    assert [[row["epoch"] for row in part["history"]] for part in (first, second)] == [[1], [2]]
+    assert second["summary"]["status"] == "failed" and second["summary"]["reason"] == result["reason"]
+    assert "val/acc" not in second["summary"] or second["summary"]["val/acc"] != 0.5, "val/* keep their own summary"
+    exits = [r.exit.exit_code for r in read_records(run_logs(out, run_id)[-1]) if r.WhichOneof("record_type") == "exit"]
+    assert exits == [1]
+    assert second["run"].run_id == first["run"].run_id and second["run"].run_group == "g"
+    config = {u.key: json.loads(u.value_json) for u in second["run"].config.update}
+    started = {u.key: json.loads(u.value_json) for u in first["run"].config.update}
+    assert started.items() <= config.items() and "provenance.host" in config, "its config and provenance unchanged"
+    assert not end_torn_run(cfg, out, run_id, "g", "t1", result) and len(run_logs(out, run_id)) == 2
+
+
+def test_a_run_another_sync_is_uploading_is_left_to_it(resumed_run, tmp_path, monkeypatch, capsys):
+    """Two `rnnlab sync` at once (two terminals, a cron job): the second uploaded every run again. Now a run the
+    other holds is left to it, named; the runs it does not hold are synced (here: tried, there is no network)."""
+    import shutil
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    shutil.copytree(resumed_run["out"], out)
+    held, free = sorted((out / "wandb").glob("offline-run-*"))
+    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(held)!r}, 'path').acquire()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"{hold}; print('held', flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: refused at once
+        assert main(["sync", str(out), "--timeout", "3"]) == 1
+        printed = capsys.readouterr().out
+    finally:
+        holder.kill()
+        holder.wait()
+    [line_held] = [line for line in printed.splitlines() if str(held) in line]
+    [line_free] = [line for line in printed.splitlines() if str(free) in line]
+    assert f"not yet: pid {holder.pid}" in line_held and "is uploading it" in line_held, printed
+    assert "not yet" not in line_free and "3s" in line_free, "a run no other sync holds is tried"
+    assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in (held, free))

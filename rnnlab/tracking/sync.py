@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rnnlab.config import ConfigError
+
 SYNC_TIMEOUT_S = 300.0  # per run: no network must end in a failure, not a hang
 
 
@@ -61,13 +63,26 @@ def writer_of(run_dir: Path) -> str | None:
 
 def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
     """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order;
-    a run still being written (no exit record, and a live process holds its folder) is left for a later sync."""
+    a run still being written (no exit record, and a live process holds its folder), or that another `rnnlab sync`
+    is uploading (it holds the run's own folder), is left for a later sync."""
+    from rnnlab.folder_lock import FolderBusy, FolderLock, describe, read_holder
+
     results = {}
     for run_dir in find_offline_runs(path):
-        if is_synced(run_dir):
-            results[run_dir] = (True, "already synced")
-        elif not finished(run_dir) and (writer := writer_of(run_dir)) is not None:
-            results[run_dir] = (False, f"not yet: {writer}; sync it again once that has ended")
-        else:
-            results[run_dir] = sync_run(run_dir, timeout)
+        try:
+            with FolderLock(run_dir, "path"):  # one upload at a time: a second sync uploaded the run again
+                results[run_dir] = sync_one(run_dir, timeout)
+        except FolderBusy:
+            holder = describe(read_holder(run_dir))
+            results[run_dir] = (False, f"not yet: {holder} is uploading it; sync it again once that has ended")
+        except ConfigError as err:  # its folder is read-only: wandb could not mark it synced either
+            results[run_dir] = (False, str(err))
     return results
+
+
+def sync_one(run_dir: Path, timeout: float) -> tuple[bool, str]:
+    if is_synced(run_dir):
+        return True, "already synced"
+    if not finished(run_dir) and (writer := writer_of(run_dir)) is not None:
+        return False, f"not yet: {writer}; sync it again once that has ended"
+    return sync_run(run_dir, timeout)

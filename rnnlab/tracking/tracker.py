@@ -25,8 +25,8 @@ from typing import Any
 
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import Config, ConfigError
-from rnnlab.provenance import add_data_provenance, collect_provenance, write_provenance
-from rnnlab.tracking.wandb_log import logged_steps
+from rnnlab.provenance import add_data_provenance, collect_provenance, read_provenance, write_provenance
+from rnnlab.tracking.wandb_log import has_exit_record, logged_steps, run_logs
 from rnnlab.tracking.wandb_run import finish_run, start_run, wandb_name
 
 MODES = ("offline", "online", "disabled")
@@ -256,6 +256,32 @@ class Tracker:
             return
         if run.offline:
             logger.info(f"W&B offline run saved in {self.out / 'wandb'}; upload it with: rnnlab sync {self.out}")
+
+
+def end_torn_run(cfg: Config, out: Path, run_id: str, group: str, name: str, result: dict[str, Any]) -> bool:
+    """End the offline W&B run of a trial whose process died without closing it (its driver was killed): its log
+    has no exit record, so W&B showed it running, or crashed, with no result. A new part of the run (as a resume
+    would add) logs the `metrics.jsonl` epochs the log lacks, puts `result` in the summary and exits 1 for a failed
+    end. Online, W&B marks such a run crashed itself. Returns whether it ended the run."""
+    from rnnlab.records import read_metrics
+
+    run_id = derive_run_id(out, run_id)
+    logs = run_logs(out, run_id)
+    if resolve_mode(cfg) != "offline" or not logs or has_exit_record(logs[-1]):
+        return False
+    provenance, rows = read_provenance(out / "provenance.json"), read_metrics(out / "metrics.jsonl")
+    tracker = Tracker(cfg, out, provenance, None, resume_step(out, run_id, "offline"), rows)
+    try:
+        tracker.run = start_run(cfg, out, "offline", "search", run_id, cfg.tracking.group or group, name, provenance)
+        for row in tracker.missing_rows(math.inf):
+            tracker.log_row(row)
+        tracker.save_state()
+        tracker.run.summary.update({k: v for k, v in result.items() if not k.startswith("val/")})
+    except Exception as err:
+        tracker.fail(f"ending the torn W&B run {run_id}", err)
+        return False
+    tracker.close(exit_code=1 if result.get("status") in FAILED_ENDS else 0)
+    return True
 
 
 def start_in_background(fn, *args) -> Future:

@@ -91,11 +91,15 @@ def logged_steps(out_dir: str | Path, run_id: str) -> int:
     )
 
 
+def has_exit_record(path: str | Path) -> bool:
+    return any(r.WhichOneof("record_type") == "exit" for r in read_records(path))
+
+
 def wait_for_exit_record(path: str | Path, timeout: float) -> bool:
     """Wait until the log holds the run's exit record: wandb-core may still be writing it after `finish` returns."""
     deadline, pause = time.monotonic() + timeout, 0.002  # a tiny run's record comes within milliseconds
     while True:
-        if Path(path).exists() and any(r.WhichOneof("record_type") == "exit" for r in read_records(path)):
+        if Path(path).exists() and has_exit_record(path):
             return True
         if time.monotonic() > deadline:
             return False

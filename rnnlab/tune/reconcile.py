@@ -185,15 +185,34 @@ def fill_missing_results(spec: SearchSpec, study) -> None:
         if t.state.name == "PRUNED" and out.is_dir() and not (out / "result.json").exists():
             reason = str(t.user_attrs.get("reason", "stopped"))
             status = "diverged" if reason.startswith("diverged") else "stopped"
-            RunRecord(out).finish(status, reason)  # the last epoch's row, how it ended
+            end_trial_run(spec, t.user_attrs["ray_trial_id"], RunRecord(out).finish(status, reason))  # last row
 
 
 def record_orphans(spec: SearchSpec, ray_ids: list[str], reason: str) -> None:
-    """An orphan that had started has a folder: its result.json says how it ended, as the study does."""
+    """An orphan that had started has a folder: its result.json says how it ended, as the study does, and so does
+    its W&B run."""
     for ray_id in ray_ids:
         out = trial_folder(spec, ray_id)
         if out.is_dir() and not (out / "result.json").exists():
-            RunRecord(out).finish("failed", reason)
+            end_trial_run(spec, ray_id, RunRecord(out).finish("failed", reason))
+
+
+def end_trial_run(spec: SearchSpec, ray_id: str, result: dict) -> None:
+    """The W&B run of a trial whose end the driver wrote (its worker died with the previous driver), ended with
+    that result, as the trial itself would have: its own config (config.json), else the search's with its params."""
+    from rnnlab.registries import from_flat_dict
+    from rnnlab.tracking.tracker import end_torn_run
+    from rnnlab.tune.trainable import NUMBER_KEY
+
+    out = trial_folder(spec, ray_id)
+    params = {k: v for k, v in read_json(out / "params.json").items() if k != NUMBER_KEY}
+    try:
+        cfg = from_flat_dict(read_json(out / "config.json").get("flat") or {**spec.config, **params})
+    except Exception as err:  # a hand-edited record: its W&B run stays as the dead worker left it
+        logger.warning(f"trial {ray_id}: its W&B run is left open ({type(err).__name__}: {err})")
+        return
+    if end_torn_run(cfg, out, f"{spec.name}-{ray_id}", spec.name, ray_id, result):
+        logger.info(f"trial {ray_id}: its W&B run, left open when its worker died, now ends {result['status']}")
 
 
 def saved_state(spec: SearchSpec, storage: str) -> bool:
