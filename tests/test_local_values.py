@@ -95,3 +95,29 @@ def test_a_word_in_a_numeric_target_is_refused_naming_it_and_its_row(tmp_path):
     cfg = DataConfig(source="local", name=str(path), task="regression", tokenizer="word", target_column="target")
     with pytest.raises(DataError, match=r"data.target_column: column 'target' must hold numbers .* not 'NA' in row 7"):
         load_task_data(cfg, 0)
+
+
+def test_a_column_named_twice_in_a_csv_header_is_refused(tmp_path):
+    """Before: pandas renamed the second 'text.1' and data.text_column=text silently read the first of the two."""
+    texts = [f"{text},other words {i}" for i, text in enumerate(TEXTS)]
+    path = labelled_csv(tmp_path / "twice.csv", [str(i % 2) for i in range(60)], texts, header="text,text,label")
+    with pytest.raises(DataError, match="data.name: .*twice.csv: the header names column 'text' 2 times"):
+        classify(path)
+
+
+@pytest.mark.parametrize("header", ["text,Label", "text, label"])
+def test_a_column_that_differs_only_in_case_or_spaces_is_pointed_at(header, tmp_path):
+    path = labelled_csv(tmp_path / "named.csv", [str(i % 2) for i in range(60)], header=header)
+    near = header.split(",")[1]
+    with pytest.raises(DataError, match=f"no column 'label'.*{near!r} differs only in case or spaces"):
+        classify(path)
+
+
+def test_a_cell_that_does_not_fit_its_csv_column_type_names_the_cell_and_why(tmp_path):
+    """A word after the first 10000 rows of a column of integers: datasets said only 'An error occurred while
+    generating the dataset'."""
+    path = tmp_path / "long.csv"
+    path.write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(10_005)) + "last row,neg\n")
+    with pytest.raises(DataError, match=r"Failed to parse string: 'neg' .*first of them") as err:
+        classify(str(path))
+    assert "JSON lines or parquet" in err.value.message

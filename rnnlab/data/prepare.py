@@ -114,7 +114,7 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
     if cfg.text_column not in train.column_names:
         raise DataError(
             "data.text_column",
-            f"no column {cfg.text_column!r}; the dataset has columns: {', '.join(train.column_names)}. Inputs are "
+            f"{sources.no_column(cfg.text_column, train.column_names, 'data.text_column')}. Inputs are "
             "token text (data.text_column) or numeric sequences (data.sequence_columns)",
         )
     ids, vocab = encode_token_splits(

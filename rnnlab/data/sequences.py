@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rnnlab.data import sources
 from rnnlab.data.taskdata import DataError
 
 FIELD = "data.sequence_columns"
@@ -76,7 +77,7 @@ def read_sequences(split, columns: Sequence[str]) -> list[np.ndarray]:
     `split` is a `datasets.Dataset` or `sources.Columns` (anything with `column_names`, `len` and `[column]`)."""
     missing = [c for c in columns if c not in split.column_names]
     if missing:
-        raise DataError(FIELD, f"no column {missing[0]!r}; the dataset has columns: {', '.join(split.column_names)}")
+        raise DataError(FIELD, sources.no_column(missing[0], split.column_names, FIELD))
     names = data_rows(split)
     per_column = [read_column(split[c], c, names) for c in columns]
     rows = []

@@ -3,6 +3,7 @@ hub source is in hub.py."""
 
 from __future__ import annotations
 
+import csv
 import glob
 import logging
 import os
@@ -31,6 +32,7 @@ Rows = np.ndarray | None  # row indices into a dataset; None: all of its rows
 # A CSV cell is missing only when it is empty: pandas' default also reads "NA", "null", "None", "nan", "N/A" ... as
 # missing, so a class "NA" (North America) or a line of text "null" was lost (an lm read it as an empty line).
 CSV_CELLS = {"keep_default_na": False, "na_values": [""]}
+CSV_CHUNK = 10_000  # rows datasets' csv builder hands pandas at a time (CsvConfig.chunksize): types per chunk
 log = logging.getLogger(__name__)
 
 
@@ -125,6 +127,50 @@ def local_format(cfg: DataConfig, files: list[str]) -> str:
     return builders.pop()
 
 
+def check_header(files: list[str], delimiter: str) -> None:
+    """A CSV header naming a column twice is refused: pandas renames the second 'text.1', so `text` silently meant
+    the first of the two."""
+    for path in files:
+        try:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+                header = next(csv.reader(handle, delimiter=delimiter), [])
+        except csv.Error:  # not a header csv can read (a field past its size limit): datasets says what is wrong
+            continue
+        if twice := next((name for name in header if header.count(name) > 1), None):
+            raise DataError(
+                "data.name",
+                f"{path}: the header names column {twice!r} {header.count(twice)} times (datasets would read the "
+                f"others as {twice + '.1'!r}, ...): give each column its own name",
+            )
+
+
+def causes(err: BaseException) -> list[BaseException]:
+    """`err` and the errors under it: datasets' 'An error occurred while generating the dataset' says nothing; under
+    it, pyarrow's "Failed to parse string: 'neg' as a scalar of type int64" does."""
+    chain = [err]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 5:
+        chain.append(cause)
+    return chain
+
+
+def unreadable(err: BaseException, files: list[str], builder: str) -> DataError:
+    """A DataError in datasets' words and those of the error under them; a CSV column whose type its first rows set
+    (pyarrow's ArrowInvalid: a word or a fraction later in a column of integers) says so."""
+    import pyarrow as pa
+
+    chain = causes(err)
+    words = ": ".join(dict.fromkeys(str(e) for e in chain if str(e)))
+    hint = ""
+    if builder == "csv" and any(isinstance(e, pa.ArrowInvalid) for e in chain):
+        hint = (
+            f"; datasets reads a CSV {CSV_CHUNK} rows at a time and a column's type is set by the first of them, "
+            "so a later cell that does not fit (a word or a fraction in a column of integers) is refused: give the "
+            "data as JSON lines or parquet, or fix the cell if it is a mistake (a missing value is an empty cell)"
+        )
+    guess = "" if hint else " (empty or malformed?)"
+    return DataError("data.name", f"could not read {files} with the {builder} builder{guess}: {words}{hint}")
+
+
 def load_local(cfg: DataConfig) -> DatasetDict:
     """Local files through datasets' csv/json/parquet/text builders, a split per entry of `local_data_files`."""
     from datasets import load_dataset
@@ -135,12 +181,12 @@ def load_local(cfg: DataConfig) -> DatasetDict:
     kwargs = dict(CSV_CELLS) if builder == "csv" else {}
     if builder == "csv" and all(f.lower().endswith(".tsv") for f in files):
         kwargs["delimiter"] = "\t"
+    if builder == "csv":
+        check_header(files, kwargs.get("delimiter", ","))
     try:
         return load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # datasets reports an empty or malformed file in its own words
-        raise DataError(
-            "data.name", f"could not read {files} with the {builder} builder (empty or malformed?): {err}"
-        ) from err
+        raise unreadable(err, files, builder) from err
 
 
 def local_identity(cfg: DataConfig) -> list:
@@ -267,6 +313,16 @@ class Columns:
         return self.values[column]
 
 
+def no_column(column: str, names: list[str], field_path: str) -> str:
+    """The message for a missing column: the columns there are, and one that differs only in case or surrounding
+    spaces ('Label', ' label' from a header 'text, label'), which a plain list does not show."""
+    message = f"no column {column!r}; the dataset has columns: {', '.join(names)}"
+    near = next((n for n in names if n.strip().casefold() == column.strip().casefold()), None)
+    if near is not None:
+        message += f" ({near!r} differs only in case or spaces: rename the column or set {field_path}={near!r})"
+    return message
+
+
 def require_column(split: Dataset | Columns, column: str, field_path: str) -> None:
     if column not in split.column_names:
-        raise DataError(field_path, f"no column {column!r}; the dataset has columns: {', '.join(split.column_names)}")
+        raise DataError(field_path, no_column(column, split.column_names, field_path))
