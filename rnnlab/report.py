@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab import search_folder as sf
+from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.report_figures import PLOTS, plot_families, plot_learning_curves, plot_optuna
 from rnnlab.search_report import TOP_TRIALS, best_overrides, format_value
 
@@ -300,7 +301,9 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Path:
     figures += plot_optuna(study, out, spec.metric)  # last: Optuna's plots switch matplotlib's style
     outline = sections(spec, study, rows, stats, figures)
     title = f"Search {spec.name}"
-    (out / "report.md").write_text(render_markdown(title, outline))
-    (out / "report.html").write_text(render_html(title, outline))
-    (out / "families.json").write_text(json.dumps([{k: v for k, v in s.items()} for s in stats], indent=2) + "\n")
+    # each whole or not at all: a kill or a full disk mid-write keeps the last report's file
+    atomic_write_bytes(out / "report.md", render_markdown(title, outline).encode(), durable=False)
+    atomic_write_bytes(out / "report.html", render_html(title, outline).encode(), durable=False)
+    families = json.dumps([{k: v for k, v in s.items()} for s in stats], indent=2) + "\n"
+    atomic_write_bytes(out / "families.json", families.encode(), durable=False)
     return out / "report.html"

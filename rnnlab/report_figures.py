@@ -6,6 +6,7 @@ a Figure with a note saying why: the report then prints a line in its place, nev
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab import search_folder as sf
+from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.records import environment_fault
 from rnnlab.trial import read_metrics
 
@@ -31,8 +33,10 @@ class Figure:
 def save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue(), durable=False)  # a full disk keeps the last report's figure
 
 
 def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: Path) -> Figure:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.config import ConfigError
 from rnnlab.folder_lock import LOCK_FILE, hold_folder
 from rnnlab.registries import from_flat_dict
@@ -102,7 +103,8 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
     else:
         best = study.best_trial
     line = best_overrides(spec, best.params)
-    Path(spec.folder, "best_overrides.txt").write_text(line + "\n")
+    # whole or not at all: a line cut by a full disk (`model.hidden_size=12` of 128) would run another config
+    atomic_write_bytes(Path(spec.folder, "best_overrides.txt"), (line + "\n").encode())
     best_id = best.user_attrs.get("ray_trial_id", str(best.number))
     params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
     print(f"best trial {best_id} ({spec.metric}={format_value(best.values[0])}): {params}")

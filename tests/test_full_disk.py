@@ -82,3 +82,51 @@ def test_a_search_on_a_disk_that_fills_up_stops_and_resumes(tmp_path):
     for t in trials:
         if t["state"] == "FAIL":  # only trials the stop cut short, replaced by others
             assert t["reason"].startswith("orphaned"), t
+
+
+# in the namespace: a copy of a search on a 4 MiB disk, its report, more trials, the disk filled, the report again
+REPORT_SCRIPT = """
+set -u
+mount -t tmpfs -o size=4m tmpfs "$1"
+cp -a "$2" "$1/s"
+"$3" -m rnnlab report "$1/s" > /dev/null 2> "$4/first.err"
+echo $? > "$4/first.rc"
+cp -a "$1/s/report" "$4/before"
+cp -a "$5/." "$1/s"
+dd if=/dev/zero of="$1/fill" bs=64k 2> /dev/null
+"$3" -m rnnlab report "$1/s" > /dev/null 2> "$4/second.err"
+echo $? > "$4/second.rc"
+cp -a "$1/s/report" "$4/after"
+"""
+
+
+def test_a_report_on_a_full_disk_keeps_the_last_one_whole(tmp_path):
+    """`rnnlab report` again, with more trials, once the disk is full: exit 1 naming the disk, and the last report's
+    files, pages and figures alike, are as they were (each was rewritten in place: a full disk left it cut short)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to mount a small tmpfs")
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_report import make_search
+
+    search, grown, disk, logs = (tmp_path / name for name in ("search", "grown", "disk", "logs"))
+    make_search(search, {"lstm": [0.8]})
+    make_search(grown, {"lstm": [0.8, 0.7, 0.75], "gru": [0.6, 0.65], "elman": [0.5]})
+    disk.mkdir()
+    logs.mkdir()
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", REPORT_SCRIPT, "sh"]
+        + [str(disk), str(search), sys.executable, str(logs), str(grown)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (logs / "first.rc").read_text().strip() == "0", (logs / "first.err").read_text()[-3000:]
+    second = (logs / "second.err").read_text()
+    assert (logs / "second.rc").read_text().strip() == "1" and "No space left on device" in second, second[-3000:]
+    assert "Traceback" not in second, second[-3000:]
+    before = {p.name: p.read_bytes() for p in (logs / "before").iterdir()}
+    assert {"report.html", "report.md", "families.json"} <= before.keys() and any(n.endswith(".png") for n in before)
+    after = {p.name: p.read_bytes() for p in (logs / "after").iterdir()}
+    assert after == before, sorted(n for n in before if after.get(n) != before[n])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def encode_tokens(sequences: Sequence[Sequence[str]], vocab: list[str]) -> list[
 
 def save_vocab(vocab: list[str], path: str | Path) -> None:
     """Write id -> token as JSON (the trainer stores it in the run folder)."""
-    Path(path).write_text(json.dumps({"tokens": list(vocab)}, ensure_ascii=False, indent=0), encoding="utf-8")
+    data = json.dumps({"tokens": list(vocab)}, ensure_ascii=False, indent=0).encode("utf-8")
+    atomic_write_bytes(Path(path), data)  # whole or not at all: a replay reads it back
 
 
 def load_vocab(path: str | Path) -> list[str]:

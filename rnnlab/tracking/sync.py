@@ -83,6 +83,9 @@ def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict
 def sync_one(run_dir: Path, timeout: float) -> tuple[bool, str]:
     if is_synced(run_dir):
         return True, "already synced"
-    if not finished(run_dir) and (writer := writer_of(run_dir)) is not None:
+    if finished(run_dir):
+        return sync_run(run_dir, timeout)
+    if (writer := writer_of(run_dir)) is not None:
         return False, f"not yet: {writer}; sync it again once that has ended"
-    return sync_run(run_dir, timeout)
+    ok, message = sync_run(run_dir, timeout)  # its writer died: what it logged is all there will be
+    return ok, f"{message}; its log has no end (its process died): W&B shows it crashed" if ok else message
