@@ -72,6 +72,28 @@ def test_csv_text_of_delimited_numbers(tmp_path, separator):
     )
 
 
+def test_csv_lists_as_pandas_writes_them(tmp_path):
+    """A DataFrame of list cells saved with `to_csv` holds "[0.1, 0.2]" and "[[0.1, 1.0], ...]": refused before as
+    not a numeric sequence; now read as the lists they are. numpy's print of a long array drops its middle ("...")
+    and stays refused."""
+    import pandas as pd
+
+    data_rows = rows()
+    frame = pd.DataFrame({"x": [r["x"].tolist() for r in data_rows], "v": [r["v"].tolist() for r in data_rows]})
+    frame.assign(label=[r["label"] for r in data_rows]).to_csv(tmp_path / "lists.csv", index=False)
+    data = load_task_data(local(tmp_path / "lists.csv", sequence_columns=["x", "v"]), 0)
+    assert data.input_size == 3 and data.train.lengths.tolist() == [len(r["x"]) for r in data_rows]
+    for i in (0, 5):
+        steps = np.concatenate([data_rows[i]["x"][:, None], data_rows[i]["v"]], axis=1).astype(np.float32)
+        np.testing.assert_array_equal(data.train.inputs[i, : len(steps)].numpy(), steps)
+    long = pd.DataFrame({"x": [str(np.arange(2000.0))] * 4, "label": [0, 1, 0, 1]})
+    long.to_csv(tmp_path / "printed.csv", index=False)
+    assert "..." in (tmp_path / "printed.csv").read_text()
+    refused(local(tmp_path / "printed.csv", sequence_columns=["x"]), "is not a numeric sequence")
+    # and read as text they are numbers, not tokens (before: the characters '[', '0', '.', ... as a vocabulary)
+    assert refused(local(tmp_path / "lists.csv", text_column="x"), "real numbers").field == "data.text_column"
+
+
 def test_several_columns_are_stacked_per_step_and_regression_reads_them(tmp_path):
     data_rows = rows()
     items = [{"x": r["x"].tolist(), "v": r["v"].tolist(), "y": float(r["x"].sum())} for r in data_rows]

@@ -2,13 +2,15 @@
 
 A column's value per row is one of the accepted forms (`FORMS`): a list of numbers (one feature per step), a list
 of equal-length lists of numbers (D features per step), or text of numbers separated by spaces or commas (one
-feature per step, e.g. a CSV cell "0.1 0.25 -3"; a cell of one number is one step). Several columns are stacked
+feature per step, e.g. a CSV cell "0.1 0.25 -3"; a cell of one number is one step) or of such a list, as pandas
+writes one to a CSV ("[0.1, 0.25, -3]", "[[0.1, 1], [0.2, 0]]"). Several columns are stacked
 feature-wise and must agree on each row's length; lengths may differ between rows (padded later, with the true
 lengths kept). NaN and infinity are refused naming the column and the row.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,13 +21,24 @@ from rnnlab.data.taskdata import DataError
 FIELD = "data.sequence_columns"
 FORMS = (
     "a list of numbers per row (one feature per step), a list of equal-length lists of numbers (D features per "
-    'step), or text of numbers separated by spaces or commas (e.g. "0.1 0.25 -3"; one number: one step)'
+    'step), or text of numbers separated by spaces or commas (e.g. "0.1 0.25 -3"; one number: one step), or of '
+    'such a list (e.g. "[0.1, 0.25, -3]" or "[[0.1, 1], [0.2, 0]]")'
 )
 
 
 def parse_text(text: str) -> np.ndarray:
-    """ "0.1 0.2,0.3" -> float64 (3,); ValueError when a part is not a number."""
-    return np.array(text.replace(",", " ").split(), dtype=np.float64)
+    """ "0.1 0.2,0.3" -> float64 (3,); a list as pandas or json writes it to a CSV cell, "[0.1, 0.2]" -> (2,) and
+    "[[0.1, 1], [0.2, 0]]" -> (2, 2), or as numpy prints one, "[0.1 0.2]"; ValueError when a part is not a number
+    (numpy's "[0.1 ... 0.9]" of a long array, whose middle is lost)."""
+    bare = text.strip()
+    if bare.startswith("["):
+        try:
+            return np.asarray(json.loads(bare), dtype=np.float64)
+        except json.JSONDecodeError:
+            if not bare.endswith("]") or "[" in bare[1:-1] or "]" in bare[1:-1]:
+                raise ValueError(text) from None
+            bare = bare[1:-1]
+    return np.array(bare.replace(",", " ").split(), dtype=np.float64)
 
 
 def as_steps(value, column: str, row: int | str) -> np.ndarray:
