@@ -121,3 +121,20 @@ def test_a_cell_that_does_not_fit_its_csv_column_type_names_the_cell_and_why(tmp
     with pytest.raises(DataError, match=r"Failed to parse string: 'neg' .*first of them") as err:
         classify(str(path))
     assert "JSON lines or parquet" in err.value.message
+
+
+def test_a_byte_order_mark_is_not_the_first_token_of_a_text_file(tmp_path):
+    """Before: a text file saved with a BOM (Windows' Notepad) gave the lm a first token '\\ufeff' (char) or
+    '\\ufeffhello', another word than 'hello' (word)."""
+    path = tmp_path / "lines.txt"
+    path.write_bytes("\ufeffhello world\n".encode() + b"".join(b"hello there\n" for _ in range(30)))
+    for tokenizer in ("char", "word"):
+        data = load_task_data(DataConfig(source="local", name=str(path), task="lm", tokenizer=tokenizer), 0)
+        assert not any("\ufeff" in token for token in data.vocab), tokenizer
+
+
+def test_a_blank_label_is_missing_not_a_class(tmp_path):
+    """A cell of spaces is kept as written (only an empty cell is missing), but ' ' is no class."""
+    labels = [" " if i == 4 else ["pos", "neg"][i % 2] for i in range(60)]
+    with pytest.raises(DataError, match="data.label_column: 1 of 60 train rows have no label"):
+        classify(labelled_csv(tmp_path / "blank.csv", labels), val_fraction=0.0, test_fraction=0.0)

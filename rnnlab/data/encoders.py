@@ -89,10 +89,13 @@ MISSING_WORDS = frozenset(PANDAS_NA.split(","))
 def check_labels(labels: Sequence, column: str) -> None:
     """Labels that would make a classifier's results meaningless: missing, nested, real-valued, a single class."""
     field_path = f"data.{column}"
-    missing = sum(x is None or x == "" or (isinstance(x, float) and math.isnan(x)) for x in labels)
-    if missing:
+    missing = sum(
+        x is None or isinstance(x, str) and not x.strip() or isinstance(x, float) and math.isnan(x) for x in labels
+    )
+    if missing:  # a CSV cell of blanks (" ") is kept as written, but is no class
         raise DataError(
-            field_path, f"{missing} of {len(labels)} train rows have no label (empty or missing); fill or drop them"
+            field_path,
+            f"{missing} of {len(labels)} train rows have no label (empty, blank or missing); fill or drop them",
         )
     check_missing_words(labels, field_path)
     nested = next((x for x in labels if isinstance(x, (dict, list, tuple))), None)

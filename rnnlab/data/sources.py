@@ -179,6 +179,8 @@ def load_local(cfg: DataConfig) -> DatasetDict:
     files = sorted({f for found in data_files.values() for f in found})
     builder = local_format(cfg, files)
     kwargs = dict(CSV_CELLS) if builder == "csv" else {}
+    if builder == "text":  # a byte-order mark was the first character of the first line (an lm's token '\ufeff')
+        kwargs["encoding"] = "utf-8-sig"
     if builder == "csv" and all(f.lower().endswith(".tsv") for f in files):
         kwargs["delimiter"] = "\t"
     if builder == "csv":
