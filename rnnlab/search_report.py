@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from rnnlab.search_folder import (
     ended_by_time_limit,
     load_study,
     read_json,
-    trial_folder,
     trial_rows,
 )
 
@@ -204,12 +204,35 @@ def stop_where_it_stopped(final: dict, recorded: list[dict], limit_s: float):
     return None, None
 
 
+SHOWN_TRIALS = 10  # valid trial ids listed in an error
+
+
+def find_trial(spec: SearchSpec, trial_id: str) -> Path:
+    """The folder of `trial_id`: a folder's name under trials/, or ID/seed_<i> of a trial of seed replicates. Any
+    other id is refused listing valid ones: '../../other/trials/x' replayed another search's trial and wrote its
+    replay into that search's trials/, as a trial of its own; a replay reads and writes only inside its search."""
+    trials = Path(spec.folder, TRIALS_DIR)
+    known = sorted(p.name for p in trials.iterdir() if p.is_dir()) if trials.is_dir() else []
+    head, _, seed = trial_id.partition("/")
+    seed_ok = not seed or (re.fullmatch(r"seed_\d+", seed) is not None and (trials / head / seed).is_dir())
+    if head in known and seed_ok:
+        return trials / trial_id
+    if not known:
+        raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; it holds no trial yet")
+    shown = ", ".join(known[:SHOWN_TRIALS]) + (f", ... ({len(known)} in all)" if len(known) > SHOWN_TRIALS else "")
+    raise ConfigError(
+        "trial_id",
+        f"no trial {trial_id!r} in {spec.folder}; valid: a trial's id (its folder under {TRIALS_DIR}/: {shown}), "
+        "or ID/seed_<i> for one seed of a trial of seed replicates",
+    )
+
+
 def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
     """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones."""
     from rnnlab.trial import read_metrics, run_seed
 
     spec = SearchSpec.load(folder)
-    trial_dir = trial_folder(spec, trial_id)
+    trial_dir = find_trial(spec, trial_id)
     if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
         trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
     if (trial_dir / "config.json").is_file():
@@ -217,9 +240,10 @@ def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = Non
     elif (trial_dir / "params.json").is_file():  # it failed before run_trial wrote its config (bad config or data)
         cfg = config_from_params(spec, trial_dir)
     else:
-        known = sorted(p.name for p in Path(spec.folder, TRIALS_DIR).glob("*") if p.is_dir())
-        valid = f"valid: {', '.join(known)}" if known else "it holds no trial yet"
-        raise ConfigError("trial_id", f"no trial {trial_id!r} in {spec.folder}; {valid}")
+        raise ConfigError(
+            "trial_id",
+            f"{trial_dir} holds neither config.json nor params.json: the trial never started; nothing to replay",
+        )
     out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
     recorded = read_metrics(trial_dir / "metrics.jsonl")
     final = read_json(trial_dir / "result.json")
