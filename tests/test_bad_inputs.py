@@ -104,6 +104,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
     preflight = ["preflight", SEARCH, "--storage", store, "--cluster-config"]
     out = [
         ("samples_0", [*tune, "--samples", "0"], "--samples"),
+        ("samples_huge", [*tune, "--samples", str(10**12)], "--samples"),  # was a search of 10**12 trials
+        ("samples_huge_set", [*tune, "--set", f"search.samples={2**63 - 1}"], "search.samples"),
+        ("seeds_huge", [*run, "search.seeds=1000000000"], "search.seeds"),  # 9 GB of seed records, then 10**9 runs
         ("cluster_config_missing", [*preflight, str(tmp / "nope.yaml")], "--cluster-config"),  # all 3: tracebacks
         ("cluster_config_a_folder", [*preflight, str(tmp)], "--cluster-config"),
         ("cluster_config_torn", [*preflight, str(tmp / "torn.yaml")], "--cluster-config"),

@@ -97,6 +97,13 @@ BAD = [
     ({"optim.weight_decay": "inf"}, "optim.weight_decay", r"at most 3.4e\+38 in size"),
     ({"optim.grad_clip": "1e40", "optim.clip_mode": "value"}, "optim.grad_clip", r"at most 3.4e\+38 in size"),
     ({"model.family": "esn", "model.esn.spectral_radius": "1e40"}, "model.esn.spectral_radius", "in size"),
+    # 10**9 seeds built 10**9 seed records (9 GB) before the first seed ran; 10**12 samples launched a search of
+    # 10**12 trials; 2**64 seeds was refused naming `seed`
+    ({"search.seeds": "1000000000"}, "search.seeds", r"\[1, 1000\]"),
+    ({"search.seeds": "1001"}, "search.seeds", r"\[1, 1000\]"),
+    ({"search.seeds": str(2**64)}, "search.seeds", r"\[1, 1000\]"),
+    ({"search.samples": str(10**12)}, "search.samples", r"\[1, 1000000\]"),
+    ({"search.samples": str(2**63 - 1)}, "search.samples", r"\[1, 1000000\]"),
 ]
 
 

@@ -22,6 +22,12 @@ MAX_LAYERS = 1024  # built and stepped a layer at a time in Python: 10**8 layers
 WANDB_PROJECT_FORBIDS = "/\\#?%:"  # characters W&B refuses in a project name
 MAX_WAIT_S = 1e9  # seconds; Python's waits count nanoseconds in 64 bits (9.2e9 s) and overflow past them
 MAX_THREADS = 1024  # libgomp sizes its pool by it: 2**31 - 1 threads aborted the process (a 432 GiB allocation)
+# a trial is a folder under trials/ (~0.3 MB with its W&B run) and ~2 kB of Optuna journal that every report,
+# dashboard and resume reads whole, and Ray's driver holds each one: 10**12 was taken, a search no disk could hold
+MAX_SAMPLES = 10**6
+# each seed is a whole run, one after another inside one trial, in its own folder seed_<i>: 10**9 seeds took 9 GB
+# of memory before the first seed ran (the records of every seed are built first) and ended with no word
+MAX_SEEDS = 1000
 
 
 def _check_types(obj: Any, prefix: str = "") -> None:
@@ -119,6 +125,11 @@ def check_fields(cfg: Config) -> Config:
         f"got {cfg.name!r}: it names the run and search folders (runs/NAME-TIME, <storage>/NAME-TIME), so one "
         "folder name, without / or \\, not . or ..",
     )
+    check(
+        1 <= s.seeds <= MAX_SEEDS,
+        "search.seeds",
+        f"must be in [1, {MAX_SEEDS}] (each seed is a whole run, one after another in the trial), got {s.seeds}",
+    )
     top = 2**64 - s.seeds  # torch's seeds are uint64; the replicates take seed, seed+1, ...
     check(0 <= cfg.seed < top, "seed", f"must be in [0, 2**64 - search.seeds), got {cfg.seed}")
     check(0 <= d.val_fraction < 1, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
@@ -175,11 +186,14 @@ def check_fields(cfg: Config) -> Config:
     e = cfg.eval
     check(e.free_run_steps >= 0, "eval.free_run_steps", f"must be >= 0 (0: off), got {e.free_run_steps}")
     check(e.free_run_warmup >= 1, "eval.free_run_warmup", f"must be >= 1, got {e.free_run_warmup}")
-    check(s.samples >= 1, "search.samples", f"must be >= 1, got {s.samples}")
+    check(
+        1 <= s.samples <= MAX_SAMPLES,
+        "search.samples",
+        f"must be in [1, {MAX_SAMPLES}] (each trial keeps a folder and its records in the search), got {s.samples}",
+    )
     check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
     check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
     check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
-    check(s.seeds >= 1, "search.seeds", f"must be >= 1, got {s.seeds}")
     check(
         s.memory_per_trial_mb >= 0,
         "search.memory_per_trial_mb",
