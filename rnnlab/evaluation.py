@@ -63,12 +63,26 @@ def check_protocols(cfg: Config, task: Task, data: TaskData) -> None:
     for name in SPLITS:
         split: Split = getattr(data, name)
         if not split.empty and int(split.lengths.min()) < needed:
-            raise DataError(
-                "eval.free_run_steps",
-                f"a free run needs {name} sequences of >= {needed} steps (eval.free_run_warmup + "
-                f"eval.free_run_steps - 1); the shortest has {int(split.lengths.min())}: lower them "
-                "(or raise data.window)",
-            )
+            raise too_long(e, name, int(split.lengths.min()))
+
+
+def too_long(e: EvalConfig, split_name: str, shortest: int) -> DataError:
+    """The refusal of a free run longer than a split's shortest sequence, naming the larger of its two settings
+    (the one that takes most of the length: eval.free_run_warmup=390 was refused naming eval.free_run_steps, which
+    the user never set) and the bound of each given the other."""
+    warmup, steps = e.free_run_warmup, e.free_run_steps
+    bounds = [
+        f"eval.free_run_warmup at most {shortest - steps + 1} (with eval.free_run_steps={steps})",
+        f"eval.free_run_steps at most {shortest - warmup + 1} (with eval.free_run_warmup={warmup})",
+    ]
+    fits = [b for b, ok in zip(bounds, (steps <= shortest, warmup <= shortest)) if ok]
+    return DataError(
+        "eval.free_run_warmup" if warmup >= steps else "eval.free_run_steps",
+        f"too long for the {split_name} sequences: a free run needs eval.free_run_warmup + eval.free_run_steps - 1 = "
+        f"{warmup + steps - 1} steps, the shortest has {shortest}; "
+        + (f"set {' or '.join(fits)}" if fits else f"lower both (their sum at most {shortest + 1})")
+        + " (or raise data.window)",
+    )
 
 
 @torch.no_grad()

@@ -136,7 +136,10 @@ BAD = {  # overrides of the 300-unit experiment: the field the refusal names
         "eval.free_run_steps",
     ),
     "horizon 2": (["data.horizon=2"], "data.horizon"),
-    "longer than the test series": (["eval.free_run_warmup=390"], "eval.free_run_steps"),
+    # the warm-up the user set named: it was refused naming eval.free_run_steps, which the experiment sets to 84
+    "warm-up longer than the test series": (["eval.free_run_warmup=390"], "eval.free_run_warmup"),
+    "warm-up far longer": (["eval.free_run_warmup=100000"], "eval.free_run_warmup"),
+    "steps longer than the test series": (["eval.free_run_steps=300"], "eval.free_run_steps"),
     "metric without the protocol": (
         ["eval.free_run_steps=0", "metric=val/free_run_nrmse", "data.val_fraction=0.2"],
         "metric",
@@ -152,7 +155,8 @@ def test_a_free_run_that_cannot_run_is_refused_before_any_work(case, tmp_path, c
     overrides, field = BAD[case]
     out = tmp_path / "run"
     assert main(["run", FREERUN, "--out", str(out), "--set", "tracking.mode=disabled", *overrides]) == 2
-    assert field in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"error: {field}: " in err and "Traceback" not in err, err  # the message begins with the field refused
     assert not out.exists()
 
 
