@@ -78,6 +78,11 @@ ENDED_WELL = ("completed", "early_stopped")  # a seed's result.json statuses tha
 RUN_AGAIN = ("stopped", "failed", "out_of_memory")  # a signal, a time limit, memory: an earlier attempt's seed reruns
 
 
+def same_in_all(results: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The values of `keys` that every seed's result holds alike (a text has no mean)."""
+    return {k: results[0][k] for k in keys if k in results[0] and all(r.get(k) == results[0][k] for r in results)}
+
+
 def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any]:
     """The mean over seeds; the status and reason of the first seed that did not end well (named), else the last's.
     A stop of the last seed is the configuration's (its reports, the means, are what a scheduler judges): its
@@ -90,6 +95,7 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
         seeds=len(results),
         seed=cfg.seed,
         parameters=results[0].get("parameters"),
+        **same_in_all(results, ("device", "data/fingerprint", "data/commit")),  # the data provenance records
         **{
             "time/total_s": sum(r["time/total_s"] for r in results),
             f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results],

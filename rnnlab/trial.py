@@ -212,6 +212,9 @@ def run_seed(
         if not is_out_of_memory(err):
             raise
         fitted, status, reason = None, "out_of_memory", out_of_memory_reason(err)
+    if fitted:  # the best epoch's train metrics: a run that monitors one (no val split) had no value in its result
+        best = next((r for r in record.rows if r.get("epoch") == fitted.get("best_epoch")), {})
+        fitted = {**{k: v for k, v in best.items() if k.startswith("train/")}, **fitted}
     return record.finish(status, reason, fitted, **summary, **{"time/total_s": earlier_s + time.time() - t0})
 
 

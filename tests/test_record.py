@@ -93,3 +93,34 @@ def test_search_record_equals_trial_records(tmp_path):
     assert code == 0
     statuses = check_record(tmp_path / "r")
     assert len(statuses) == 6 and "completed" in statuses
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_a_train_metric_is_in_the_result_and_told_to_the_study(tmp_path, seeds):
+    """An ESN with no validation split monitors `train/rmse`. Its result.json held only `best/train/rmse`, so the
+    searcher found "no finite value of train/rmse" and failed every trial of such a search, each "completed" in its
+    folder; with seeds, `seeds/train/rmse` was all NaN. Now the result holds the best epoch's train metrics, and the
+    study's value is that result's."""
+    from rnnlab.experiment import load_experiment
+    from rnnlab.registries import apply_overrides
+    from rnnlab.trial import read_metrics, run_trial
+    from rnnlab.tune import make_searcher
+    from rnnlab.tune.trainable import FINAL_KEY
+
+    cfg = load_experiment(ROOT / "experiments" / "esn_mackey_glass.py").config
+    cfg = apply_overrides(cfg, {"search.seeds": seeds, "tracking.mode": "disabled", "model.esn.units": 50})
+    assert cfg.metric == "train/rmse" and cfg.data.val_fraction == 0
+    result = run_trial(cfg, out_dir=tmp_path / "t")
+    [row] = read_metrics(tmp_path / "t" / "metrics.jsonl")
+    assert math.isfinite(result["train/rmse"]) and result["train/rmse"] == row["train/rmse"] == row["best/train/rmse"]
+    if seeds > 1:
+        own = [json.loads((tmp_path / "t" / f"seed_{i}" / "result.json").read_text())["train/rmse"] for i in range(3)]
+        assert result["seeds/train/rmse"] == own and math.isclose(result["train/rmse"], sum(own) / 3)
+
+    space = lambda trial: {"model.esn.leak_rate": trial.suggest_float("model.esn.leak_rate", 0.1, 1.0)}  # noqa: E731
+    (tmp_path / "s").mkdir()
+    searcher = make_searcher(space, cfg, tmp_path / "s")
+    searcher.suggest("aaa")
+    searcher.on_trial_complete("aaa", {**result, FINAL_KEY: True, "training_iteration": 2})
+    [trial] = load_study(tmp_path / "s").trials
+    assert trial.state.name == "COMPLETE" and trial.value == result["train/rmse"], trial.user_attrs
