@@ -118,7 +118,7 @@ def test_a_cell_that_does_not_fit_its_csv_column_type_names_the_cell_and_why(tmp
     generating the dataset'."""
     path = tmp_path / "long.csv"
     path.write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(10_005)) + "last row,neg\n")
-    with pytest.raises(DataError, match=r"Failed to parse string: 'neg' .*first of them") as err:
+    with pytest.raises(DataError, match=r"Failed to parse string: 'neg' .*the first 10000") as err:
         classify(str(path))
     assert "JSON lines or parquet" in err.value.message
 
@@ -138,3 +138,24 @@ def test_a_blank_label_is_missing_not_a_class(tmp_path):
     labels = [" " if i == 4 else ["pos", "neg"][i % 2] for i in range(60)]
     with pytest.raises(DataError, match="data.label_column: 1 of 60 train rows have no label"):
         classify(labelled_csv(tmp_path / "blank.csv", labels), val_fraction=0.0, test_fraction=0.0)
+
+
+def test_a_missing_value_word_among_numeric_labels_of_a_val_split_is_refused_as_missing(tmp_path):
+    """Before: 'nan' among 0/1, cut into the val split, was refused as 'never seen in train: nan'."""
+    from rnnlab.data import sources
+    from rnnlab.tasks import TASKS
+
+    path = labelled_csv(tmp_path / "labels.csv", [str(i % 2) for i in range(60)])
+    cfg = DataConfig(source="local", name=path, task="classification", tokenizer="word")
+    row = int(sources.split_rows(sources.load_local(cfg), cfg, 0, TASKS["classification"])["val"][1][0])
+    labelled_csv(tmp_path / "labels.csv", ["nan" if i == row else str(i % 2) for i in range(60)])
+    with pytest.raises(DataError, match="data.label_column: 1 of 6 val rows have the label 'nan' among numeric"):
+        classify(path)
+
+
+def test_a_word_in_a_test_file_of_numbers_says_why_it_cannot_be_read(tmp_path):
+    """The first file of several sets the columns' types: a test file's 'NA' among 0/1 is no integer."""
+    train = labelled_csv(tmp_path / "train.csv", [str(i % 2) for i in range(60)])
+    test = labelled_csv(tmp_path / "test.csv", ["NA" if i == 3 else str(i % 2) for i in range(60)])
+    with pytest.raises(DataError, match=r"data.name: .*Failed to parse string: 'NA'.*of the first file of several"):
+        classify(f"train={train},test={test}", test_split="test")

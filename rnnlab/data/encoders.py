@@ -125,7 +125,7 @@ def is_numeric_label(x) -> bool:
     return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) or isinstance(x, str) and is_number(x)
 
 
-def check_missing_words(labels: Sequence, field_path: str) -> None:
+def check_missing_words(labels: Sequence, field_path: str, split: str = "train") -> None:
     """Numbers with a missing-value word among them ("NA", "nan", "null" in a column of 0/1) are refused as missing
     labels; booleans among numbers are refused too (True == 1: the two would be one class)."""
     words = sorted({x for x in labels if isinstance(x, str) and x.strip() in MISSING_WORDS})
@@ -134,7 +134,7 @@ def check_missing_words(labels: Sequence, field_path: str) -> None:
         count = sum(isinstance(x, str) and x.strip() in MISSING_WORDS for x in labels)
         raise DataError(
             field_path,
-            f"{count} of {len(labels)} train rows have the label {' or '.join(map(repr, words[:3]))} among numeric "
+            f"{count} of {len(labels)} {split} rows have the label {' or '.join(map(repr, words[:3]))} among numeric "
             f"labels (e.g. {rest[0]!r}): a missing value, not a class; fill or drop them",
         )
     flags = sorted({x for x in labels if isinstance(x, (bool, np.bool_))})

@@ -128,6 +128,8 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
 def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str, list[int]], dict]:
     sources.require_column(splits["train"], cfg.label_column, "data.label_column")
     label_map = encoders.fit_label_map(splits["train"][cfg.label_column], "label_column")
+    for name in ("val", "test"):  # "NA" among a named split's 0/1: a missing label there too
+        encoders.check_missing_words(splits[name][cfg.label_column], "data.label_column", name)
     return {
         name: encoders.apply_label_map(s[cfg.label_column], label_map, "label_column", name)
         for name, s in splits.items()

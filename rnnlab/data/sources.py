@@ -163,9 +163,10 @@ def unreadable(err: BaseException, files: list[str], builder: str) -> DataError:
     hint = ""
     if builder == "csv" and any(isinstance(e, pa.ArrowInvalid) for e in chain):
         hint = (
-            f"; datasets reads a CSV {CSV_CHUNK} rows at a time and a column's type is set by the first of them, "
-            "so a later cell that does not fit (a word or a fraction in a column of integers) is refused: give the "
-            "data as JSON lines or parquet, or fix the cell if it is a mistake (a missing value is an empty cell)"
+            f"; a CSV column's type is set by the first rows datasets reads (the first {CSV_CHUNK}, of the first "
+            "file of several), so a later cell that does not fit (a word or a fraction in a column of integers) is "
+            "refused: give the data as JSON lines or parquet, or fix the cell if it is a mistake (a missing value "
+            "is an empty cell)"
         )
     guess = "" if hint else " (empty or malformed?)"
     return DataError("data.name", f"could not read {files} with the {builder} builder{guess}: {words}{hint}")
