@@ -107,32 +107,6 @@ def load(experiment: str | Path | Config, overrides: dict[str, Any] | None):
     return load_experiment(str(experiment), overrides)
 
 
-def default_out(cfg: Config) -> Path:
-    return Path(f"runs/{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None:
-    """An existing run folder is never overwritten: it must be resumed (with the config it was computed with, from
-    a valid checkpoint) or another folder chosen."""
-    from rnnlab.folder_lock import LOCK_FILE
-    from rnnlab.resume import check_resume
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
-    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()) and not resume:
-        run_files = ("config.json", "result.json", "metrics.jsonl", "provenance.json", "checkpoints", "seed_0")
-        if not any((out / name).exists() for name in run_files):  # not a run: --resume would not help
-            raise ConfigError("--out", f"{out} is not empty and holds no run: choose another --out (or empty it)")
-        raise ConfigError("--out", f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not any(p.is_dir() for p in (out / "checkpoints", *out.glob("seed_*/checkpoints"))):
-        raise ConfigError("--resume", f"{out} has no checkpoints to resume from; run without --resume")
-    if resume and cfg is not None:
-        check_resume(out, cfg)
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
-
-
 def run(
     experiment: str | Path | Config,
     overrides: dict[str, Any] | None = None,
@@ -147,7 +121,8 @@ def run(
     existing one is resumed with `resume=True`, never overwritten. The result's "status" says how it ended
     ("completed", "diverged", "out_of_memory"); SIGTERM raises RunTerminated once the record is closed.
     """
-    from rnnlab.folder_lock import hold_folder
+    from rnnlab.folder_lock import FolderBusy, hold_folder
+    from rnnlab.run_folder import check_output_dir, default_outs
 
     with console.output(verbosity), process_state():
         cfg = load(experiment, overrides).config
@@ -155,15 +130,23 @@ def run(
             raise ConfigError("--out", f"is empty ({out!r}); give the run's folder (out=) or leave it out")
         if resume and out is None:  # the default is a new folder, which holds nothing to continue
             raise ConfigError("--resume", "needs --out (out=), the folder of the run to continue")
-        out = Path(out) if out is not None else default_out(cfg)
-        started = (out / "config.json").exists  # run_trial writes it once the model is built, before any epoch
-        try:
-            with hold_folder(out, "--out", lambda: check_output_dir(out, resume, cfg), started):  # one per folder
-                return run_in_folder(cfg, out, resume)
-        except KeyboardInterrupt:
-            if started():
-                raise RunInterrupted(out) from None
-            raise
+        given = out is not None
+        for folder in [Path(out)] if given else (p for p in default_outs(cfg) if not p.exists()):
+            started = (folder / "config.json").exists  # run_trial writes it once the model is built, before any epoch
+            held = []
+            try:
+                with hold_folder(folder, "--out", lambda f=folder: check_output_dir(f, resume, cfg), started):
+                    held.append(folder)  # one process per folder
+                    return run_in_folder(cfg, folder, resume)
+            except ConfigError as err:
+                taken = isinstance(err, FolderBusy) or started()  # by a run that began in the same second
+                if given or held or not taken:
+                    raise
+            except KeyboardInterrupt:
+                if started():
+                    raise RunInterrupted(folder) from None
+                raise
+        raise ConfigError("--out", "every default folder of this second is taken; give one with --out")
 
 
 def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:

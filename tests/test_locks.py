@@ -129,3 +129,34 @@ def test_second_driver_on_a_search_is_refused(tmp_path):
     assert SearchSpec.load(folder).ray_runs == ["ray"]
     trials = load_study(folder).trials
     assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
+
+
+def test_runs_started_in_one_second_each_get_a_default_folder(tmp_path):
+    """`for lr in ...; do rnnlab run EXP --set ... & done`: runs without --out started in the same second shared the
+    default folder runs/NAME-TIMESTAMP, and all but one were refused ("in use", or "already holds a run"). Now
+    each takes the next free one (NAME-TIMESTAMP-2, -3, ...); a run found there is left as it was."""
+    esn = str(ROOT / "experiments" / "esn_mackey_glass.py")
+    start = time.time()
+    stamps = [time.strftime("%Y%m%d-%H%M%S", time.localtime(start + s)) for s in range(60)]
+    for stamp in stamps:  # the default folder of each of the next 60 s holds a run already
+        Path(tmp_path, "runs", f"esn_mackey_glass-{stamp}").mkdir(parents=True)
+        Path(tmp_path, "runs", f"esn_mackey_glass-{stamp}", "config.json").write_text("{}")
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rnnlab", "run", esn, "--set", f"model.esn.leak_rate={rate}"],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rate in (0.3, 0.5, 0.7)
+    ]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], errors
+    assert time.time() - start < 60, "the runs outlived the folders made for them"
+    made = sorted(p for p in Path(tmp_path, "runs").iterdir() if (p / "result.json").exists())
+    assert len(made) == 3 and all(p.name.rsplit("-", 1)[-1] in ("2", "3", "4") for p in made), made
+    rates = {json.loads((p / "config.json").read_text())["flat"]["model.esn.leak_rate"] for p in made}
+    assert rates == {0.3, 0.5, 0.7}
+    assert all(Path(tmp_path, "runs", f"esn_mackey_glass-{s}", "config.json").read_text() == "{}" for s in stamps)
