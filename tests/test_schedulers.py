@@ -97,3 +97,23 @@ def test_the_status_line_best_counts_finished_trials_only(caplog):
     assert progress.best == (0.8, done.trial_id)
     assert f"best val/acc=0.8 ({done.trial_id})" in caplog.records[-1].getMessage()
     assert "0.95" not in caplog.text
+
+
+def test_the_status_line_counts_a_trial_without_a_value_as_the_study_does(caplog):
+    """A trial that completed with no finite value of the metric is failed by the searcher ("no finite value"); the
+    status line counted it "done" and printed "finished (train/rmse=nan)"."""
+    import logging
+
+    from ray.tune.experiment import Trial
+
+    from rnnlab.tune.progress import SearchProgress
+    from rnnlab.tune.trainable import FINAL_KEY
+
+    progress = SearchProgress("train/rmse", "min", 1)
+    trial = Trial("rnnlab-test", stub=True)
+    with caplog.at_level(logging.INFO, logger="rnnlab"):
+        progress.on_trial_start(0, [], trial)
+        progress.on_trial_result(0, [], trial, {"train/rmse": float("nan"), "status": "completed", FINAL_KEY: True})
+        progress.on_trial_complete(0, [], trial)
+    assert progress.counts == {"done": 0, "pruned": 0, "errored": 1} and progress.best is None
+    assert "no finite value of train/rmse" in caplog.records[-1].getMessage()

@@ -7,12 +7,12 @@ A `ray.tune.Callback` (passed through `RunConfig(callbacks=...)`): Ray 2.60's de
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
 from ray.tune import Callback
 
+from rnnlab.tune.searcher import is_finite
 from rnnlab.tune.trainable import FINAL_KEY, stopped_reason
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,12 @@ class SearchProgress(Callback):
         elif result.get("status") in ("failed", "out_of_memory"):  # its own end (a bad parameter, its time limit)
             self.counts["errored"] += 1
             event = f"{trial.trial_id} {result['status']}: {str(result.get('reason', ''))[:200]}"
+        elif not is_finite(value := result.get(self.metric)):  # the searcher fails it: "no finite value of ..."
+            self.counts["errored"] += 1
+            event = f"{trial.trial_id} failed: no finite value of {self.metric} in its result"
         else:  # best: of the finished trials only, by the value Optuna is told, as the report's best trial is
             self.counts["done"] += 1  # (it took any epoch of a running trial, which might later diverge or fail)
-            value = result.get(self.metric, math.nan)
-            if isinstance(value, (int, float)) and math.isfinite(value) and self.better(value):
+            if self.better(value):
                 self.best = (float(value), trial.trial_id)
             event = f"{trial.trial_id} finished ({self.metric}={value:.4g})"
         self.show(event)
