@@ -2,7 +2,7 @@
 
 `rnnlab run` calls it in-process; the Ray Tune trainable calls it inside a worker. It seeds, loads data, builds
 the model, trains, and leaves a local record that never depends on W&B: `config.json`, `metrics.jsonl` (one row
-per epoch), `checkpoints/`, `vocab.json` when tokens are used, and `result.json`.
+per epoch), `checkpoints/`, `vocab.json` when tokens are used, `labels.json` when classes are, and `result.json`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from rnnlab import evaluation
 from rnnlab.checkpoint import load_latest
 from rnnlab.config import Config, ConfigError
-from rnnlab.data import TaskData, save_vocab
+from rnnlab.data import TaskData, save_labels, save_vocab
 from rnnlab.data.taskdata import with_dtype
 from rnnlab.models import build_model, count_parameters
 from rnnlab.records import RunRecord, read_metrics, write_config, write_json
@@ -183,6 +183,8 @@ def run_seed(
     write_config(out, cfg)
     if data.vocab is not None:
         save_vocab(data.vocab, out / "vocab.json")
+    if data.meta.get("labels") is not None:  # class id -> label: a classifier's (a tagger's) outputs, named
+        save_labels(data.meta["labels"], out / "labels.json")
     record = RunRecord(out) if record is None else record
     record.start(resume_state["metrics"] if resume_state else None)
     # a resumed run (a retried trial, `run --resume`) continues the epochs it keeps: their time is part of its own

@@ -159,3 +159,13 @@ def test_a_word_in_a_test_file_of_numbers_says_why_it_cannot_be_read(tmp_path):
     test = labelled_csv(tmp_path / "test.csv", ["NA" if i == 3 else str(i % 2) for i in range(60)])
     with pytest.raises(DataError, match=r"data.name: .*Failed to parse string: 'NA'.*of the first file of several"):
         classify(f"train={train},test={test}", test_split="test")
+
+
+def test_the_run_folder_names_each_class_as_the_data_wrote_it(tmp_path, capsys):
+    """Before: a run folder did not say which output is which class; 'NA', 'EU', 'AS' were known only in memory."""
+    import json
+
+    data = labelled_csv(tmp_path / "regions.csv", [["NA", "EU", "AS"][i % 3] for i in range(60)])
+    code = main(["run", REVIEWS, "--out", str(tmp_path / "run"), "--set", *SHRINK, f"data.name={data}"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": ["AS", "EU", "NA"]}

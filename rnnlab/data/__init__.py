@@ -15,7 +15,7 @@ generate or split raw data, and only for annotations elsewhere: a trial whose da
 """
 
 from rnnlab.data.builtin import BUILTIN_SETTINGS, BUILTIN_TASKS, DATASETS
-from rnnlab.data.encoders import load_vocab, save_vocab
+from rnnlab.data.encoders import load_vocab, save_labels, save_vocab
 from rnnlab.data.load import load_prepared
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError, Split, TaskData
 
@@ -29,5 +29,6 @@ __all__ = [
     "TaskData",
     "load_prepared",
     "load_vocab",
+    "save_labels",
     "save_vocab",
 ]

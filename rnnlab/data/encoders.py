@@ -58,6 +58,13 @@ def load_vocab(path: str | Path) -> list[str]:
     return list(json.loads(Path(path).read_text(encoding="utf-8"))["tokens"])
 
 
+def save_labels(labels: list, path: str | Path) -> None:
+    """Write class id -> label as read from the data (0/1 numbers, "NA" a word, true a boolean) as JSON: what each of
+    a classifier's outputs means (the trainer stores it in the run folder)."""
+    data = json.dumps({"labels": list(labels)}, ensure_ascii=False, indent=0, default=str).encode("utf-8")
+    atomic_write_bytes(Path(path), data)
+
+
 def is_integer_sequences(sequences: Sequence[Sequence]) -> bool:
     first = next((seq for seq in sequences if len(seq)), [])
     return bool(first) and all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in first)
