@@ -379,8 +379,9 @@ def test_a_run_another_sync_is_uploading_is_left_to_it(resumed_run, tmp_path, mo
     finally:
         holder.kill()
         holder.wait()
-    [line_held] = [line for line in printed.splitlines() if str(held) in line]
-    [line_free] = [line for line in printed.splitlines() if str(free) in line]
+    # by the whole name: a part begun in the same second as the one before is that folder's name with "-1" added
+    [line_held] = [line for line in printed.splitlines() if f" {held} " in line]
+    [line_free] = [line for line in printed.splitlines() if f" {free} " in line]
     assert f"not yet: pid {holder.pid}" in line_held and "is uploading it" in line_held, printed
     assert "not yet" not in line_free and "3s" in line_free, "a run no other sync holds is tried"
     assert not any(any(run_dir.glob("*.wandb.synced")) for run_dir in (held, free))
