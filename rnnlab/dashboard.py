@@ -42,8 +42,11 @@ def serve_dashboard(folder: str | Path, host: str = "127.0.0.1", port: int = 808
         raise ConfigError(
             "dashboard", "needs optuna-dashboard (a default dependency): pip install optuna-dashboard"
         ) from None
-    from rnnlab.search_folder import open_study_storage
+    from rnnlab.search_folder import load_study, open_study_storage
 
+    # the study read once first: a search without one yet was served as an empty dashboard, its optuna.journal
+    # created by the reader; one corrupted inside failed in the server with a JSONDecodeError traceback
+    load_study(sf.SearchSpec.load(folder).folder)
     check_listen(host, port)
     print(f"optuna-dashboard on {journal_path(folder)}: http://{host}:{port}/dashboard/  (Ctrl-C stops it)")
     run_server(open_study_storage(folder), host=host, port=port)

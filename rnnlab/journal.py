@@ -53,7 +53,10 @@ class JournalFile(JournalFileBackend):
     def sync(self) -> None:
         with self.guard:
             self.timer = None
-            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:  # the search folder was removed since (rnnlab.search, then rmtree): a traceback
+                return  # at the interpreter's exit, from this atexit sync; nothing is left to make durable
             try:
                 os.fsync(fd)
             finally:

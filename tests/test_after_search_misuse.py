@@ -65,3 +65,59 @@ def test_replay_of_one_seed_of_a_replicated_trial_is_still_taken(run_record, tmp
     assert main(["replay", str(mine), "t1/seed_1", "--out", str(out)]) == 0, capsys.readouterr().err[-2000:]
     assert "replay reproduces the recorded metrics" in capsys.readouterr().out
     assert (out / "result.json").is_file()
+
+
+def study_search(root: Path) -> Path:
+    """A search folder with a real Optuna journal of three trials."""
+    import optuna
+
+    from rnnlab.search_folder import STUDY_NAME, SearchSpec, open_study_storage
+
+    folder = root / "s"
+    SearchSpec(experiment=ESN, name="s", storage=str(root), folder=str(folder), metric="train/rmse").save()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder))
+    study.optimize(lambda t: t.suggest_float("model.esn.ridge", 1e-9, 1e-2, log=True), n_trials=3)
+    return folder
+
+
+@pytest.mark.parametrize("journal", ["missing", "empty", "corrupted inside"])
+def test_dashboard_of_a_search_without_a_readable_study(journal, tmp_path):
+    """Before: a missing journal was created (empty) by the dashboard, which then served an empty study until
+    stopped; one corrupted inside failed in the server with a JSONDecodeError traceback. Now: exit 2 naming the
+    journal, before anything listens, the folder as it was. A subprocess: the old dashboard never returned."""
+    import subprocess
+    import sys
+
+    from ports import free_ports
+
+    folder = study_search(tmp_path)
+    path = folder / "optuna.journal"
+    if journal == "missing":
+        path.unlink()
+    elif journal == "empty":
+        path.write_bytes(b"")
+    else:
+        lines = path.read_bytes().split(b"\n")
+        lines[1] = lines[1][:10]  # a record damaged in the middle
+        path.write_bytes(b"\n".join(lines))
+    before = snapshot(folder)
+    [port] = free_ports(1)
+    argv = [sys.executable, "-m", "rnnlab", "dashboard", str(folder), "--port", str(port)]
+    child = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert child.returncode == 2, child.stderr[-2000:]
+    said = "is corrupted inside" if journal == "corrupted inside" else "holds no Optuna study yet"
+    assert said in child.stderr and "Traceback" not in child.stderr, child.stderr[-2000:]
+    assert snapshot(folder) == before and path.exists() == (journal != "missing")
+
+
+def test_a_journal_removed_after_its_search_syncs_without_a_traceback(tmp_path):
+    """`rnnlab.search(...)` in a script, then its folder removed (a temporary folder's cleanup). Before: at exit the
+    journal's last sync failed, 'Exception ignored in atexit callback' and a FileNotFoundError traceback. Now: a
+    journal that is gone has nothing to make durable."""
+    from rnnlab.journal import JournalFile
+
+    journal = JournalFile(str(tmp_path / "optuna.journal"))
+    journal.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}])
+    (tmp_path / "optuna.journal").unlink()
+    journal.sync()  # as the atexit hook and the timer call it
