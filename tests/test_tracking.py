@@ -47,6 +47,21 @@ def read_run(run_dir: Path) -> dict:
     return out
 
 
+def hold_elsewhere(folder: Path):
+    """Another live process holding `folder` (rnnlab's folder lock), once it says so."""
+    import subprocess
+    import sys
+
+    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(folder)!r}, 'path').acquire()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"{hold}; print('held', flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """`rnnlab run` for 2 epochs, then `--resume` to 3, offline, with a made-up API key in the environment."""
@@ -282,8 +297,6 @@ def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, tmp_path, 
     cut off, as wandb-core leaves it while writing). Before: `wandb sync` uploaded its rows so far and marked it
     synced, and the rows logged after were never uploaded. Now it is left for a later sync."""
     import shutil
-    import subprocess
-    import sys
     import time
 
     out = tmp_path / "run"
@@ -294,14 +307,8 @@ def test_sync_leaves_a_run_still_being_written_for_later(resumed_run, tmp_path, 
         log.write_bytes(log.read_bytes()[: len(log.read_bytes()) // 2])  # mid-write: no exit record
         assert len(read_records(log)) < len(records)
 
-    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(out)!r}, '--out').acquire()"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"{hold}; print('held', flush=True); import time; time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_elsewhere(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
         started = time.monotonic()
         assert main(["sync", str(out), "--timeout", "60"]) == 1
@@ -358,20 +365,12 @@ def test_a_run_another_sync_is_uploading_is_left_to_it(resumed_run, tmp_path, mo
     """Two `rnnlab sync` at once (two terminals, a cron job): the second uploaded every run again. Now a run the
     other holds is left to it, named; the runs it does not hold are synced (here: tried, there is no network)."""
     import shutil
-    import subprocess
-    import sys
 
     out = tmp_path / "run"
     shutil.copytree(resumed_run["out"], out)
     held, free = sorted((out / "wandb").glob("offline-run-*"))
-    hold = f"from rnnlab.folder_lock import FolderLock; FolderLock({str(held)!r}, 'path').acquire()"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"{hold}; print('held', flush=True); import time; time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_elsewhere(held)
     try:
-        assert holder.stdout.readline().strip() == "held"
         monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
         monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: refused at once
         assert main(["sync", str(out), "--timeout", "3"]) == 1
