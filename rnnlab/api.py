@@ -235,7 +235,7 @@ def search(
     with console.output(verbosity), process_state():
         exp, spec = plan_search(experiment, overrides, name, storage)
         with own_ray():
-            code = run_search(exp, spec, address=address)
+            code = run_search(exp, spec, address=address, free_name=name is None)  # spec.folder: the one taken
         if code == 130:
             raise KeyboardInterrupt(f"search interrupted; continue it with: rnnlab tune {spec.folder} --resume")
         return summarize(spec.folder)

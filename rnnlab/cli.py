@@ -125,7 +125,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         spec = SearchSpec.load(folder)
         exp = resumed_experiment(spec, overrides)
         return run_search(exp, spec, resume=True, address=args.address)
-    return run_search(*plan_search(experiment, overrides, args.name, args.storage), address=args.address)
+    exp, spec = plan_search(experiment, overrides, args.name, args.storage)
+    return run_search(exp, spec, address=args.address, free_name=args.name is None)  # NAME-TIMESTAMP, or -2, ...
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

@@ -227,60 +227,130 @@ def find_trial(spec: SearchSpec, trial_id: str) -> Path:
     )
 
 
-def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
-    """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones."""
+def trial_config(spec: SearchSpec, trial_dir: Path):
+    """The config a trial (or one seed of it) ran: its config.json, or rebuilt from its params.json."""
+    if (trial_dir / "config.json").is_file():
+        return from_flat_dict(read_trial_file(trial_dir / "config.json")["flat"])
+    if (trial_dir / "params.json").is_file():  # it failed before run_trial wrote its config (bad config or data)
+        return config_from_params(spec, trial_dir)
+    raise ConfigError(
+        "trial_id",
+        f"{trial_dir} holds neither config.json nor params.json: the trial never started; nothing to replay",
+    )
+
+
+def seed_dirs(trial_dir: Path) -> list[Path]:
+    """A trial of seed replicates' seed folders in order (seed_0, seed_1, ...; a diverged seed ends the trial), or []
+    for a trial of one seed."""
+    found = {int(p.name[5:]): p for p in trial_dir.glob("seed_*") if re.fullmatch(r"seed_\d+", p.name) and p.is_dir()}
+    return [found[i] for i in range(len(found)) if i in found]
+
+
+def replay_seed(cfg, trial_dir: Path, out: Path) -> dict:
+    """Run one seed of a trial again (its config, stopped where the trial was) into `out`; its result."""
     from rnnlab.trial import read_metrics, run_seed
 
-    spec = SearchSpec.load(folder)
-    trial_dir = find_trial(spec, trial_id)
-    if (trial_dir / "seed_0").is_dir():  # a trial of seed replicates: replay its first seed (or pass ID/seed_<i>)
-        trial_dir, trial_id = trial_dir / "seed_0", f"{trial_id}/seed_0"
-    if (trial_dir / "config.json").is_file():
-        cfg = from_flat_dict(read_trial_file(trial_dir / "config.json")["flat"])
-    elif (trial_dir / "params.json").is_file():  # it failed before run_trial wrote its config (bad config or data)
-        cfg = config_from_params(spec, trial_dir)
-    else:
-        raise ConfigError(
-            "trial_id",
-            f"{trial_dir} holds neither config.json nor params.json: the trial never started; nothing to replay",
-        )
-    out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    recorded = read_metrics(trial_dir / "metrics.jsonl")
     final = read_json(trial_dir / "result.json")
-    report, should_stop = stop_where_it_stopped(final, recorded, cfg.search.trial_time_limit_s)
-    with hold_folder(out, "--out", lambda: check_replay_out(out), started=(out / "config.json").exists):
-        logger.info(f"replaying trial {trial_id} into {out}")
-        result = run_seed(cfg, report, out, should_stop=should_stop)  # one seed: a replicate's own folder
-    replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
-    pairs = [
-        (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
-        for r in recorded
-        if r["epoch"] in replayed
-    ]
-    if not final and (trial_dir / "result.json").exists():
-        print(f"{trial_dir / 'result.json'} is unreadable (torn?): only its epochs are compared")
-    pairs += [
-        (f"result {k}", final[k], result[k])
-        for k in (cfg.metric, f"test/{cfg.metric.split('/')[1]}")
-        if isinstance(final.get(k), float) and isinstance(result.get(k), float)
-    ]
+    report, should_stop = stop_where_it_stopped(
+        final, read_metrics(trial_dir / "metrics.jsonl"), cfg.search.trial_time_limit_s
+    )
+    return run_seed(cfg, report, out, should_stop=should_stop)  # one seed: a replicate's own folder
+
+
+def compare_rows(pairs: list, ends: list, rel_tol: float) -> bool:
+    """Print recorded beside replayed values; True when all agree (numbers within rel_tol, ends alike)."""
     ok = True
     print(f"{'':28}  {'recorded':>10}  {'replayed':>10}")
     for label, a, b in pairs:
         same = math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-6)
         ok &= same
         print(f"{label:28}  {a:10.5g}  {b:10.5g}  {'' if same else 'DIFFERS'}")
-    ends = replayed_end(final, result)
     for label, a, b in ends:
         ok &= a == b
         print(f"{label:28}  {a:>10}  {b:>10}  {'' if a == b else 'DIFFERS'}")
+    return ok
+
+
+def result_keys(cfg) -> tuple[str, str]:
+    return cfg.metric, f"test/{cfg.metric.split('/')[1]}"
+
+
+def compare_seed(cfg, trial_dir: Path, out: Path, result: dict, rel_tol: float) -> tuple[bool, bool]:
+    """Compare one replayed seed with its record, epoch by epoch and at the end; (agrees, anything compared)."""
+    from rnnlab.trial import read_metrics
+
+    final = read_json(trial_dir / "result.json")
+    replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
+    pairs = [
+        (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
+        for r in read_metrics(trial_dir / "metrics.jsonl")
+        if r["epoch"] in replayed
+    ]
+    if not final and (trial_dir / "result.json").exists():
+        print(f"{trial_dir / 'result.json'} is unreadable (torn?): only its epochs are compared")
+    pairs += [
+        (f"result {k}", final[k], result[k])
+        for k in result_keys(cfg)
+        if isinstance(final.get(k), float) and isinstance(result.get(k), float)
+    ]
+    ends = replayed_end(final, result)
+    ok = compare_rows(pairs, ends, rel_tol)
     for line in what_changed(final, result, read_json(trial_dir / "provenance.json")):
         print(line)  # the values decide; these say why they may differ (it compared silently before)
-    if not pairs and not ends:
-        print(f"nothing to compare: trial {trial_id} recorded no {cfg.metric}")
+    return ok, bool(pairs or ends)
+
+
+def compare_mean(cfg, trial_dir: Path, outs: list[Path], results: list[dict], rel_tol: float) -> tuple[bool, bool]:
+    """Compare the mean over the replayed seeds with the trial's own record (what the study and W&B hold). A trial
+    stopped in its last seed holds the means of the epoch it stopped after, as run_replicates wrote them."""
+    from rnnlab.replicates import mean_row, mean_rows
+    from rnnlab.trial import read_metrics
+
+    final = read_json(trial_dir / "result.json")
+    if final.get("status") == "stopped":
+        rows = mean_rows([read_metrics(out / "metrics.jsonl") for out in outs], cfg.metric)
+        mean = rows[-1] if rows else {}
+    else:
+        mean = mean_row(results, cfg.metric)
+    pairs = [
+        (f"mean {k}", final[k], mean[k])
+        for k in result_keys(cfg)
+        if isinstance(final.get(k), float) and isinstance(mean.get(k), float)
+    ]
+    return compare_rows(pairs, [], rel_tol), bool(pairs)
+
+
+def replay_trial(folder: str | Path, trial_id: str, out: str | Path | None = None, rel_tol: float = 1e-3) -> int:
+    """Re-run one trial in-process (no Ray: a breakpoint works) and print its metrics next to the recorded ones. A
+    trial of seed replicates is replayed seed by seed into `out/seed_<i>/`, each compared with its own record, and
+    the mean over seeds with the trial's (ID/seed_<i> replays one seed)."""
+    spec = SearchSpec.load(folder)
+    trial_dir = find_trial(spec, trial_id)
+    dirs = seed_dirs(trial_dir) or [trial_dir]
+    cfgs = [trial_config(spec, d) for d in dirs]  # all read before any work: a lost one is refused first
+    out = Path(out or Path(spec.folder, "replays", f"{trial_id}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    outs = [out / d.name for d in dirs] if dirs[0] is not trial_dir else [out]
+    with hold_folder(out, "--out", lambda: check_replay_out(out), started=(outs[0] / "config.json").exists):
+        results = []
+        for cfg, trial_seed, seed_out in zip(cfgs, dirs, outs):
+            logger.info(f"replaying trial {trial_id}{'' if seed_out == out else '/' + seed_out.name} into {seed_out}")
+            results.append(replay_seed(cfg, trial_seed, seed_out))
+    ok, compared = True, False
+    for cfg, trial_seed, seed_out, result in zip(cfgs, dirs, outs, results):
+        if seed_out != out:
+            print(f"{trial_seed.name} (seed {cfg.seed}):")
+        seed_ok, seed_compared = compare_seed(cfg, trial_seed, seed_out, result, rel_tol)
+        ok, compared = ok and seed_ok, compared or seed_compared
+    if outs[0] != out:
+        print(f"mean over {len(outs)} seeds (the trial's value, as the study holds it):")
+        mean_ok, mean_compared = compare_mean(cfgs[0], trial_dir, outs, results, rel_tol)
+        ok, compared = ok and mean_ok, compared or mean_compared
+    metric = cfgs[0].metric
+    if not compared:
+        print(f"nothing to compare: trial {trial_id} recorded no {metric}")
     else:
         print("replay reproduces the recorded metrics" if ok else f"replay differs beyond rel_tol={rel_tol}")
-    return 0 if ok and (pairs or ends) else 1
+    return 0 if ok and compared else 1
 
 
 NUMERICS = ("device", "packages.torch", "packages.numpy")  # what can change a trial's numbers beyond its config

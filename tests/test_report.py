@@ -332,5 +332,28 @@ def test_seeded_search_report_shows_a_confidence_interval_per_family(seeded_sear
         assert f"<- {trial_dir.name} started" in printed
         assert any(f"<- {trial_dir.name} {end}" in printed for end in ("finished", "stopped", "diverged", "errored"))
 
-    best = study.best_trial.user_attrs["ray_trial_id"]  # replay reruns the first seed of a replicated trial
+
+@pytest.mark.slow
+def test_replay_of_a_seeded_trial_replays_every_seed_and_compares_their_mean(seeded_search, tmp_path, capsys):
+    """Replaying a trial of 2 seeds reran seed_0 only and compared it with seed_0's record, while the trial's value
+    (the study's, W&B's) is the mean over both: now every seed is replayed into its own folder, each compared with
+    its own record, and their mean with the trial's."""
+    folder = seeded_search["folder"]
+    best = load_study(folder).best_trial.user_attrs["ray_trial_id"]
+    trial = json.loads((folder / "trials" / best / "result.json").read_text())
+    capsys.readouterr()
     assert main(["replay", str(folder), best, "--out", str(tmp_path / "replay")]) == 0
+    printed = capsys.readouterr().out
+    for i in range(2):
+        seed = json.loads((tmp_path / "replay" / f"seed_{i}" / "result.json").read_text())
+        assert seed["seed"] == i and math.isclose(seed["val/acc"], trial["seeds/val/acc"][i], rel_tol=1e-3)
+        assert f"seed_{i} (seed {i}):" in printed
+    assert "mean over 2 seeds (the trial's value, as the study holds it):" in printed
+    mean_line = next(line for line in printed.splitlines() if line.startswith("mean val/acc"))
+    recorded, replayed = (float(v) for v in mean_line.split()[2:4])
+    assert math.isclose(recorded, trial["val/acc"], rel_tol=1e-4) and math.isclose(replayed, recorded, rel_tol=1e-3)
+    assert printed.rstrip().endswith("replay reproduces the recorded metrics")
+
+    assert main(["replay", str(folder), f"{best}/seed_1", "--out", str(tmp_path / "one")]) == 0  # one seed alone
+    printed = capsys.readouterr().out
+    assert "mean over" not in printed and (tmp_path / "one" / "result.json").is_file()

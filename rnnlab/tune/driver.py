@@ -11,6 +11,7 @@ trial runs `trainable.train_trial` in a Ray worker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -166,34 +167,65 @@ def fit_tuner(tuner, samples: int | None = None, local_disk: bool = True) -> boo
     return not fired and unfinished == 0 and (samples is None or len(grid) >= samples)
 
 
-def run_search(experiment: Experiment, spec: SearchSpec, resume: bool = False, address: str | None = None) -> int:
+class SearchExists(ConfigError):
+    """The folder (or the bucket's) already holds a search."""
+
+
+def check_search_folder(spec: SearchSpec, resume: bool) -> None:
+    """Before taking the folder and again once held: another driver may have just used it."""
+    if resume:
+        SearchSpec.load(spec.folder)
+    elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
+        raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
+    elif Path(spec.folder, SEARCH_FILE).is_file():
+        raise SearchExists(
+            "--name", f"{spec.folder} already holds a search; pass --resume to continue it or another --name"
+        )
+    elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
+        raise SearchExists(
+            "--name",
+            f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
+            "tune URI --resume, or choose another --name",
+        )
+
+
+FREE_NAMES = 1000  # NAME-TIMESTAMP, then -2 ... -999: searches of one experiment started in one second
+
+
+def run_search(
+    experiment: Experiment, spec: SearchSpec, resume: bool = False, address: str | None = None, free_name: bool = False
+) -> int:
     """Launch (or resume, or extend) the search; print the report; exit code 0 unless no trial completed.
 
     Bad input (the config, the data, the space) fails before the search folder is created or Ray starts. SIGINT
     stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
-    Below -v, Ray Tune, Ray and Optuna stay quiet (`console.quiet_libraries`).
+    Below -v, Ray Tune, Ray and Optuna stay quiet (`console.quiet_libraries`). `free_name` (a default name,
+    NAME-TIMESTAMP): a folder another search of the same second holds or has taken moves this one to
+    NAME-TIMESTAMP-2, -3, ... (`spec.name` and `spec.folder` say which), as `rnnlab run` does for run folders.
     """
-    from rnnlab.folder_lock import hold_folder
+    from rnnlab.folder_lock import FolderBusy
 
     check_storage(spec.storage)  # before the folder lock creates the folder
+    name, folder = spec.name, Path(spec.folder)
+    for n in range(1, FREE_NAMES if free_name else 2):
+        spec.name = name if n == 1 else f"{name}-{n}"
+        spec.folder = str(folder.with_name(spec.name))
+        held: list[bool] = []
+        try:
+            return search_in_folder(experiment, spec, resume, address, held)
+        except (FolderBusy, SearchExists):
+            if not free_name or held:  # a name given is refused; so is an error of the search itself
+                raise
+    raise ConfigError("--name", f"every default name {name}-N of this second is taken; give one with --name")
 
-    def check() -> None:  # before taking the folder and again once held: another driver may have just used it
-        if resume:
-            SearchSpec.load(spec.folder)
-        elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
-            raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
-        elif Path(spec.folder, SEARCH_FILE).is_file():
-            raise ConfigError(
-                "--name", f"{spec.folder} already holds a search; pass --resume to continue it or another --name"
-            )
-        elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
-            raise ConfigError(
-                "--name",
-                f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
-                "tune URI --resume, or choose another --name",
-            )
 
+def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, address: str | None, held: list) -> int:
+    """The search in its folder, held for its whole run (`held` gets an entry once it is)."""
+    from rnnlab.folder_lock import hold_folder
+
+    check = functools.partial(check_search_folder, spec, resume)
     with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
+        held.append(True)
         try:
             return search(experiment, spec, resume, address)
         except KeyboardInterrupt:  # a SIGINT outside Tune's run: before it, between launches, during the report
