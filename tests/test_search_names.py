@@ -1,0 +1,73 @@
+"""A search's default name, NAME-TIMESTAMP: searches of one experiment started in the same second each get one of
+their own (NAME-TIMESTAMP-2, -3, ...), as `rnnlab run` does for run folders, and none is refused. A name given with
+--name is never changed. One real search, on a local Ray."""
+
+import time
+from pathlib import Path
+
+from rnnlab.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH_ESN = str(ROOT / "experiments" / "search_esn_mackey_glass.py")  # trials of a closed-form fit
+WINDOW_S = 90  # seconds ahead whose default names are all taken before the search starts
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_default_name_taken_in_the_same_second_moves_to_the_next_free_one(tmp_path, capsys):
+    """Before: a second `rnnlab tune EXP` in the same second got the same NAME-TIMESTAMP and was refused (exit 2,
+    'already holds a search' or 'in use'). Now: for every second of the window, NAME-TIMESTAMP holds a search and
+    NAME-TIMESTAMP-2 is held by a live process, so the search lands in NAME-TIMESTAMP-3, named so in its
+    search.json, and the others are as they were."""
+    import ray
+
+    from rnnlab.api import load
+    from rnnlab.folder_lock import FolderLock
+    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+    from rnnlab.tune import connect
+
+    name = load(SEARCH_ESN, {}).config.name
+    start = time.time()
+    stamps = [time.strftime("%Y%m%d-%H%M%S", time.localtime(start + s)) for s in range(-1, WINDOW_S)]
+    locks = []
+    for stamp in stamps:
+        taken = tmp_path / f"{name}-{stamp}"
+        SearchSpec(experiment=SEARCH_ESN, name=taken.name, storage=str(tmp_path), folder=str(taken)).save()
+        locks.append(FolderLock(tmp_path / f"{name}-{stamp}-2", "--name"))
+        locks[-1].acquire()  # another driver's, as flock sees it
+    before, existing = snapshot(tmp_path), {p.name for p in tmp_path.iterdir()}
+    try:
+        assert main(["tune", SEARCH_ESN, "--name", f"{name}-{stamps[1]}", "--storage", str(tmp_path)]) == 2
+        assert "already holds a search" in capsys.readouterr().err  # a name given is refused, not changed
+        connect(None)
+        try:
+            code = main(["tune", SEARCH_ESN, "--samples", "1", "--storage", str(tmp_path)])
+        finally:
+            ray.shutdown()
+    finally:
+        for lock in locks:
+            lock.release()
+    err = capsys.readouterr().err
+    assert code == 0, err[-3000:]
+    assert time.time() - start < WINDOW_S, "the window was too short for this machine"
+    new = sorted({p.name for p in tmp_path.iterdir()} - existing)
+    assert len(new) == 1 and new[0].endswith("-3") and new[0][: -len("-3")] in [f"{name}-{s}" for s in stamps], new
+    spec = SearchSpec.load(tmp_path / new[0])
+    assert spec.name == new[0] and Path(spec.folder) == (tmp_path / new[0]).resolve()
+    assert (tmp_path / new[0] / "trials").is_dir() and (tmp_path / new[0] / "optuna.journal").is_file()
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith(new[0] + "/") and SEARCH_FILE in k} == {
+        k: v for k, v in before.items() if SEARCH_FILE in k
+    }
+    for stamp in stamps:  # the held folders: still only their lock, never removed by the search that passed them
+        assert [p.name for p in (tmp_path / f"{name}-{stamp}-2").iterdir()] == [".rnnlab.lock"]
+
+
+def test_a_default_name_refused_for_bad_input_leaves_no_folder(tmp_path, capsys):
+    """Bad input with a default name: exit 2 naming the field, and no folder (empty or not) under --storage."""
+    assert main(["tune", SEARCH_ESN, "--storage", str(tmp_path), "--set", "search.sampler=nope"]) == 2
+    err = capsys.readouterr().err
+    assert "search.sampler" in err and "Traceback" not in err, err[-2000:]
+    assert list(tmp_path.iterdir()) == []
