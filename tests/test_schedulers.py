@@ -117,3 +117,30 @@ def test_the_status_line_counts_a_trial_without_a_value_as_the_study_does(caplog
         progress.on_trial_complete(0, [], trial)
     assert progress.counts == {"done": 0, "pruned": 0, "errored": 1} and progress.best is None
     assert "no finite value of train/rmse" in caplog.records[-1].getMessage()
+
+
+def test_the_status_line_counts_paused_trials_as_paused_not_running(caplog):
+    """HyperBand pauses a trial at a milestone (no worker, waiting): the status line counted it "running" until it
+    ended. Now it is "paused" while Ray's trials list says PAUSED, "running" again once resumed (said so)."""
+    import logging
+
+    from ray.tune.experiment import Trial
+
+    from rnnlab.tune.progress import SearchProgress
+
+    progress = SearchProgress("val/acc", "max", 3)
+    trials = [Trial("rnnlab-test", stub=True) for _ in range(3)]
+    with caplog.at_level(logging.INFO, logger="rnnlab"):
+        for trial in trials:
+            trial.set_status(Trial.RUNNING)
+            progress.on_trial_start(0, trials, trial)
+        assert "running 3 | paused 0 |" in caplog.records[-1].getMessage()
+        trials[0].set_status(Trial.PAUSED)
+        trials[1].set_status(Trial.PAUSED)
+        progress.on_step_end(0, trials)
+        progress.on_trial_recover(0, trials, trials[2])
+        assert "3/3 started | running 1 | paused 2 |" in caplog.records[-1].getMessage()
+        trials[0].set_status(Trial.RUNNING)
+        progress.on_trial_start(0, trials, trials[0])
+    assert "3/3 started | running 2 | paused 1 |" in caplog.records[-1].getMessage()
+    assert caplog.records[-1].getMessage().endswith(f"<- {trials[0].trial_id} resumed")

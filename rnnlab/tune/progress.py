@@ -19,13 +19,18 @@ logger = logging.getLogger(__name__)
 
 
 class SearchProgress(Callback):
-    """Prints e.g. `[search 42s] 5/8 started | running 2 | done 2 | pruned 1 | errored 0 | best val/acc=0.91 (a1b2)`."""
+    """Prints e.g. `[search 42s] 5/8 started | running 2 | paused 1 | done 2 | pruned 1 | errored 0 | best val/acc=0.91
+    (a1b2)`. Paused: a started trial HyperBand (or PBT) holds at a milestone, with no worker, until it resumes or
+    stops it; as Ray's trials list says (status PAUSED) at the event shown."""
+
+    paused: set[str] = frozenset()  # an instance pickled in an older search's ray/tuner.pkl has none of its own
 
     def __init__(self, metric: str, mode: str, total: int):
         self.metric, self.mode, self.total = metric, mode, total
         self.t0 = time.time()
         self.started: set[str] = set()
-        self.running: set[str] = set()
+        self.running: set[str] = set()  # started and not ended: running or paused
+        self.paused = set()
         self.counts = {"done": 0, "pruned": 0, "errored": 0}
         self.last: dict[str, dict[str, Any]] = {}
         self.best: tuple[float, str] | None = None
@@ -38,21 +43,33 @@ class SearchProgress(Callback):
     def show(self, event: str) -> None:
         best = f"{self.metric}={self.best[0]:.4g} ({self.best[1]})" if self.best else f"{self.metric}=-"
         counts = " | ".join(f"{k} {v}" for k, v in self.counts.items())
+        running = len(self.running - self.paused)
         line = (
             f"[search {time.time() - self.t0:.0f}s] {len(self.started)}/{self.total} started | "
-            f"running {len(self.running)} | {counts} | best {best}  <- {event}"
+            f"running {running} | paused {len(self.paused & self.running)} | {counts} | best {best}  <- {event}"
         )
         logger.info(line)
 
+    def see_paused(self, trials: list) -> None:
+        """The trials Ray holds paused now (every hook passes the whole list)."""
+        self.paused = {t.trial_id for t in trials if t.status == "PAUSED"}
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        self.see_paused(trials)
+
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        self.see_paused(trials)
+        resumed = trial.trial_id in self.started  # a paused trial given a worker again
         self.started.add(trial.trial_id)
         self.running.add(trial.trial_id)
-        self.show(f"{trial.trial_id} started")
+        self.paused.discard(trial.trial_id)
+        self.show(f"{trial.trial_id} {'resumed' if resumed else 'started'}")
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self.last[trial.trial_id] = result
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        self.see_paused(trials)
         self.running.discard(trial.trial_id)
         result = self.last.get(trial.trial_id) or trial.last_result or {}
         if not result.get(FINAL_KEY):
@@ -75,9 +92,11 @@ class SearchProgress(Callback):
         self.show(event)
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        self.see_paused(trials)
         self.show(f"{trial.trial_id} failed; retrying from its last checkpoint")
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self.see_paused(trials)
         self.running.discard(trial.trial_id)
         self.counts["errored"] += 1
         self.show(f"{trial.trial_id} errored (see the report's failed trials)")
