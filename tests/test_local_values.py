@@ -169,3 +169,43 @@ def test_the_run_folder_names_each_class_as_the_data_wrote_it(tmp_path, capsys):
     code = main(["run", REVIEWS, "--out", str(tmp_path / "run"), "--set", *SHRINK, f"data.name={data}"])
     assert code == 0, capsys.readouterr().err[-2000:]
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": ["AS", "EU", "NA"]}
+
+
+@pytest.mark.parametrize("spellings", [["01", "1", "2"], ["1.0", "1", "2"], ["007", "7", "3"]])
+def test_numbers_written_differently_are_classes_as_written(spellings, tmp_path, capsys):
+    """Before: pandas read the column as numbers and '01' and '1' (or '1.0' and '1', '007' and '7') were one class:
+    labels.json said [1, 2] for a file of three classes."""
+    import json
+
+    labels = [spellings[i % 3] for i in range(60)]
+    path = labelled_csv(tmp_path / "codes.csv", labels)
+    code = main(["run", REVIEWS, "--out", str(tmp_path / "run"), "--set", *SHRINK, f"data.name={path}"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-2000:]
+    named = json.loads((tmp_path / "run" / "labels.json").read_text())["labels"]
+    assert named == sorted(spellings)
+    assert "labels spell one number in different ways" in err and "3 in all" in err
+    data = classify(path, val_fraction=0.0, test_fraction=0.0)  # every row in train, in the file's order
+    assert data.meta["labels"] == named
+    assert [named[i] for i in data.train.targets.tolist()] == labels
+
+
+def test_plain_integer_labels_stay_numbers(tmp_path, capsys):
+    """Labels 0..9 written once each way are numbers, as before: labels.json [0, ..., 9], each row its own digit."""
+    import json
+
+    labels = [str(i % 10) for i in range(60)]
+    path = labelled_csv(tmp_path / "digits.csv", labels)
+    code = main(["run", REVIEWS, "--out", str(tmp_path / "run"), "--set", *SHRINK, f"data.name={path}"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-2000:]
+    assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": list(range(10))}
+    assert "spell one number" not in err
+    data = classify(path, val_fraction=0.0, test_fraction=0.0)
+    assert [data.meta["labels"][i] for i in data.train.targets.tolist()] == [int(x) for x in labels]
+
+
+def test_fractions_written_differently_are_still_refused_as_no_classes(tmp_path):
+    labels = [["1.5", "1.50", "2"][i % 3] for i in range(60)]
+    with pytest.raises(DataError, match="data.label_column: 40 of 60 train labels are real numbers"):
+        classify(labelled_csv(tmp_path / "fractions.csv", labels), val_fraction=0.0, test_fraction=0.0)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnlab.config import DataConfig
+from rnnlab.data import encoders
 from rnnlab.data.local_paths import glob_files, walk_files
 from rnnlab.data.taskdata import DataError
 
@@ -144,6 +145,24 @@ def check_header(files: list[str], delimiter: str) -> None:
             )
 
 
+def label_as_text(files: list[str], delimiter: str, column: str) -> dict:
+    """The csv builder's kwargs that read `column` as written (pandas' `converters`) when its cells spell one number
+    in different ways ('01' and '1', '1.0' and '1'): pandas reads them as one number, so two classes of the file
+    became one, silently. {} otherwise: plain numeric labels stay numbers, as before."""
+    cells: set[str] = set()
+    for path in files:
+        try:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+                rows = csv.reader(handle, delimiter=delimiter)
+                header = next(rows, [])
+                if column in header:
+                    at = header.index(column)
+                    cells.update(row[at] for row in rows if len(row) > at)
+        except csv.Error:  # datasets says what is wrong with the file
+            continue
+    return {"converters": {column: str}} if encoders.number_twins(cells) else {}
+
+
 def causes(err: BaseException) -> list[BaseException]:
     """`err` and the errors under it: datasets' 'An error occurred while generating the dataset' says nothing; under
     it, pyarrow's "Failed to parse string: 'neg' as a scalar of type int64" does."""
@@ -186,6 +205,7 @@ def load_local(cfg: DataConfig) -> DatasetDict:
         kwargs["delimiter"] = "\t"
     if builder == "csv":
         check_header(files, kwargs.get("delimiter", ","))
+        kwargs.update(label_as_text(files, kwargs.get("delimiter", ","), cfg.label_column))
     try:
         return load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # datasets reports an empty or malformed file in its own words
