@@ -205,6 +205,62 @@ def test_plain_integer_labels_stay_numbers(tmp_path, capsys):
     assert [data.meta["labels"][i] for i in data.train.targets.tolist()] == [int(x) for x in labels]
 
 
+def classlabel_parquet(path: Path, names: list[str], ids: list[int]) -> str:
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    Dataset.from_dict({"text": TEXTS[: len(ids)], "label": ids}, features=features).to_parquet(str(path))
+    return str(path)
+
+
+def test_a_classlabel_column_is_recorded_by_its_names(tmp_path, capsys):
+    """Before: labels.json held the class ids (0, 1, 2) of a ClassLabel column, not what they mean."""
+    import json
+
+    names = ["neg", "neu", "pos"]
+    path = classlabel_parquet(tmp_path / "sentiment.parquet", names, [i % 3 for i in range(60)])
+    code = main(["run", REVIEWS, "--out", str(tmp_path / "run"), "--set", *SHRINK, f"data.name={path}"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": names}  # datasets' id order
+    # a class absent from train ('neu', id 1): the outputs are neg and pos, and each row's output names its class
+    ids = [[0, 2][i % 2] for i in range(60)]
+    data = classify(classlabel_parquet(tmp_path / "two.parquet", names, ids), val_fraction=0.0, test_fraction=0.0)
+    assert data.meta["labels"] == ["neg", "pos"] and data.output_size == 2
+    assert [data.meta["labels"][i] for i in data.train.targets.tolist()] == [names[i] for i in ids]
+
+
+def test_a_classlabel_id_of_no_class_is_refused(tmp_path):
+    """-1 is datasets' missing label: no name, no class."""
+    path = classlabel_parquet(
+        tmp_path / "missing.parquet", ["neg", "pos"], [-1 if i == 5 else i % 2 for i in range(60)]
+    )
+    with pytest.raises(DataError, match="data.label_column: train labels -1 are no class of the column's ClassLabel"):
+        classify(path, val_fraction=0.0, test_fraction=0.0)
+
+
+def test_a_tagger_records_the_names_of_its_classlabel_tags(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, List, Value
+
+    names = ["O", "B-PER", "I-PER"]
+    tags = [[0, 1, 2][: 1 + i % 3] for i in range(30)]
+    features = Features({"words": List(Value("string")), "ner": List(ClassLabel(names=names))})
+    rows = {"words": [["the", "cat", "sat"][: len(t)] for t in tags], "ner": tags}
+    Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "tags.parquet"))
+    cfg = DataConfig(
+        source="local",
+        name=str(tmp_path / "tags.parquet"),
+        task="tagging",
+        tokens_column="words",
+        label_column="ner",
+        val_fraction=0.0,
+        test_fraction=0.0,
+    )
+    data = load_task_data(cfg, 0)
+    assert data.meta["labels"] == names
+    got = [[data.meta["labels"][t] for t in row if t >= 0] for row in data.train.targets.tolist()]
+    assert got == [[names[t] for t in row] for row in tags]
+
+
 def test_fractions_written_differently_are_still_refused_as_no_classes(tmp_path):
     labels = [["1.5", "1.50", "2"][i % 3] for i in range(60)]
     with pytest.raises(DataError, match="data.label_column: 40 of 60 train labels are real numbers"):

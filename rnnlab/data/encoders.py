@@ -198,6 +198,29 @@ def number_twins(labels) -> list[str]:
     return next((sorted(found) for found in spellings.values() if len(found) > 1), [])
 
 
+def class_names(feature) -> list[str] | None:
+    """The names of a datasets `ClassLabel` feature, or of the one a list of tags holds (`List(ClassLabel)`); None
+    for any other feature. Such a column holds class ids; these name them."""
+    from datasets import ClassLabel
+
+    inner = getattr(feature, "feature", feature)
+    return list(inner.names) if isinstance(inner, ClassLabel) else None
+
+
+def named_labels(label_map: dict, names: list[str] | None, column: str) -> list:
+    """What each class id means, in `label_map`'s order: the label itself, or a ClassLabel id's name (the map keeps
+    datasets' id order; a class absent from train has no id here, so the names follow the map, not the positions)."""
+    if names is None:
+        return list(label_map)
+    if unnamed := sorted(x for x in label_map if not 0 <= x < len(names)):
+        raise DataError(
+            f"data.{column}",
+            f"train labels {', '.join(map(str, unnamed[:5]))} are no class of the column's ClassLabel ({len(names)} "
+            f"names: {', '.join(names[:10])}); -1 is datasets' missing label: fill or drop those rows",
+        )
+    return [names[x] for x in label_map]
+
+
 def is_number(text: str) -> bool:
     """A finite number ("nan" and "inf" are words here)."""
     try:

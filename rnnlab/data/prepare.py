@@ -171,6 +171,7 @@ def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: in
     check_not_an_input(cfg, cfg.label_column, "data.label_column")
     inputs, input_size, vocab = encode_inputs(splits, cfg)
     labels, label_map = encode_labels(splits, cfg)
+    names = encoders.class_names(splits["train"].features[cfg.label_column])
     parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
     return TaskData(
         cfg.task,
@@ -179,7 +180,7 @@ def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: in
         vocab_size=len(vocab or []),
         output_size=len(label_map),
         vocab=vocab,
-        meta={"labels": list(label_map)},
+        meta={"labels": encoders.named_labels(label_map, names, "label_column")},
     )
 
 
@@ -240,6 +241,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         if any(len(a) != len(b) for a, b in zip(ids[n], tags[n])):
             raise DataError("data.label_column", f"split {n!r}: a row has a different number of tags and tokens")
     label_map = encoders.fit_label_map([t for row in tags["train"] for t in row if t != IGNORE_INDEX], "label_column")
+    names = encoders.class_names(splits["train"].features[cfg.label_column])
     parts = {}
     for n in SPLITS:
         mapped = [encoders.apply_label_map(row, label_map, "label_column", n) for row in tags[n]]
@@ -252,7 +254,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         vocab_size=len(vocab),
         output_size=len(label_map),
         vocab=vocab,
-        meta={"labels": list(label_map)},
+        meta={"labels": encoders.named_labels(label_map, names, "label_column")},
     )
 
 

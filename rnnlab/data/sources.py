@@ -318,6 +318,7 @@ class Columns:
 
     def __init__(self, dataset: Dataset, rows: Rows = None, whole: dict | None = None):
         self.dataset, self.rows, self.column_names = dataset, rows, list(dataset.column_names)
+        self.features = dataset.features
         self.whole = {} if whole is None else whole  # (id(dataset), column) -> the whole column
         self.values: dict[str, list] = {}
 
