@@ -83,3 +83,60 @@ def test_a_files_hash_is_not_taken_for_a_commit(tmp_path):
     Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}).to_parquet(str(tmp_path / "train.parquet"))
     builder = load_dataset_builder(str(tmp_path))  # a local folder through the hub path: hashed, no commit
     assert builder.hash and resolved_commit(builder) is None
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.tsv"])
+def test_hub_csv_files_keep_their_missing_value_words(name, tmp_path, monkeypatch):
+    """Before: a hub dataset of CSV files went through datasets' csv builder with pandas' defaults, so a label "NA"
+    (or "null", "None") arrived as missing; local CSVs keep them. The hub path runs here on a local folder: the same
+    `load_dataset_builder` resolves it to the csv builder, as it does a hub repository of CSV files."""
+    sep = "\t" if name.endswith(".tsv") else ","
+    cells = ["NA", "EU", "null", "None", ""]
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / name).write_text(
+        f"text{sep}label\n" + "".join(f"row {i}{sep}{c}\n" for i, c in enumerate(cells))
+    )
+    import datasets.config
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    raw, _ = load_hub(DataConfig(source="hub", name=str(tmp_path / "repo"), task="classification"))
+    assert raw["train"]["label"][:] == ["NA", "EU", "null", "None", None]  # only the empty cell is missing
+
+
+def cache_hub_csv(tmp_path, monkeypatch, read_as_rnnlab: bool) -> None:
+    """A datasets cache holding hub dataset `tinycsv` (CSV files) at COMMIT, as a machine with network leaves it:
+    read with rnnlab's CSV settings (their config id) or with pandas' defaults (config 'default'); offline."""
+    import datasets.config
+    from datasets import BuilderConfig
+    from datasets.packaged_modules.csv.csv import Csv
+
+    from rnnlab.data.sources import CSV_CELLS
+
+    path = tmp_path / "repo" / "train.csv"
+    path.parent.mkdir()
+    path.write_text("text,label\n" + "".join(f"row {i},{['NA', 'EU', 'null'][i % 3]}\n" for i in range(12)))
+    kwargs = CSV_CELLS if read_as_rnnlab else {}
+    cache = tmp_path / "hf-datasets"
+    builder = Csv(
+        cache_dir=str(cache), dataset_name="tinycsv", hash=COMMIT, data_files={"train": [str(path)]}, **kwargs
+    )
+    builder.download_and_prepare()
+    (config_dir,) = (cache / "tinycsv").iterdir()  # named by its data files here; a hub repo's by its kwargs alone
+    shutil.move(config_dir, cache / "tinycsv" / BuilderConfig("default").create_config_id(dict(kwargs)))
+    path.unlink()  # offline, the cache alone is read
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_a_cached_hub_csv_is_read_offline_with_its_missing_value_words(tmp_path, monkeypatch):
+    cache_hub_csv(tmp_path, monkeypatch, read_as_rnnlab=True)
+    raw, commit = load_hub(DataConfig(source="hub", name="tinycsv", task="classification"))
+    assert commit == COMMIT and raw["train"]["label"][:3] == ["NA", "EU", "null"]
+
+
+def test_a_hub_csv_cached_with_pandas_defaults_is_refused_offline(tmp_path, monkeypatch):
+    """Such a copy (datasets' own load_dataset, or rnnlab before) lost 'NA' and 'null': reading it would be silent."""
+    cache_hub_csv(tmp_path, monkeypatch, read_as_rnnlab=False)
+    with pytest.raises(DataError, match="data.name: 'tinycsv' is CSV files, and the local datasets cache holds them"):
+        load_hub(DataConfig(source="hub", name="tinycsv", task="classification"))

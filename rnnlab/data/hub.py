@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from rnnlab.config import DataConfig
+from rnnlab.data.sources import CSV_CELLS
 from rnnlab.data.taskdata import DataError
 
 if TYPE_CHECKING:
@@ -90,13 +91,33 @@ def check_pin(cfg: DataConfig, commit: str | None, offline: bool) -> None:
         )
 
 
+def hub_builder(cfg: DataConfig):
+    """The `datasets` builder of the hub dataset, CSV files read as local ones are (`CSV_CELLS`: only an empty cell
+    is missing, not "NA", "null", "None"). The csv builder takes those kwargs (offline, the cache holds a copy so read
+    under their config id); another builder refuses them with a ValueError and is made without them."""
+    from datasets import load_dataset_builder
+
+    try:
+        return load_dataset_builder(cfg.name, cfg.config_name, revision=cfg.revision, **CSV_CELLS)
+    except ValueError as err:  # ParquetConfig has no keep_default_na; offline, no copy read with them is cached
+        why = err
+    builder = load_dataset_builder(cfg.name, cfg.config_name, revision=cfg.revision)
+    if builder.info.builder_name == "csv":  # offline: a copy read with pandas' defaults, "NA" and "null" lost
+        raise DataError(
+            "data.name",
+            f"{cfg.name!r} is CSV files, and the local datasets cache holds them read with pandas' missing-value "
+            "words ('NA', 'null', 'None' read as missing), not as rnnlab reads a CSV (only an empty cell missing); "
+            f"load it once with the hub reachable to cache it so ({why})",
+        )
+    return builder
+
+
 def load_hub(cfg: DataConfig) -> tuple[DatasetDict, str | None]:
     """The hub dataset at `data.revision` (None: the default branch) and the commit sha it resolved to, through
     `load_dataset_builder` (what `load_dataset` runs). Without network: from the local cache, or a DataError."""
-    from datasets import load_dataset_builder
 
     def load() -> tuple[DatasetDict, str | None]:
-        builder = load_dataset_builder(cfg.name, cfg.config_name, revision=cfg.revision)
+        builder = hub_builder(cfg)
         builder.download_and_prepare()
         return builder.as_dataset(), resolved_commit(builder)
 
@@ -104,6 +125,8 @@ def load_hub(cfg: DataConfig) -> tuple[DatasetDict, str | None]:
         try:
             with hub_offline_mode():
                 raw, commit = load()
+        except DataError:
+            raise
         except Exception as err:
             raise DataError(
                 "data.name",
@@ -116,5 +139,7 @@ def load_hub(cfg: DataConfig) -> tuple[DatasetDict, str | None]:
         return raw, commit
     try:
         return load()
+    except DataError:
+        raise
     except Exception as err:
         raise DataError("data.name", f"could not load hub dataset {cfg.name!r}: {err}") from err
