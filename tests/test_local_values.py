@@ -171,7 +171,9 @@ def test_the_run_folder_names_each_class_as_the_data_wrote_it(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": ["AS", "EU", "NA"]}
 
 
-@pytest.mark.parametrize("spellings", [["01", "1", "2"], ["1.0", "1", "2"], ["007", "7", "3"]])
+@pytest.mark.parametrize(
+    "spellings", [["01", "1", "2"], ["1.0", "1", "2"], ["007", "7", "3"], ["FALSE", "True", "true"]]
+)
 def test_numbers_written_differently_are_classes_as_written(spellings, tmp_path, capsys):
     """Before: pandas read the column as numbers and '01' and '1' (or '1.0' and '1', '007' and '7') were one class:
     labels.json said [1, 2] for a file of three classes."""
@@ -184,7 +186,7 @@ def test_numbers_written_differently_are_classes_as_written(spellings, tmp_path,
     assert code == 0, err[-2000:]
     named = json.loads((tmp_path / "run" / "labels.json").read_text())["labels"]
     assert named == sorted(spellings)
-    assert "labels spell one number in different ways" in err and "3 in all" in err
+    assert "labels spell one value in different ways" in err and "3 in all" in err
     data = classify(path, val_fraction=0.0, test_fraction=0.0)  # every row in train, in the file's order
     assert data.meta["labels"] == named
     assert [named[i] for i in data.train.targets.tolist()] == labels
@@ -200,7 +202,7 @@ def test_plain_integer_labels_stay_numbers(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err[-2000:]
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == {"labels": list(range(10))}
-    assert "spell one number" not in err
+    assert "spell one value" not in err
     data = classify(path, val_fraction=0.0, test_fraction=0.0)
     assert [data.meta["labels"][i] for i in data.train.targets.tolist()] == [int(x) for x in labels]
 

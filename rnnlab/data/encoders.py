@@ -179,22 +179,28 @@ def fit_label_map(labels: Sequence, column: str) -> dict:
             f"data.{column}: labels differ only in the spaces around them ({', '.join(map(repr, twins))}); each is "
             f"its own class, {len(ordered)} in all"
         )
-    if twins := number_twins(ordered):  # a CSV column read as text for them (sources.label_as_text)
+    if twins := spelling_twins(ordered):  # a CSV column read as text for them (sources.label_as_text)
         log.warning(
-            f"data.{column}: labels spell one number in different ways ({', '.join(map(repr, twins))}); they are "
+            f"data.{column}: labels spell one value in different ways ({', '.join(map(repr, twins))}); they are "
             f"kept as written, each its own class, {len(ordered)} in all: write them alike to make them one class"
         )
     return {label: i for i, label in enumerate(ordered)}
 
 
-def number_twins(labels) -> list[str]:
-    """The first set of distinct texts that spell one whole number ('01' and '1', '1.0' and '1', '007' and '7'),
-    sorted; [] when there is none. pandas reads such a CSV column as numbers, which would make them one class.
-    Fractions are left to pandas: read as numbers, `check_labels` refuses them as no classes."""
-    spellings: dict[float, set[str]] = {}
+PANDAS_BOOLEANS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
+
+
+def spelling_twins(labels) -> list[str]:
+    """The first set of distinct texts that spell one whole number ('01' and '1', '1.0' and '1', '007' and '7') or
+    one boolean ('True' and 'true'), sorted; [] when there is none. pandas reads such a CSV column as numbers or
+    booleans, which would make them one class. Fractions are left to pandas: read as numbers, `check_labels`
+    refuses them as no classes."""
+    spellings: dict[object, set[str]] = {}
     for label in labels:
         if isinstance(label, str) and is_number(label) and float(label).is_integer():  # fractions: check_labels
             spellings.setdefault(float(label), set()).add(label)
+        elif isinstance(label, str) and label in PANDAS_BOOLEANS:
+            spellings.setdefault(str(PANDAS_BOOLEANS[label]), set()).add(label)
     return next((sorted(found) for found in spellings.values() if len(found) > 1), [])
 
 

@@ -146,9 +146,9 @@ def check_header(files: list[str], delimiter: str) -> None:
 
 
 def label_as_text(files: list[str], delimiter: str, column: str) -> dict:
-    """The csv builder's kwargs that read `column` as written (pandas' `converters`) when its cells spell one number
-    in different ways ('01' and '1', '1.0' and '1'): pandas reads them as one number, so two classes of the file
-    became one, silently. {} otherwise: plain numeric labels stay numbers, as before."""
+    """The csv builder's kwargs that read `column` as written (pandas' `converters`) when its cells spell one value
+    in different ways ('01' and '1', '1.0' and '1', 'True' and 'true'): pandas reads them as one number or boolean,
+    so two classes of the file became one, silently. {} otherwise: plain numeric labels stay numbers, as before."""
     cells: set[str] = set()
     for path in files:
         try:
@@ -160,7 +160,7 @@ def label_as_text(files: list[str], delimiter: str, column: str) -> dict:
                     cells.update(row[at] for row in rows if len(row) > at)
         except csv.Error:  # datasets says what is wrong with the file
             continue
-    return {"converters": {column: str}} if encoders.number_twins(cells) else {}
+    return {"converters": {column: str}} if encoders.spelling_twins(cells) else {}
 
 
 def causes(err: BaseException) -> list[BaseException]:
