@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from rnnlab.config import ConfigError
-from rnnlab.config.checks import MAX_SAMPLES, MAX_WAIT_S
+from rnnlab.config.checks import MAX_CONCURRENCY, MAX_SAMPLES, MAX_WAIT_S
 from rnnlab.config.overrides import parse_set_args
 
 
@@ -65,6 +65,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     samples = getattr(args, "samples", None)
     if samples is not None and samples > MAX_SAMPLES:  # search.samples' bound, named by the flag given
         raise ConfigError("--samples", f"must be at most {MAX_SAMPLES} (search.samples), got {samples}")
+    concurrency = getattr(args, "concurrency", None)
+    if concurrency is not None and concurrency > MAX_CONCURRENCY:  # search.concurrency's bound, by the flag given
+        raise ConfigError("--concurrency", f"must be at most {MAX_CONCURRENCY} (search.concurrency), got {concurrency}")
     timeout = getattr(args, "timeout", None)
     if timeout is not None and not 0 < timeout <= MAX_WAIT_S:  # 1e10 overflowed in subprocess's wait, a traceback
         raise ConfigError("--timeout", f"seconds, > 0 and at most {MAX_WAIT_S:g}; got {timeout}")

@@ -112,6 +112,8 @@ def cases(tmp: Path) -> list[tuple[str, list[str], str]]:
         ("cluster_config_torn", [*preflight, str(tmp / "torn.yaml")], "--cluster-config"),
         ("cluster_config_not_a_mapping", [*preflight, str(tmp / "list.yaml")], "--cluster-config"),
         ("concurrency_negative", [*tune, "--concurrency", "-1"], "--concurrency"),
+        ("concurrency_huge", [*tune, "--concurrency", str(10**9)], "--concurrency"),  # was taken and recorded
+        ("concurrency_huge_set", [*tune, "--set", f"search.concurrency={10**9}"], "search.concurrency"),
         ("storage_bad_scheme", ["tune", SEARCH, "--storage", "nosuchscheme://b/p", "--name", "x"], "--storage"),
         ("storage_under_a_file", ["tune", SEARCH, "--storage", str(blocker / "sub"), "--name", "x"], "--storage"),
         ("set_unknown_field", [*tune, "--set", "model.hiden_size=8"], "model.hiden_size"),

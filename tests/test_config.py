@@ -104,6 +104,12 @@ BAD = [
     ({"search.seeds": str(2**64)}, "search.seeds", r"\[1, 1000\]"),
     ({"search.samples": str(10**12)}, "search.samples", r"\[1, 1000000\]"),
     ({"search.samples": str(2**63 - 1)}, "search.samples", r"\[1, 1000000\]"),
+    (
+        {"search.concurrency": str(10**9)},
+        "search.concurrency",
+        r"must be in \[1, 10000\] \(trials at once",
+    ),  # was taken
+    ({"search.concurrency": "0"}, "search.concurrency", r"must be in \[1, 10000\]"),
 ]
 
 

@@ -28,6 +28,8 @@ MAX_SAMPLES = 10**6
 # each seed is a whole run, one after another inside one trial, in its own folder seed_<i>: 10**9 seeds took 9 GB
 # of memory before the first seed ran (the records of every seed are built first) and ended with no word
 MAX_SEEDS = 1000
+# trials at once: each holds a Ray worker process (~0.5 GB) and its share of the CPUs; 10**9 was taken (and recorded)
+MAX_CONCURRENCY = 10**4
 
 
 def _check_types(obj: Any, prefix: str = "") -> None:
@@ -191,7 +193,11 @@ def check_fields(cfg: Config) -> Config:
         "search.samples",
         f"must be in [1, {MAX_SAMPLES}] (each trial keeps a folder and its records in the search), got {s.samples}",
     )
-    check(s.concurrency >= 1, "search.concurrency", f"must be >= 1, got {s.concurrency}")
+    check(
+        1 <= s.concurrency <= MAX_CONCURRENCY,
+        "search.concurrency",
+        f"must be in [1, {MAX_CONCURRENCY}] (trials at once, each a Ray worker), got {s.concurrency}",
+    )
     check(s.cpus_per_trial > 0, "search.cpus_per_trial", "must be > 0")
     check(s.gpus_per_trial >= 0, "search.gpus_per_trial", "must be >= 0")
     check(
