@@ -9,6 +9,7 @@ from pathlib import Path
 from rnnlab.config import ConfigError
 from rnnlab.config.checks import MAX_CONCURRENCY, MAX_SAMPLES, MAX_WAIT_S
 from rnnlab.config.overrides import parse_set_args
+from rnnlab.search_folder import refuse_the_file
 
 
 def experiment_from(args: argparse.Namespace) -> str:
@@ -50,6 +51,7 @@ def check_out_folder(out: str | None) -> None:
 
 POSITIONALS = ("experiment", "path", "search_dir", "trial_id", "prefix")  # the arguments that are no --flag
 AT_LEAST_ONE = ("samples", "concurrency")  # counts of trials
+SEARCH_FOLDERS = ("search_dir", "path", "experiment")  # the arguments that may name a search folder (tune: --resume)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -62,6 +64,9 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ConfigError(flag, f"is empty ({value!r}); {hint}")
         if dest in AT_LEAST_ONE and value is not None and value < 1:
             raise ConfigError(flag, f"must be >= 1, got {value}")
+    for dest in SEARCH_FOLDERS:  # report, replay, dashboard, sync, tune --resume
+        if isinstance(value := getattr(args, dest, None), str) and (dest != "experiment" or getattr(args, "resume", 0)):
+            refuse_the_file(value, dest)
     samples = getattr(args, "samples", None)
     if samples is not None and samples > MAX_SAMPLES:  # search.samples' bound, named by the flag given
         raise ConfigError("--samples", f"must be at most {MAX_SAMPLES} (search.samples), got {samples}")

@@ -45,6 +45,9 @@ def available() -> list[str]:
 def resolve_path(spec: str) -> Path:
     """An experiment file by path, else by name in `search_dirs()`; a ConfigError lists the valid names."""
     path = Path(spec)
+    if path.is_file() and path.suffix != ".py":  # a module of no .py file cannot be imported (a traceback)
+        search = f"; to continue that search: rnnlab tune {path.parent} --resume" if path.name == "search.json" else ""
+        raise ConfigError("experiment", f"{path} is not an experiment file (a .py file){search}")
     if path.is_file():
         return path
     for directory in search_dirs():

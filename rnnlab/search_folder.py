@@ -24,6 +24,14 @@ TRIALS_DIR = "trials"
 STUDY_NAME = "search"
 
 
+def refuse_the_file(path: str | Path, field: str) -> None:
+    """A search is named by its folder: the path of its search.json (said "holds no search.json") is refused naming
+    the folder to give."""
+    path = Path(path)
+    if path.name == SEARCH_FILE and path.is_file():
+        raise ConfigError(field, f"{path} is the search's {SEARCH_FILE}: give its folder {path.parent}, not the file")
+
+
 @dataclass
 class SearchSpec:
     """What `search.json` holds: enough to resume, extend or replay the search with nothing else."""
@@ -50,6 +58,7 @@ class SearchSpec:
 
     @classmethod
     def load(cls, folder: str | Path) -> SearchSpec:
+        refuse_the_file(folder, "search")
         path = Path(folder) / SEARCH_FILE
         if not path.is_file():
             raise ConfigError("search", f"{folder} holds no {SEARCH_FILE}: not a search folder")

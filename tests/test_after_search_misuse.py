@@ -121,3 +121,32 @@ def test_a_journal_removed_after_its_search_syncs_without_a_traceback(tmp_path):
     journal.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}])
     (tmp_path / "optuna.journal").unlink()
     journal.sync()  # as the atexit hook and the timer call it
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report", "{f}"], ["replay", "{f}", "t1"], ["dashboard", "{f}"], ["sync", "{f}"], ["tune", "{f}", "--resume"]],
+    ids=lambda c: c[0] + ("_resume" if "--resume" in c else ""),
+)
+def test_a_search_json_given_for_its_folder_names_the_folder(command, run_record, tmp_path, capsys):
+    """The path of a search's search.json given where its folder is asked: "holds no search.json: not a search
+    folder" (of the file), or for tune --resume "no search in searches". Now exit 2 naming the folder to give; the
+    search as it was."""
+    folder = search_with_trial(tmp_path, "mine", run_record)
+    before = snapshot(folder)
+    given = str(folder / "search.json")
+    assert main([c.replace("{f}", given) for c in command]) == 2
+    err = capsys.readouterr().err
+    assert f"{given} is the search's search.json: give its folder {folder}, not the file" in err, err
+    assert "Traceback" not in err and snapshot(folder) == before
+
+
+def test_a_search_json_given_as_an_experiment_says_how_to_continue_the_search(run_record, tmp_path, capsys):
+    """`rnnlab tune S/search.json` (no --resume) and `rnnlab run S/search.json` were an AttributeError traceback
+    (a module spec of no .py file); now exit 2 naming the experiment and the resume command."""
+    folder = search_with_trial(tmp_path, "mine", run_record)
+    for command in (["tune", str(folder / "search.json")], ["run", str(folder / "search.json")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "experiment: " in err and f"rnnlab tune {folder} --resume" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
