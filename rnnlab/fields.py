@@ -120,15 +120,20 @@ def select(sections: list[SectionDoc], prefix: str | None) -> list[SectionDoc]:
     """The sections and fields under the dotted `prefix` (`optim`, `model.esn`, `train.epochs`); all for None."""
     if not prefix:
         return sections
-    prefix = prefix.rstrip(".")
+    path = prefix.rstrip(".")
     chosen = []
     for s in sections:
-        fields = [f for f in s.fields if f.path == prefix or f.path.startswith(prefix + ".")]
+        fields = [f for f in s.fields if path and (f.path == path or f.path.startswith(path + "."))]
         if fields:
             chosen.append(SectionDoc(s.path, s.doc, fields))
-    if not chosen:
+    if not chosen:  # '.' was stripped to '' and the message said no field under ''
         names = sorted({s.path for s in sections if s.path})
-        raise ConfigError("fields", f"no config field under {prefix!r}; sections: {', '.join(names)}")
+        top = sorted({f.path for s in sections if not s.path for f in s.fields})
+        raise ConfigError(
+            "fields",
+            f"no config field under {prefix!r}; give a section ({', '.join(names)}), a top-level field "
+            f"({', '.join(top)}) or a field's dotted path (train.epochs), or nothing for all",
+        )
     return chosen
 
 

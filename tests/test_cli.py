@@ -72,7 +72,16 @@ def test_fields_lists_every_config_path_with_type_default_and_meaning(capsys):
     assert "[model.esn]  Echo state network" in out
     assert main(["fields", "optim"]) == 0
     assert all(line.startswith(("[optim]", "  optim.")) for line in capsys.readouterr().out.splitlines())
-    assert main(["fields", "nope"]) == 2 and "sections: data, eval, model" in capsys.readouterr().err
+    assert main(["fields", "nope"]) == 2 and "give a section (data, eval, model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", [".", "..", "nope."])
+def test_fields_of_no_field_names_what_was_typed_and_what_is_valid(prefix, capsys):
+    """`rnnlab fields .` said "no config field under ''" (the dot stripped): it names what was typed now."""
+    assert main(["fields", prefix]) == 2
+    err = capsys.readouterr().err
+    assert f"no config field under {prefix!r}; give a section (data, eval, model" in err, err
+    assert "a top-level field (metric, mode, name, seed)" in err and "Traceback" not in err
 
 
 def test_fields_follow_a_config_class_wherever_it_lives():
