@@ -226,9 +226,9 @@ def search(
     """Launch a search of the experiment's `search_space` (as `rnnlab tune`) and return its summary.
 
     `overrides` holds `search.samples`, `search.concurrency` and any other field. The search goes in
-    `storage/name/` (default name NAME-TIMESTAMP). It prints its status lines and summary as the CLI does
-    (`verbosity=console.QUIET` keeps warnings only). Raises ConfigError on bad input, KeyboardInterrupt if
-    interrupted (its state is saved: `rnnlab tune FOLDER --resume`).
+    `storage/name/` (default name NAME-TIMESTAMP, or -2, -3, ... if another search of that second has it). It
+    prints its status lines and summary as the CLI does (`verbosity=console.QUIET` keeps warnings only). Raises
+    ConfigError on bad input, KeyboardInterrupt if interrupted (its state is saved: `rnnlab tune FOLDER --resume`).
     """
     from rnnlab.tune import run_search
 

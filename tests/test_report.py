@@ -357,3 +357,12 @@ def test_replay_of_a_seeded_trial_replays_every_seed_and_compares_their_mean(see
     assert main(["replay", str(folder), f"{best}/seed_1", "--out", str(tmp_path / "one")]) == 0  # one seed alone
     printed = capsys.readouterr().out
     assert "mean over" not in printed and (tmp_path / "one" / "result.json").is_file()
+
+
+def test_replay_comparison_takes_nan_again_as_reproduced(capsys):
+    """The mean over seeds of a trial with a diverged seed is nan: a replay that diverges again reproduces it."""
+    from rnnlab.search_report import compare_rows
+
+    assert compare_rows([("mean val/loss", math.nan, math.nan)], [], 1e-3)
+    assert not compare_rows([("mean val/loss", 0.5, math.nan)], [], 1e-3)
+    assert "DIFFERS" in capsys.readouterr().out.splitlines()[-1]

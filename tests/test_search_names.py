@@ -5,6 +5,8 @@ their own (NAME-TIMESTAMP-2, -3, ...), as `rnnlab run` does for run folders, and
 import time
 from pathlib import Path
 
+import pytest
+
 from rnnlab.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,11 +18,12 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_default_name_taken_in_the_same_second_moves_to_the_next_free_one(tmp_path, capsys):
+@pytest.mark.parametrize("via", ["cli", "api"])
+def test_a_default_name_taken_in_the_same_second_moves_to_the_next_free_one(via, tmp_path, capsys):
     """Before: a second `rnnlab tune EXP` in the same second got the same NAME-TIMESTAMP and was refused (exit 2,
     'already holds a search' or 'in use'). Now: for every second of the window, NAME-TIMESTAMP holds a search and
     NAME-TIMESTAMP-2 is held by a live process, so the search lands in NAME-TIMESTAMP-3, named so in its
-    search.json, and the others are as they were."""
+    search.json, and the others are as they were. rnnlab.search's summary reads the folder it took."""
     import ray
 
     from rnnlab.api import load
@@ -43,7 +46,13 @@ def test_a_default_name_taken_in_the_same_second_moves_to_the_next_free_one(tmp_
         assert "already holds a search" in capsys.readouterr().err  # a name given is refused, not changed
         connect(None)
         try:
-            code = main(["tune", SEARCH_ESN, "--samples", "1", "--storage", str(tmp_path)])
+            if via == "cli":
+                code = main(["tune", SEARCH_ESN, "--samples", "1", "--storage", str(tmp_path)])
+            else:
+                import rnnlab
+
+                summary = rnnlab.search(SEARCH_ESN, overrides={"search.samples": 1}, storage=tmp_path)
+                code = 0
         finally:
             ray.shutdown()
     finally:
@@ -55,6 +64,8 @@ def test_a_default_name_taken_in_the_same_second_moves_to_the_next_free_one(tmp_
     new = sorted({p.name for p in tmp_path.iterdir()} - existing)
     assert len(new) == 1 and new[0].endswith("-3") and new[0][: -len("-3")] in [f"{name}-{s}" for s in stamps], new
     spec = SearchSpec.load(tmp_path / new[0])
+    if via == "api":
+        assert summary.folder == (tmp_path / new[0]).resolve() and summary.counts["COMPLETE"] == 1, summary
     assert spec.name == new[0] and Path(spec.folder) == (tmp_path / new[0]).resolve()
     assert (tmp_path / new[0] / "trials").is_dir() and (tmp_path / new[0] / "optuna.journal").is_file()
     after = snapshot(tmp_path)
