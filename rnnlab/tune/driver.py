@@ -208,8 +208,8 @@ def run_search(
     check_storage(spec.storage)  # before the folder lock creates the folder
     name, folder = spec.name, Path(spec.folder)
     for n in range(1, FREE_NAMES if free_name else 2):
-        spec.name = name if n == 1 else f"{name}-{n}"
-        spec.folder = str(folder.with_name(spec.name))
+        if n > 1:  # the folder as given first: a copied search's name is the original's, its folder its own
+            spec.name, spec.folder = f"{name}-{n}", str(folder.with_name(f"{name}-{n}"))
         held: list[bool] = []
         try:
             return search_in_folder(experiment, spec, resume, address, held)
