@@ -12,6 +12,7 @@ import argparse
 import gc
 import logging
 import os
+import select
 import shlex
 import signal
 import sys
@@ -25,6 +26,7 @@ EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1  # a full disk, no memory: nothing wrong with the input
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as if SIGTERM had ended the process
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as after Ctrl-C
+EXIT_BROKEN_PIPE = 128 + 13  # 141, as if SIGPIPE had ended it (`yes | head`): output cut short, not a failure (1)
 
 logger = logging.getLogger("rnnlab.cli")
 
@@ -328,8 +330,19 @@ def entry() -> int:
     """The `rnnlab` command as a process: `main`, then the interpreter's last garbage collection is skipped. It would
     walk the whole heap of torch, Ray, W&B, Optuna and matplotlib at exit (1-3 s, measured, after `rnnlab tune`);
     the exit handlers (W&B's teardown, Ray's shutdown, the journal's sync) still run, and the OS frees the rest.
-    Only the process's own entry point does this: a caller of `main` (a test) keeps its collector."""
-    code = main()
+    Only the process's own entry point does this: a caller of `main` (a test) keeps its collector. A closed stdout
+    (`rnnlab fields | head -1`) ends it quietly, stdout pointed at devnull so the last flush cannot raise again
+    (Python's recipe); a broken pipe that is not stdout's (a worker's socket) keeps its traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()  # inside the try: a short output still sits in the buffer
+    except BrokenPipeError:
+        poller = select.poll()  # the write end of a pipe whose reader has gone polls as an error
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poller.poll(0)):
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     gc.freeze()
     return code
 

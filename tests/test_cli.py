@@ -1,5 +1,6 @@
 """CLI habits: --set never takes the experiment, --version, python -m rnnlab, rnnlab fields, names resolved from any
-folder, ints for floats, rnnlab sync asking for the W&B key first, -v/-q on every subcommand."""
+folder, ints for floats, rnnlab sync asking for the W&B key first, -v/-q on every subcommand, a closed
+stdout ending the command quietly."""
 
 import dataclasses
 import os
@@ -254,3 +255,35 @@ def test_a_workers_unraisable_system_exit_goes_unsaid():
     done = subprocess.run([sys.executable, "-c", QUIET_EXIT], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "alive", done.stderr
     assert "SystemExit" not in done.stderr and "ValueError: 1" in done.stderr, done.stderr
+
+
+NOT_STDOUTS_PIPE = """
+import sys
+import rnnlab.cli as cli
+def main():
+    raise BrokenPipeError(32, "a worker's socket")
+cli.main = main
+sys.exit(cli.entry())
+"""
+
+
+@pytest.mark.parametrize("args", [["fields"], ["fields", "model"]])
+def test_a_closed_stdout_ends_the_command_quietly(args):
+    """`rnnlab fields | head -1` printed a BrokenPipeError traceback when head had gone before rnnlab wrote. The
+    reader here is gone before the child starts: "read one line, then close" would let the child write its 15 kB
+    into the pipe's buffer first and pass either way. `fields model` is short enough to wait in stdout's buffer
+    until the last flush; `fields` is written at once."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        cmd = [sys.executable, "-m", "rnnlab.cli", *args]
+        done = subprocess.run(cmd, stdout=writer, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141  # 128 + SIGPIPE
+
+
+def test_a_broken_pipe_that_is_not_stdouts_keeps_its_traceback():
+    done = subprocess.run([sys.executable, "-c", NOT_STDOUTS_PIPE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "BrokenPipeError: [Errno 32] a worker's socket" in done.stderr, done.stderr
