@@ -267,3 +267,33 @@ def test_fractions_written_differently_are_still_refused_as_no_classes(tmp_path)
     labels = [["1.5", "1.50", "2"][i % 3] for i in range(60)]
     with pytest.raises(DataError, match="data.label_column: 40 of 60 train labels are real numbers"):
         classify(labelled_csv(tmp_path / "fractions.csv", labels), val_fraction=0.0, test_fraction=0.0)
+
+
+def test_a_classlabel_never_seen_in_train_is_named(tmp_path):
+    """Before: 'split 'test' has labels never seen in train: 1; train labels: 0, 2', the ClassLabel ids, where the
+    user knows the classes as neg, neu, pos."""
+    names = ["neg", "neu", "pos"]
+    train = classlabel_parquet(tmp_path / "train.parquet", names, [[0, 2][i % 2] for i in range(40)])
+    test = classlabel_parquet(tmp_path / "test.parquet", names, [i % 3 for i in range(12)])
+    with pytest.raises(DataError) as err:
+        classify(f"train={train},test={test}", test_split="test", val_fraction=0.0)
+    assert err.value.field == "data.label_column"
+    assert "split 'test' has labels never seen in train: neu (1); train labels: neg (0), pos (2)" in str(err.value)
+    tags = ["O", "B-PER", "I-PER"]  # a tagger's List(ClassLabel) the same way
+    from datasets import ClassLabel, Dataset, Features, List, Value
+
+    features = Features({"words": List(Value("string")), "ner": List(ClassLabel(names=tags))})
+    for split, rows in {"train": [[0, 1]] * 20, "test": [[0, 2]] * 5}.items():
+        data = {"words": [["the", "cat"]] * len(rows), "ner": rows}
+        Dataset.from_dict(data, features=features).to_parquet(str(tmp_path / f"{split}_tags.parquet"))
+    cfg = DataConfig(
+        source="local",
+        name=f"train={tmp_path / 'train_tags.parquet'},test={tmp_path / 'test_tags.parquet'}",
+        task="tagging",
+        tokens_column="words",
+        label_column="ner",
+        test_split="test",
+        val_fraction=0.0,
+    )
+    with pytest.raises(DataError, match=r"never seen in train: I-PER \(2\); train labels: O \(0\), B-PER \(1\)"):
+        load_task_data(cfg, 0)

@@ -235,13 +235,20 @@ def is_number(text: str) -> bool:
         return False
 
 
-def apply_label_map(labels: Sequence, label_map: dict, column: str, split: str) -> list[int]:
-    unseen = sorted({str(x) for x in labels if x not in label_map and x != IGNORE_INDEX})
+def label_text(label, names: list[str] | None) -> str:
+    """A label as the user knows it: a ClassLabel id by its name, the id after it ("pos (2)"); else as it is."""
+    named = names is not None and isinstance(label, int) and 0 <= label < len(names)
+    return f"{names[label]} ({label})" if named else str(label)
+
+
+def apply_label_map(labels: Sequence, label_map: dict, column: str, split: str, names: list | None = None) -> list:
+    """Each label's class id; a label train never had is a DataError naming it (by its ClassLabel `names`)."""
+    unseen = sorted({x for x in labels if x not in label_map and x != IGNORE_INDEX}, key=str)
     if unseen:
         raise DataError(
             f"data.{column}",
-            f"split {split!r} has labels never seen in train: {', '.join(unseen[:10])}; "
-            f"train labels: {', '.join(map(str, list(label_map)[:20]))}",
+            f"split {split!r} has labels never seen in train: {', '.join(label_text(x, names) for x in unseen[:10])}; "
+            f"train labels: {', '.join(label_text(x, names) for x in list(label_map)[:20])}",
         )
     return [IGNORE_INDEX if x == IGNORE_INDEX and x not in label_map else label_map[x] for x in labels]
 

@@ -125,15 +125,17 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
     return {name: encoders.pad_ids(seqs) for name, seqs in ids.items()}, 0, vocab
 
 
-def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str, list[int]], dict]:
+def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str, list[int]], list]:
+    """Each split's class ids, and what each id means (a label, or a ClassLabel id's name)."""
     sources.require_column(splits["train"], cfg.label_column, "data.label_column")
     label_map = encoders.fit_label_map(splits["train"][cfg.label_column], "label_column")
+    names = encoders.class_names(splits["train"].features[cfg.label_column])
     for name in ("val", "test"):  # "NA" among a named split's 0/1: a missing label there too
         encoders.check_missing_words(splits[name][cfg.label_column], "data.label_column", name)
     return {
-        name: encoders.apply_label_map(s[cfg.label_column], label_map, "label_column", name)
+        name: encoders.apply_label_map(s[cfg.label_column], label_map, "label_column", name, names)
         for name, s in splits.items()
-    }, label_map
+    }, encoders.named_labels(label_map, names, "label_column")
 
 
 def float_targets(split: Dataset, column: str) -> np.ndarray:
@@ -170,17 +172,16 @@ def prepare_classification(splits: dict[str, Dataset], cfg: DataConfig, seed: in
     """One label per sequence."""
     check_not_an_input(cfg, cfg.label_column, "data.label_column")
     inputs, input_size, vocab = encode_inputs(splits, cfg)
-    labels, label_map = encode_labels(splits, cfg)
-    names = encoders.class_names(splits["train"].features[cfg.label_column])
+    labels, label_names = encode_labels(splits, cfg)
     parts = {n: Split(*inputs[n], torch.tensor(labels[n], dtype=torch.int64)) for n in SPLITS}
     return TaskData(
         cfg.task,
         **parts,
         input_size=input_size,
         vocab_size=len(vocab or []),
-        output_size=len(label_map),
+        output_size=len(label_names),
         vocab=vocab,
-        meta={"labels": encoders.named_labels(label_map, names, "label_column")},
+        meta={"labels": label_names},
     )
 
 
@@ -244,7 +245,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
     names = encoders.class_names(splits["train"].features[cfg.label_column])
     parts = {}
     for n in SPLITS:
-        mapped = [encoders.apply_label_map(row, label_map, "label_column", n) for row in tags[n]]
+        mapped = [encoders.apply_label_map(row, label_map, "label_column", n, names) for row in tags[n]]
         inputs, lengths = encoders.pad_ids(ids[n])
         parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
     return TaskData(
