@@ -1,7 +1,9 @@
 """A search's default name, NAME-TIMESTAMP: searches of one experiment started in the same second each get one of
 their own (NAME-TIMESTAMP-2, -3, ...), as `rnnlab run` does for run folders, and none is refused. A name given with
---name is never changed. One real search, on a local Ray."""
+--name is never changed, and a copied or moved search folder is resumed where it is. One real search, on a local
+Ray."""
 
+import shutil
 import time
 from pathlib import Path
 
@@ -82,3 +84,25 @@ def test_a_default_name_refused_for_bad_input_leaves_no_folder(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "search.sampler" in err and "Traceback" not in err, err[-2000:]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["copy", "move"])
+def test_a_copied_or_moved_search_resumes_in_its_own_folder(how, tmp_path, monkeypatch):
+    """Before 89ac3b9: `rnnlab tune COPY --resume` extended the ORIGINAL (run_search rebuilt the folder from
+    search.json's name, which a copy shares), and a moved search was refused (exit 2: its old folder 'holds no
+    search.json'). rnnlab's own `search` is replaced by one that records the spec it is given: no Ray, no trial."""
+    from rnnlab.api import plan_search
+    from rnnlab.search_folder import SEARCH_FILE
+
+    _, spec = plan_search(SEARCH_ESN, {}, "original", tmp_path)
+    spec.save()
+    original, where = tmp_path / "original", tmp_path / how
+    (shutil.copytree if how == "copy" else shutil.move)(original, where)
+    given = []
+    monkeypatch.setattr("rnnlab.tune.driver.search", lambda exp, spec, resume, address: given.append(spec) or 0)
+    assert main(["tune", str(where), "--resume"]) == 0
+    assert [(Path(s.folder), s.name) for s in given] == [(where.resolve(), "original")]  # the name: search.json's
+    if how == "copy":
+        assert sorted(p.name for p in original.iterdir()) == [SEARCH_FILE]  # not even the lock: never taken
+    else:
+        assert not original.exists()
