@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rnnlab.config import DataConfig
-from rnnlab.data import encoders, sequences, sources
+from rnnlab.data import classlabels, encoders, sequences, sources
 from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError, Split, TaskData
 
@@ -132,10 +132,17 @@ def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str
     names = encoders.class_names(splits["train"].features[cfg.label_column])
     for name in ("val", "test"):  # "NA" among a named split's 0/1: a missing label there too
         encoders.check_missing_words(splits[name][cfg.label_column], "data.label_column", name)
-    return {
-        name: encoders.apply_label_map(s[cfg.label_column], label_map, "label_column", name, names)
-        for name, s in splits.items()
-    }, encoders.named_labels(label_map, names, "label_column")
+    ids = {}
+    for name, s in splits.items():  # each split's labels in train's terms: its ClassLabel ids matched by name
+        terms = split_terms(s, cfg.label_column, names, label_map)
+        labels = [terms.get(x, x) for x in s[cfg.label_column]] if terms else s[cfg.label_column]
+        ids[name] = encoders.apply_label_map(labels, label_map, "label_column", name, names)
+    return ids, encoders.named_labels(label_map, names, "label_column")
+
+
+def split_terms(split: Dataset, column: str, train_names: list[str] | None, label_map: dict) -> dict:
+    """`classlabels.train_terms` for `split`'s own ClassLabel names (a split read from other files may have others)."""
+    return classlabels.train_terms(encoders.class_names(split.features.get(column)), train_names, label_map)
 
 
 def float_targets(split: Dataset, column: str) -> np.ndarray:
@@ -245,7 +252,9 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
     names = encoders.class_names(splits["train"].features[cfg.label_column])
     parts = {}
     for n in SPLITS:
-        mapped = [encoders.apply_label_map(row, label_map, "label_column", n, names) for row in tags[n]]
+        terms = split_terms(splits[n], cfg.label_column, names, label_map)  # its ClassLabel tags matched by name
+        rows = [[terms.get(t, t) for t in row] for row in tags[n]] if terms else tags[n]
+        mapped = [encoders.apply_label_map(row, label_map, "label_column", n, names) for row in rows]
         inputs, lengths = encoders.pad_ids(ids[n])
         parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
     return TaskData(

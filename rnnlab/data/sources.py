@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnlab.config import DataConfig
-from rnnlab.data import encoders
+from rnnlab.data import classlabels, encoders
 from rnnlab.data.local_paths import glob_files, walk_files
 from rnnlab.data.taskdata import DataError
 
@@ -206,7 +206,10 @@ def load_local(cfg: DataConfig) -> DatasetDict:
     if builder == "csv":
         check_header(files, kwargs.get("delimiter", ","))
         kwargs.update(label_as_text(files, kwargs.get("delimiter", ","), cfg.label_column))
+    alone = builder == "parquet" and classlabels.class_names_differ(data_files)  # each split keeps its ClassLabel
     try:
+        if alone:
+            return classlabels.load_each_split(data_files)
         return load_dataset(builder, data_files=data_files, **kwargs)
     except Exception as err:  # datasets reports an empty or malformed file in its own words
         raise unreadable(err, files, builder) from err
