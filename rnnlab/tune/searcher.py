@@ -113,9 +113,10 @@ class StudySearch(OptunaSearch):
 
     def report_epoch(self, trial_id: str, result: dict) -> None:
         """The epoch's value as Optuna's intermediate value at step = epoch (OptunaSearch's step is Ray's
-        training_iteration, which counts the summary row as a step); the summary row itself is told at the end."""
+        training_iteration, which counts the summary row as a step); the summary row itself is told at the end.
+        A one-epoch trial's summary row holds its epoch (trainable.py): that step is reported from it."""
         value = result.get(self.metric) if isinstance(self.metric, str) else None  # multi-objective: no steps
-        if result.get(FINAL_KEY) or "epoch" not in result or not isinstance(value, (int, float)):
+        if "epoch" not in result or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
         if trial_id not in self._completed_trials:  # a step reported already (a retried epoch) is kept as it was
             self._ot_trials[trial_id].report(float(value), int(result["epoch"]))

@@ -2,6 +2,8 @@
 
 `driver.py` builds this trainable; here it runs, in the worker: it reports each epoch to Ray with its checkpoint,
 writes `trials/<trial_id>/` and the trial's W&B run, and reports a summary row that tells the searcher how it ended.
+A trial of one epoch (a closed-form fit) reports its epoch and its summary as one row: between the two there is
+nothing for a scheduler to decide nor a checkpoint to resume from, and each row costs a round trip with the driver.
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
         return STOPPED_BY_RAY if stop_event.is_set() else None
 
     run_id = f"{setup.name}-{trial_id}"
+    epoch_row: dict[str, Any] = {}  # a one-epoch trial's epoch, reported with its summary (module docstring)
     with open_tracker(cfg, out, "search", run_id, group=setup.name, name=trial_id, rows=record.rows) as tracker:
 
         def report(metrics: dict[str, Any], folder: str | None = None) -> None:
@@ -151,6 +154,9 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
                 raise SystemExit(0)
             tracker.log(metrics, folder)
             upload()  # the epoch's record reaches the storage before Ray may stop this worker
+            if cfg.train.epochs == 1:
+                epoch_row.update(metrics)
+                return
             ray_checkpoint = tune.Checkpoint.from_directory(folder) if folder else None
             limit.reporting = time.monotonic()  # Ray holds the trial until it says go on: no time limit interrupt
             try:
@@ -166,7 +172,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             ABANDONED.add(limit.thread_id)  # the worker may take a new trial without waiting for it
             result = record.finish("failed", reason)
             record.seal()  # the stuck thread, should it wake, changes nothing
-            end_trial(tracker, result, upload, cfg, number, abandoned=True)
+            end_trial(tracker, result, upload, cfg, {**epoch_row, **number}, abandoned=True)
 
         try:
             limit.watch(take_over)
@@ -196,7 +202,7 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
                 raise RuntimeError(f"trial {trial_id} failed ({reason}); replay it in-process with: {replay}") from err
         if limit.took_over:
             raise SystemExit(0)
-        end_trial(tracker, result, upload, cfg, number)
+        end_trial(tracker, result, upload, cfg, {**epoch_row, **number})
 
 
 ABANDONED: set[int | None] = set()  # threads of this worker a time limit left stuck in native code
@@ -216,10 +222,11 @@ def record_error(err: Exception, record) -> dict[str, Any] | None:
     return None
 
 
-def end_trial(tracker, result: dict[str, Any], upload, cfg: Config, number: dict[str, int], abandoned=False) -> None:
+def end_trial(tracker, result: dict[str, Any], upload, cfg: Config, row: dict[str, Any], abandoned=False) -> None:
     """Close the trial's W&B run, upload its folder and tell Ray how it ended: a stopped trial ends its thread as
-    Ray's own stop does; any other reports its summary row. `abandoned`: from the time limit's watchdog, which ends
-    the trial for its stuck thread (Ray's wrapper would report the end once the thread returned)."""
+    Ray's own stop does; any other reports its summary row, over `row` (its number, a one-epoch trial's epoch).
+    `abandoned`: from the time limit's watchdog, which ends the trial for its stuck thread (Ray's wrapper would
+    report the end once the thread returned)."""
     from ray.train._internal.session import get_session
     from ray.tune.result import RESULT_DUPLICATE
 
@@ -231,22 +238,23 @@ def end_trial(tracker, result: dict[str, Any], upload, cfg: Config, number: dict
     if result.get("status") == "stopped":  # after a return, Ray's wrapper reports once more and waits for a
         raise SystemExit(0)  # go-ahead that never comes (a reused worker hangs)
     if not abandoned:
-        return report_summary(cfg, result, number)
+        return report_summary(cfg, result, row)
     try:
-        report_summary(cfg, result, number)
+        report_summary(cfg, result, row)
         get_session().report({RESULT_DUPLICATE: True})  # what Ray's wrapper reports when the function returns
     except SystemExit:  # Ray ended the trial
         pass
 
 
-def report_summary(cfg: Config, result: dict[str, Any], number: dict[str, int]) -> None:
-    """The row after the last epoch: the trial's result, which the searcher tells Optuna."""
+def report_summary(cfg: Config, result: dict[str, Any], row: dict[str, Any]) -> None:
+    """The row after the last epoch: the trial's result, which the searcher tells Optuna, over `row` (the trial's
+    number; a one-epoch trial's epoch metrics, whose values its result repeats)."""
     from ray import tune
 
     summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))}
     for name in objective_names(cfg):  # a diverged or failed trial has no value; the searcher tells Optuna why
         summary.setdefault(name, math.nan)
-    tune.report({**summary, **number, FINAL_KEY: True})
+    tune.report({**row, **summary, FINAL_KEY: True})
 
 
 class GracefulStop:
