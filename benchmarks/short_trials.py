@@ -12,7 +12,11 @@ RandomSampler(seed=0), so they run the same configurations in the same order.
     python -m benchmarks.short_trials CONTENDER TRIALS OUT      (one search; what the section runs)
 
 Per-trial overhead = (wall x concurrency - the trials' own time) / trials: the slot time a trial costs beyond its
-own work. A trial's own time is run_trial's `time/total_s` (reservoirpy: its objective's duration).
+own work. A trial's own time is run_trial's `time/total_s` (reservoirpy: its objective's duration). Machine CPU is
+what every process used while the contender ran (/proc/stat: Ray's daemons, wandb-core, the workers, the driver),
+per trial; steal is the time the hypervisor took from this VM meanwhile (a run with seconds of it is noisy). Ray
+Tune's fixed cost (start, first workers, stop) is the empty-trial search's wall less its per-trial slope, measured
+with a second, short empty search.
 """
 
 from __future__ import annotations
@@ -233,11 +237,21 @@ def main(argv: list[str]) -> None:
 # --- the section -------------------------------------------------------------------------------------------------
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """The machine's busy CPU seconds so far (all processes, all cores) and the seconds stolen by the hypervisor."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
 def time_contender(slug: str, trials: int, root: Path) -> dict:
     """Wall time of one contender's process, from its start (imports, Ray, workers) to its exit."""
     name, _, concurrency = CONTENDERS[slug]
-    out = root / slug
+    out = root / f"{slug}-{trials}"
     load = os.getloadavg()[0]
+    cpu0, steal0 = cpu_seconds()
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.short_trials", slug, str(trials), str(out)],
@@ -246,6 +260,7 @@ def time_contender(slug: str, trials: int, root: Path) -> dict:
         text=True,
     )
     wall = time.perf_counter() - start
+    cpu1, steal1 = cpu_seconds()
     if done.returncode != 0:
         lines = (done.stdout + done.stderr).strip().splitlines()
         return {"name": name, "error": lines[-1] if lines else f"exit code {done.returncode}", "load": load}
@@ -258,6 +273,8 @@ def time_contender(slug: str, trials: int, root: Path) -> dict:
         "load": load,
         "rate": 60 * len(times) / wall,
         "overhead": (wall * concurrency - sum(times)) / len(times),
+        "cpu": (cpu1 - cpu0) / len(times),
+        "steal": steal1 - steal0,
     }
 
 
@@ -266,6 +283,7 @@ def run(quick: bool) -> Section:
     fresh = min(trials, int(os.environ.get("RNNLAB_BENCH_FRESH_TRIALS", 6 if quick else 20)))
     with tempfile.TemporaryDirectory() as tmp:
         rows = {slug: time_contender(slug, fresh if slug == "ray-fresh" else trials, Path(tmp)) for slug in CONTENDERS}
+        few = time_contender("ray-empty", fresh, Path(tmp))  # with the 200-trial one: Ray Tune's fixed cost
     ours, loop = rows["rnnlab"], rows["loop"]
     goals = []
     if "error" not in ours and "error" not in loop:
@@ -293,15 +311,18 @@ def run(quick: bool) -> Section:
         "trials/min",
         "overhead s/trial",
         "wall / loop's",
+        "machine CPU s/trial",
+        "steal s",
         "load (1 min)",
     ]
     lines = []
     for r in rows.values():
         if "error" in r:
-            lines.append([r["name"], "-", "-", "-", "-", "-", f"did not run: {r['error'][:120]}", f"{r['load']:.1f}"])
+            lines.append([r["name"], "-", "-", "-", "-", "-", f"did not run: {r['error'][:120]}", "-", "-", r["load"]])
             continue
         ratio = r["wall"] / loop["wall"] * (trials / r["trials"]) if "error" not in loop else float("nan")
-        lines.append([r["name"], r["trials"], r["wall"], r["busy"], r["rate"], r["overhead"], ratio, r["load"]])
+        row = [r["name"], r["trials"], r["wall"], r["busy"], r["rate"], r["overhead"], ratio, r["cpu"], r["steal"]]
+        lines.append([*row, r["load"]])
     note = f"\n\nFresh workers run {fresh} trials (a Ray worker each); their wall / loop's is scaled to {trials}."
     floor = rows["ray-empty"]
     if "error" not in floor and "error" not in loop:
@@ -310,6 +331,14 @@ def run(quick: bool) -> Section:
             f"({floor['overhead']:.3f} s of slot time per trial): the floor of any search that gives each "
             "configuration its own Ray trial."
         )
+        if "error" not in few and trials > few["trials"]:
+            slope = (floor["wall"] - few["wall"]) / (trials - few["trials"])
+            fixed = floor["wall"] - slope * trials
+            note += (
+                f" Of its wall, {fixed:.1f} s is fixed (start, first workers, stop; {fixed / loop['wall']:.2f}x the "
+                f"loop's whole wall) and {slope * 1000:.0f} ms per trial ({few['trials']} empty trials took "
+                f"{few['wall']:.1f} s)."
+            )
     return Section("Many short trials (ESN, Mackey-Glass)", goals, table(header, lines) + note)
 
 

@@ -1,6 +1,7 @@
 """The record of a search read outside in, value by value: each trial's folder (config.json, metrics.jsonl,
 result.json), the Optuna study, the trial's offline W&B run and Ray's own rows say the same thing, for trials that
-complete, diverge, outlive their time limit and raise (retried, then failed)."""
+complete, diverge, outlive their time limit and raise (retried, then failed), of two epochs and of one (whose
+epoch row rides in its summary row: one Ray row, no Ray checkpoint)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from rnnlab.cli import main
 from rnnlab.search_folder import SearchSpec, load_study, read_json, trial_rows
@@ -97,13 +100,15 @@ def blocked_cache(folder: Path, cfg) -> str:
     return str(folder)
 
 
-def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
+@pytest.mark.parametrize("epochs", [2, 1])
+def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys, epochs):
     from rnnlab.experiment import load_experiment
 
     experiment = tmp_path / "agree.py"
-    experiment.write_text(EXPERIMENT.replace("CACHE_DIR", "None"))
+    source = EXPERIMENT.replace("epochs=2", f"epochs={epochs}")
+    experiment.write_text(source.replace("CACHE_DIR", "None"))
     cache = blocked_cache(tmp_path / "cache", load_experiment(str(experiment)).config)
-    experiment.write_text(EXPERIMENT.replace("CACHE_DIR", repr(cache)))
+    experiment.write_text(source.replace("CACHE_DIR", repr(cache)))
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "a")
     done = subprocess.run(argv, env=env(), capture_output=True, text=True, timeout=600)  # W&B offline in its workers
     assert done.returncode == 0, done.stderr[-3000:]
@@ -142,6 +147,10 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys):
         # Ray: the epochs' rows are metrics.jsonl's; the summary row, when there is one, is result.json's end
         epochs = {r["epoch"]: r["val/acc"] for r in ray_rows(spec, trial_id) if "epoch" in r}
         assert epochs == {r["epoch"]: r["val/acc"] for r in rows}
+        if epochs == 1 and rows:  # its epoch and its end in one row, and nothing for Ray to resume from
+            [final] = ray_rows(spec, trial_id)
+            assert final["trial/final"] and final["epoch"] == 1, final
+            assert not list(Path(spec.folder, spec.ray_runs[0], trial_id).glob("checkpoint_*"))
         for final in [r for r in ray_rows(spec, trial_id) if r.get("trial/final")]:
             assert final["status"] == status
             value = result.get("val/acc", math.nan)  # a trial with no value: NaN, and the searcher says why
