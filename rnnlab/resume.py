@@ -1,12 +1,16 @@
 """What `--resume` checks before it writes: the run folder's stored config against the new one, its data, its
 checkpoints. A resumed run may extend or observe what was computed (more epochs, patience, tracking, threads),
 never change it (the experiment, a width, the seed, the data): that is refused, naming the fields that differ.
-A resumed search likewise (`check_search_resume`), with its own list of the fields it may change.
+A resumed search likewise (`check_search_resume`), with its own list of the fields it may change, and its data
+(`check_search_data`): the trials a resume adds must be computed on the data its earlier trials were.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +159,137 @@ def check_resume_data(out: Path, fingerprint: str) -> None:
             f"the data changed since the run in {out} started (fingerprint {stored} -> "
             f"{fingerprint}); start a new run with another --out",
         )
+
+
+# --- a resumed search's data ------------------------------------------------------------------------------------
+
+
+def data_record(cfg: Config, data) -> dict[str, Any]:
+    """What search.json records of the data its driver prepared (`data`, for the base config): the fingerprint and,
+    to say what changed, a hub dataset's resolved commit or a local source's files (split, path, size, mtime and
+    content digest), with the versions of the code that prepared them."""
+    import datasets
+
+    from rnnlab.data.cache import code_hash
+    from rnnlab.data.sources import local_identity
+    from rnnlab.tasks import task_of
+
+    record: dict[str, Any] = {"fingerprint": data.fingerprint}
+    if cfg.data.source == "local":
+        record["files"] = [[*entry, file_digest(entry[1])] for entry in local_identity(cfg.data)]
+        record.update(code=code_hash(task_of(cfg.data.task)), datasets=datasets.__version__)
+    if data.meta.get("commit"):
+        record["commit"] = data.meta["commit"]
+    return record
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def same_content(was: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Local files whose fingerprints differ only as files touched or copied over do (a fresh clone, a new head
+    node; the fingerprint keys their mtimes): each split's content as it was, prepared by the same code."""
+    files = was.get("files") or []
+    if not files or any(len(f) < 5 for f in files) or any(was.get(k) != now.get(k) for k in ("code", "datasets")):
+        return False
+    return sorted((f[0], f[4]) for f in files) == sorted((f[0], f[4]) for f in now.get("files", []))
+
+
+def trials_fingerprints(folder: Path, cfg: Config) -> Counter:
+    """The fingerprints the trials' result.json files hold, of the trials whose data config and seed are the base
+    config's (a space may vary data.* or run seed replicates: those trials' data have fingerprints of their own)."""
+    base = json.loads(json.dumps(to_flat_dict(cfg), default=str))
+    keyed = {k: v for k, v in base.items() if k == "seed" or (k.startswith("data.") and k != "data.cache_dir")}
+    found: Counter = Counter()
+    for trial in sorted(Path(folder, "trials").glob("*/")):
+        for out in (trial, trial / "seed_0"):  # seed_0 of replicates runs the base seed
+            fingerprint = read_json_quietly(out / "result.json").get("data/fingerprint")
+            flat = read_json_quietly(out / "config.json").get("flat") or {}
+            if fingerprint and all(flat.get(k) == v for k, v in keyed.items()):
+                found[fingerprint] += 1
+                break
+    return found
+
+
+def read_json_quietly(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def check_search_data(spec, cfg: Config, now: dict[str, Any]) -> None:
+    """`tune --resume`: the data prepared now (`now`, a `data_record`) are those the search computed its trials on,
+    as search.json recorded them at launch or, for a search saved before it did, as most of its trials' result.json
+    files say. Refused before any work otherwise: trials on other data are not comparable in one study."""
+    was, source = spec.data.get("fingerprint"), "recorded in search.json at its launch"
+    if not was:
+        found = trials_fingerprints(Path(spec.folder), cfg)
+        if not found:
+            return
+        was, held = found.most_common(1)[0]
+        source = f"held by {held} of its trials' result.json"
+        if len(found) > 1:
+            source += f"; it already mixes {len(found)} data: {', '.join(f'{f} ({n})' for f, n in found.items())}"
+    if was == now["fingerprint"] or same_content(spec.data, now):
+        return
+    changed, remedy = what_changed_in_data(spec.data, now)
+    raise ConfigError(
+        "data",
+        f"the data (data.source={cfg.data.source}, data.name={cfg.data.name}) differ from those the search in "
+        f"{spec.folder} computed its trials on (fingerprint {was} -> {now['fingerprint']}, {source}): {changed}. "
+        f"Its trials and new ones would be mixed in one study and one report, their values not comparable: {remedy}",
+    )
+
+
+NEW_SEARCH = "start a new search on these data with another --name"
+
+
+def what_changed_in_data(was: dict[str, Any], now: dict[str, Any]) -> tuple[str, str]:
+    """What differs between the data records `was` and `now` (their files, their commit), and the way on."""
+    if "files" in was and "files" in now:
+        before = {(f[0], f[1]): f[2:] for f in was["files"]}
+        after = {(f[0], f[1]): f[2:] for f in now["files"]}
+        lines = [f"{split} file {path} is gone" for split, path in before.keys() - after.keys()]
+        lines += [f"{split} file {path} is new" for split, path in after.keys() - before.keys()]
+        for (split, path), (size, mtime, *digest) in sorted(before.items()):
+            new_size, new_mtime, *new_digest = after.get((split, path), (size, mtime, *digest))
+            if (new_size, new_digest) != (size, digest):
+                lines.append(
+                    f"{split} file {path} changed (size {size} -> {new_size} bytes, modified {when(mtime)} -> "
+                    f"{when(new_mtime)})"
+                )
+        if lines:
+            return "; ".join(sorted(lines)), f"restore the files as they were, or {NEW_SEARCH}"
+    if "commit" in was and was["commit"] != now.get("commit"):
+        return (
+            f"the hub dataset's revision moved from commit {was['commit']} to {now.get('commit')}",
+            f"{NEW_SEARCH} (or on the earlier data, with --set data.revision={was['commit']})",
+        )
+    if was.get("fingerprint"):  # the same files and commit, the same data config and seed: the code preparing them
+        moved = [
+            f"{k} {was[k][:12]} -> {now.get(k, '-')[:12]}"
+            for k in ("code", "datasets")
+            if was.get(k, now.get(k)) != now.get(k)
+        ]
+        which = f" ({'; '.join(moved)})" if moved else ""
+        return (
+            "their source is as recorded (the same files' content, commit or built-in task), so rnnlab's data "
+            "preparation (rnnlab/data, rnnlab/tasks) or the "
+            f"datasets library changed since{which}",
+            f"resume with the versions that launched the search, or {NEW_SEARCH}",
+        )
+    return (
+        "the data files, the hub revision's commit or rnnlab's data preparation changed since",
+        f"restore the data as they were, or {NEW_SEARCH}",
+    )
+
+
+def when(mtime_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime_ns / 1e9))

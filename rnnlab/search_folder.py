@@ -47,6 +47,9 @@ class SearchSpec:
     ray_runs: list[str] = field(default_factory=lambda: [RAY_DIR])  # one per launch that added trials
     config: dict[str, Any] = field(default_factory=dict)  # the resolved config, flat, that a resume is checked against
     search_id: str = ""  # random, drawn when planned: names the search-level W&B run ("" in older searches)
+    # the data its driver prepared for the base config: fingerprint, and files or commit; a resume must find them
+    # again ({} in older searches, checked against their trials' result.json: resume.check_search_data)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def save(self) -> None:
         """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json)."""

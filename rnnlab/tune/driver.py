@@ -24,6 +24,7 @@ from rnnlab.config import ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
 from rnnlab.records import environment_fault
+from rnnlab.resume import check_search_data, data_record
 from rnnlab.search_folder import (
     JOURNAL_FILE,
     RAY_DIR,
@@ -259,7 +260,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
 
         grid_from_space(experiment.search_space)
     resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
-    prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
+    data = prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
+    if resume:  # the data of its earlier trials, or the search is refused here: nothing written yet
+        check_search_data(spec, cfg, data_record(cfg, data))
+    spec.data = data_record(cfg, data)
     if any(c.model.family == "indrnn" for c in [cfg, *drawn]):
         from rnnlab.models.indrnn import prepare_kernel
 
