@@ -50,6 +50,7 @@ class SearchSpec:
     # the data its driver prepared for the base config: fingerprint, and files or commit; a resume must find them
     # again ({} in older searches, checked against their trials' result.json: resume.check_search_data)
     data: dict[str, Any] = field(default_factory=dict)
+    uri: str = ""  # a bucket search's URI as it was last given (a copy's own, not <storage>/<name>); "" until then
 
     def save(self) -> None:
         """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json)."""

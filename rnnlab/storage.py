@@ -62,8 +62,23 @@ def redact(uri: str) -> str:
 
 
 def search_uri(spec: SearchSpec) -> str | None:
-    """`<storage>/<name>` of a search whose storage is a URI; None for a local or shared folder."""
-    return join(spec.storage, spec.name) if is_uri(spec.storage) else None
+    """Where a search whose storage is a URI lives: the URI it was given as (a copied or moved search is its own,
+    never the original its search.json's name points to), else `<storage>/<name>`; None for a local folder."""
+    if not is_uri(spec.storage):
+        return None
+    return spec.uri or join(spec.storage, spec.name)
+
+
+def parent(uri: str) -> str:
+    """`uri` without its last path part (its query kept): parent("s3://b/x/s?q") is s3://b/x?q."""
+    split = urlsplit(uri)
+    return urlunsplit(split._replace(path=split.path.rstrip("/").rsplit("/", 1)[0]))
+
+
+def same_place(a: str, b: str) -> bool:
+    """Whether two URIs name one place: scheme, bucket and path (a trailing / and the query aside)."""
+    place = lambda uri: (urlsplit(uri).scheme, urlsplit(uri).netloc, urlsplit(uri).path.rstrip("/"))  # noqa: E731
+    return place(a) == place(b)
 
 
 def holds_search(uri: str | None) -> bool:
@@ -151,20 +166,40 @@ def pull_trials(spec: SearchSpec) -> None:
 
 
 def localize(target: str | Path) -> Path:
-    """The local folder of a search given as a folder or a URI: a URI's search is downloaded to ./searches/<name>/
-    (all but Ray's state) and its search.json there names that folder."""
+    """The local folder of a search given as a folder or a URI: a URI's search is downloaded to ./searches/<last
+    part of the URI>/ (all but Ray's state) and its search.json there names that folder and the URI: a search copied
+    or moved in the bucket is the one at the URI given, its original untouched (its name, the W&B group, is kept)."""
     if not is_uri(target):
         return Path(target)
     uri = str(target)
-    name = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
-    folder = (Path(CACHE) / name).resolve()
+    last = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
+    folder = (Path(CACHE) / last).resolve()
+    check_cache_is_free(folder, uri)
     if not pull(uri, folder, skip=tuple(ray_runs(uri))) or not (folder / SEARCH_FILE).is_file():
         raise ConfigError("search", f"{redact(uri)} holds no {SEARCH_FILE}: not a search (give <storage>/<name>)")
     spec = SearchSpec.load(folder)
-    spec.folder = str(folder)
-    spec.save()  # local only: the folder a search.json names is the one of the machine that reads it
-    bind(search_uri(spec) or uri, folder)
+    spec.folder, spec.uri, spec.storage = str(folder), uri, parent(uri)
+    spec.save()  # the folder a search.json names is the one of the machine that reads it
+    bind(uri, folder)
     return folder
+
+
+def check_cache_is_free(folder: Path, uri: str) -> None:
+    """Refuse to download a search into a cache folder that holds another one (s3://b/x/s and s3://b/y/s would
+    both be ./searches/s, and so is a local search named s by default): its files would mix, and its driver would
+    write to the wrong search."""
+    if not (folder / SEARCH_FILE).is_file():
+        return
+    try:
+        held = search_uri(SearchSpec.load(folder))
+    except ConfigError:
+        return  # a torn search.json: the download overwrites it
+    if held is None or not same_place(held, uri):
+        raise ConfigError(
+            "search",
+            f"{folder} already holds {'a local search' if held is None else 'the search of ' + redact(held)}, not "
+            f"{redact(uri)}; run from another folder (its ./{CACHE}/ is where a bucket search is downloaded)",
+        )
 
 
 def ray_runs(uri: str) -> list[str]:
