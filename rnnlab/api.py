@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
 import threading
 import time
@@ -243,7 +242,7 @@ def search(
 
 def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: str | None, storage: str | Path):
     """The experiment and the SearchSpec of a new search in `storage/name/`."""
-    from rnnlab.search_folder import SearchSpec
+    from rnnlab.search_folder import SearchSpec, new_search_id
 
     if isinstance(experiment, Config):
         raise ConfigError("experiment", "a search needs an experiment file with search_space(trial); got a Config")
@@ -268,7 +267,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
         mode=cfg.mode,
         objectives=cfg.search.objectives,
         config=json.loads(json.dumps(to_flat_dict(cfg), default=str)),
-        search_id=secrets.token_hex(4),
+        search_id=new_search_id(),
     )
     return exp, spec
 

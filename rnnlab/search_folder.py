@@ -76,11 +76,21 @@ class SearchSpec:
         return spec.relocated(Path(folder).resolve())
 
     def relocated(self, folder: Path) -> SearchSpec:
-        """The spec of the search where it is now: a copied or moved folder is its own search, never the original."""
+        """The spec of the search where it is now: a copied or moved folder is its own search, never the original,
+        with its own search-level W&B run (a sync would otherwise overwrite the original's). A bucket search's local
+        folder is wherever the machine reading it downloads it: it is the same search (storage.localize)."""
         if Path(self.folder) == folder:
             return self
-        storage = self.storage if "://" in self.storage else str(folder.parent)
-        return dataclasses.replace(self, folder=str(folder), storage=storage)
+        if "://" in self.storage:
+            return dataclasses.replace(self, folder=str(folder))
+        return dataclasses.replace(self, folder=str(folder), storage=str(folder.parent), search_id=new_search_id())
+
+
+def new_search_id() -> str:
+    """Random, drawn when a search is planned or found copied: names its search-level W&B run."""
+    import secrets
+
+    return secrets.token_hex(4)
 
 
 def set_aside_torn_tail(folder: str | Path) -> Path | None:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from rnnlab.config import ConfigError
 from rnnlab.folder_lock import LOCK_FILE  # this machine's flock: it means nothing in a bucket
 from rnnlab.journal import JournalFile
-from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, SEARCH_FILE, TRIALS_DIR, SearchSpec
+from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, SEARCH_FILE, TRIALS_DIR, SearchSpec, new_search_id
 
 CACHE = "searches"  # where a URI search is downloaded to, under the current folder: ./searches/<name>/
 
@@ -178,6 +178,8 @@ def localize(target: str | Path) -> Path:
     if not pull(uri, folder, skip=tuple(ray_runs(uri))) or not (folder / SEARCH_FILE).is_file():
         raise ConfigError("search", f"{redact(uri)} holds no {SEARCH_FILE}: not a search (give <storage>/<name>)")
     spec = SearchSpec.load(folder)
+    if not same_place(spec.uri or join(spec.storage, spec.name), uri):  # copied or moved in the bucket: its own
+        spec.search_id = new_search_id()  # search-level W&B run, not the original's
     spec.folder, spec.uri, spec.storage = str(folder), uri, parent(uri)
     spec.save()  # the folder a search.json names is the one of the machine that reads it
     bind(uri, folder)

@@ -70,10 +70,11 @@ def test_a_copied_bucket_search_resumes_at_its_own_uri(bucket_env, tmp_path, mon
     before = objects(s3, f"{prefix}/a")
     given = []
 
-    def recorder(exp, spec, resume, address):
-        given.append((search_uri(spec), spec.name))
+    def recorder(exp, given_spec, resume, address):
+        given.append((search_uri(given_spec), given_spec.name))
+        assert given_spec.search_id != spec.search_id  # a copy's own search-level W&B run
         (tmp_path / "searches" / "copy" / "optuna.journal").write_bytes(b"extended")
-        push_search(spec)
+        push_search(given_spec)
         return 0
 
     monkeypatch.setattr("rnnlab.tune.driver.search", recorder)
@@ -92,15 +93,19 @@ def test_two_bucket_searches_of_one_last_name_never_share_the_local_cache(bucket
     """s3://b/x/s and s3://b/y/s both download to ./searches/s: the second is refused there, not mixed in, and so
     is a bucket search s where a local search s (default --storage searches) is."""
     from rnnlab.api import plan_search
+    from rnnlab.search_folder import SearchSpec
     from rnnlab.storage import localize, push_search
 
     s3 = bucket_env
+    searches = {}
     for prefix in ("cache-x", "cache-y"):
         _, spec = plan_search(SEARCH_ESN, {}, "s", s3.uri(prefix))
+        searches[prefix] = spec.search_id
         spec.folder = str(tmp_path / prefix)
         spec.save()
         push_search(spec)
     assert localize(s3.uri("cache-x/s")) == (tmp_path / "searches" / "s").resolve()
+    assert SearchSpec.load(tmp_path / "searches" / "s").search_id == searches["cache-x"]  # the same search here
     assert localize(s3.uri("cache-x/s/")) == (tmp_path / "searches" / "s").resolve()  # the same search again
     with pytest.raises(ConfigError, match="already holds the search of .*cache-x/s"):
         localize(s3.uri("cache-y/s"))

@@ -92,7 +92,7 @@ def test_a_copied_or_moved_search_resumes_in_its_own_folder(how, tmp_path, monke
     search.json's name, which a copy shares), and a moved search was refused (exit 2: its old folder 'holds no
     search.json'). rnnlab's own `search` is replaced by one that records the spec it is given: no Ray, no trial."""
     from rnnlab.api import plan_search
-    from rnnlab.search_folder import SEARCH_FILE
+    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
 
     _, spec = plan_search(SEARCH_ESN, {}, "original", tmp_path)
     spec.save()
@@ -102,6 +102,10 @@ def test_a_copied_or_moved_search_resumes_in_its_own_folder(how, tmp_path, monke
     monkeypatch.setattr("rnnlab.tune.driver.search", lambda exp, spec, resume, address: given.append(spec) or 0)
     assert main(["tune", str(where), "--resume"]) == 0
     assert [(Path(s.folder), s.name) for s in given] == [(where.resolve(), "original")]  # the name: search.json's
+    # its own search-level W&B run: with the original's id, a sync of one would overwrite the other's
+    assert given[0].search_id != spec.search_id and len(given[0].search_id) == 8
+    if how == "copy":
+        assert SearchSpec.load(original).search_id == spec.search_id  # the original, loaded where it is, keeps it
     if how == "copy":
         assert sorted(p.name for p in original.iterdir()) == [SEARCH_FILE]  # not even the lock: never taken
     else:
