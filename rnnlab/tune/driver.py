@@ -260,10 +260,10 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
 
         grid_from_space(experiment.search_space)
     resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
-    data = prepare_data(cfg)  # prepare once, before the fan-out: trials read the warm cache; bad data fails here
+    data = data_record(cfg, prepare_data(cfg))  # prepared once, before the fan-out: trials read the warm cache
     if resume:  # the data of its earlier trials, or the search is refused here: nothing written yet
-        check_search_data(spec, cfg, data_record(cfg, data))
-    spec.data = data_record(cfg, data)
+        check_search_data(spec, cfg, data)
+    spec.data = data
     if any(c.model.family == "indrnn" for c in [cfg, *drawn]):
         from rnnlab.models.indrnn import prepare_kernel
 
