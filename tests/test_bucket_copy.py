@@ -140,3 +140,21 @@ def test_a_copied_bucket_search_extended_leaves_the_original_byte_identical(buck
     first = {f.split("/")[1] for f in before if f.startswith("trials/") and f.endswith("/result.json")}
     assert len(trials) == 2 and len(first) == 1 and first < trials, copied
     assert "/slow/copy?" in json.loads(objects(s3, "slow/copy")["search.json"])["uri"]  # where it is now
+
+
+def test_a_new_bucket_search_whose_local_folder_holds_another_says_which(bucket_env, tmp_path, capsys):
+    """./searches/<name> holding a local search (or another bucket's) made a new bucket search say 'pass --resume
+    to continue it', which would not continue it; now it names the search the folder holds and the way on."""
+    from rnnlab.api import plan_search
+
+    s3 = bucket_env
+    _, local = plan_search(SEARCH_ESN, {}, "s", "searches")
+    local.save()
+    assert main(["tune", SEARCH_ESN, "--storage", s3.uri("held"), "--name", "s"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another search (a local one)" in err and "--resume" not in err, err
+    _, ours = plan_search(SEARCH_ESN, {}, "b", s3.uri("held"))
+    ours.uri = s3.uri("held/b")
+    ours.save()
+    assert main(["tune", SEARCH_ESN, "--storage", s3.uri("held"), "--name", "b"]) == 2
+    assert "already holds s3://" in (err := capsys.readouterr().err) and "tune URI --resume" in err, err

@@ -33,15 +33,20 @@ from rnnlab.search_folder import (
     set_aside_torn_tail,
 )
 from rnnlab.storage import (
-    holds_search,
     join,
     pull_trials,
     push_search,
-    redact,
     search_uri,
 )
 from rnnlab.tune.controller import ENVIRONMENT_FAULTS, installed
-from rnnlab.tune.prelaunch import check_address, check_fits, check_search_space, check_storage
+from rnnlab.tune.prelaunch import (
+    SearchExists,
+    check_address,
+    check_fits,
+    check_search_folder,
+    check_search_space,
+    check_storage,
+)
 from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_in_background
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.schedulers import make_scheduler
@@ -166,28 +171,6 @@ def fit_tuner(tuner, samples: int | None = None, local_disk: bool = True) -> boo
     fired = tune_watched and tune_handler is before  # Tune's handler, once fired, has put `before` back
     unfinished = len(grid) - grid.num_terminated - grid.num_errors
     return not fired and unfinished == 0 and (samples is None or len(grid) >= samples)
-
-
-class SearchExists(ConfigError):
-    """The folder (or the bucket's) already holds a search."""
-
-
-def check_search_folder(spec: SearchSpec, resume: bool) -> None:
-    """Before taking the folder and again once held: another driver may have just used it."""
-    if resume:
-        SearchSpec.load(spec.folder)
-    elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
-        raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
-    elif Path(spec.folder, SEARCH_FILE).is_file():
-        raise SearchExists(
-            "--name", f"{spec.folder} already holds a search; pass --resume to continue it or another --name"
-        )
-    elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
-        raise SearchExists(
-            "--name",
-            f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
-            "tune URI --resume, or choose another --name",
-        )
 
 
 FREE_NAMES = 1000  # NAME-TIMESTAMP, then -2 ... -999: searches of one experiment started in one second

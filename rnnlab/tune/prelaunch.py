@@ -1,5 +1,5 @@
-"""What a search checks before launch: the storage is writable, the search space samples into valid configs, a
-trial fits a node, the cluster's address answers."""
+"""What a search checks before launch: the storage is writable, its folder is free (or holds the search resumed),
+the search space samples into valid configs, a trial fits a node, the cluster's address answers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,44 @@ from pathlib import Path
 
 from rnnlab.config import Config, ConfigError
 from rnnlab.registries import apply_overrides
-from rnnlab.storage import is_uri
+from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+from rnnlab.storage import holds_search, is_uri, redact, same_place, search_uri
 
 logger = logging.getLogger(__name__)
+
+
+class SearchExists(ConfigError):
+    """The folder (or the bucket's) already holds a search."""
+
+
+def check_search_folder(spec: SearchSpec, resume: bool) -> None:
+    """Before taking the folder and again once held: another driver may have just used it."""
+    if resume:
+        SearchSpec.load(spec.folder)
+    elif Path(spec.folder).exists() and not Path(spec.folder).is_dir():
+        raise ConfigError("--name", f"{spec.folder} is a file, not a folder; choose another --name or --storage")
+    elif Path(spec.folder, SEARCH_FILE).is_file():
+        raise SearchExists("--name", held_folder(spec))
+    elif holds_search(search_uri(spec)):  # a new search never overwrites one in the bucket
+        raise SearchExists(
+            "--name",
+            f"{redact(search_uri(spec))} already holds a search; continue it with rnnlab "
+            "tune URI --resume, or choose another --name",
+        )
+
+
+def held_folder(spec: SearchSpec) -> str:
+    """Why a new search cannot take its local folder, which holds a search: for a bucket search, ./searches/<name>
+    may hold another one (a local search, or one of another bucket), which --resume would not continue."""
+    if (uri := search_uri(spec)) is None:
+        return f"{spec.folder} already holds a search; pass --resume to continue it or another --name"
+    held = search_uri(SearchSpec.load(spec.folder))
+    if held is not None and same_place(held, uri):
+        return f"{spec.folder} already holds {redact(uri)}; continue it with rnnlab tune URI --resume or another --name"
+    return (
+        f"{spec.folder}, the local folder of {redact(uri)}, holds another search "
+        f"({redact(held) if held else 'a local one'}); run from another folder, or choose another --name"
+    )
 
 
 def check_storage(storage: str) -> None:
