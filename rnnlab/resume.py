@@ -203,25 +203,19 @@ def same_content(was: dict[str, Any], now: dict[str, Any]) -> bool:
 def trials_fingerprints(folder: Path, cfg: Config) -> Counter:
     """The fingerprints the trials' result.json files hold, of the trials whose data config and seed are the base
     config's (a space may vary data.* or run seed replicates: those trials' data have fingerprints of their own)."""
+    from rnnlab.search_folder import read_json
+
     base = json.loads(json.dumps(to_flat_dict(cfg), default=str))
     keyed = {k: v for k, v in base.items() if k == "seed" or (k.startswith("data.") and k != "data.cache_dir")}
     found: Counter = Counter()
     for trial in sorted(Path(folder, "trials").glob("*/")):
         for out in (trial, trial / "seed_0"):  # seed_0 of replicates runs the base seed
-            fingerprint = read_json_quietly(out / "result.json").get("data/fingerprint")
-            flat = read_json_quietly(out / "config.json").get("flat") or {}
+            fingerprint = read_json(out / "result.json").get("data/fingerprint")
+            flat = read_json(out / "config.json").get("flat") or {}
             if fingerprint and all(flat.get(k) == v for k, v in keyed.items()):
                 found[fingerprint] += 1
                 break
     return found
-
-
-def read_json_quietly(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def check_search_data(spec, cfg: Config, now: dict[str, Any]) -> None:

@@ -154,10 +154,12 @@ def load_study(folder: str | Path):
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A record file's object; {} for one missing, torn or not an object (a reader never fails on a trial's file)."""
     try:
-        return json.loads(Path(path).read_text())
+        record = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 # --- search space helpers --------------------------------------------------------------------------------------
