@@ -97,11 +97,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
             "Export your key (wandb.ai/authorize) as WANDB_API_KEY and rerun rnnlab sync",
         )
     results = sync_offline_runs(args.path, timeout=args.timeout)
-    for run_dir, (ok, message) in results.items():
-        print(f"{'synced' if ok else 'FAILED'}  {run_dir}  ({message})")
-    failed = sum(not ok for ok, _ in results.values())
-    print(f"{len(results) - failed} of {len(results)} runs synced")
-    return 1 if failed else 0
+    for run_dir, (status, message) in results.items():
+        print(f"{status}  {run_dir}  ({message})")
+    statuses = [status for status, _ in results.values()]
+    skipped = f", {statuses.count('skipped')} not this folder's to upload" if "skipped" in statuses else ""
+    print(f"{statuses.count('synced')} of {len(results) - statuses.count('skipped')} runs synced{skipped}")
+    return 1 if "FAILED" in statuses else 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

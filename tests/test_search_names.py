@@ -110,3 +110,50 @@ def test_a_copied_or_moved_search_resumes_in_its_own_folder(how, tmp_path, monke
         assert sorted(p.name for p in original.iterdir()) == [SEARCH_FILE]  # not even the lock: never taken
     else:
         assert not original.exists()
+
+
+def offline_run(folder: Path, run_id: str) -> Path:
+    """A real offline W&B run under `folder/wandb/`, as a search's end writes its trials Table there."""
+    import wandb
+    from rnnlab.tracking.wandb_run import finish_run, wandb_settings
+
+    run = wandb.init(project="p", dir=str(folder), id=run_id, settings=wandb_settings("offline"))
+    run.log({"x": 1})
+    finish_run(run)
+    [run_dir] = (folder / "wandb").glob(f"offline-run-*-{run_id}")
+    return run_dir
+
+
+def test_a_copied_search_does_not_upload_its_original_search_level_run(tmp_path, monkeypatch, capsys):
+    """Before: `rnnlab sync COPY` uploaded the search-level run the copy holds under its ORIGINAL's run id, so the
+    original's trials Table in W&B was overwritten with the copy's, as it was when the folder was copied. Now that
+    run is not uploaded from the copy (named, with why), before and after the copy is resumed under its own id; the
+    original's own folder still uploads it (tried here: there is no network)."""
+    from rnnlab.api import plan_search
+    from rnnlab.search_folder import SearchSpec
+    from rnnlab.tracking.search import search_run_id
+
+    _, spec = plan_search(SEARCH_ESN, {}, "original", tmp_path)
+    spec.save()
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original_run = offline_run(original, search_run_id(spec))
+    shutil.copytree(original, copy)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: an upload is refused at once
+
+    def sync(folder: Path) -> tuple[int, dict[str, str]]:
+        code = main(["sync", str(folder), "--timeout", "5"])
+        lines = capsys.readouterr().out.splitlines()
+        return code, {line.split("  ")[1]: line for line in lines if line.startswith(("synced", "skipped", "FAILED"))}
+
+    copied_run = copy / original_run.relative_to(original)
+    code, lines = sync(copy)
+    assert code == 0 and lines[str(copied_run)].startswith("skipped  "), lines
+    assert "copied or moved from" in lines[str(copied_run)] and search_run_id(spec) in lines[str(copied_run)]
+    SearchSpec.load(copy).save()  # resumed: the copy's search.json holds its own search id
+    own_run = offline_run(copy, search_run_id(SearchSpec.load(copy)))
+    code, lines = sync(copy)
+    assert code == 1 and lines[str(copied_run)].startswith("skipped  ") and lines[str(own_run)].startswith("FAILED")
+    code, lines = sync(original)
+    assert code == 1 and lines[str(original_run)].startswith("FAILED  "), "the original's is its own to upload"
+    assert not any(any(d.glob("*.wandb.synced")) for d in (original_run, copied_run, own_run))

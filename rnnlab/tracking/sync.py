@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -61,22 +62,52 @@ def writer_of(run_dir: Path) -> str | None:
     return None
 
 
-def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[bool, str]]:
+def copied_search_run(run_dir: Path) -> str | None:
+    """Why a search-level run (`<search folder>/wandb/`) is not this search's to upload, or None when it is.
+
+    A copied or moved search folder holds the search-level run of the search it was copied from, under that
+    search's run id (`search_run_id`); the copy draws its own id (`SearchSpec.relocated`). Uploaded from the copy,
+    the old run's trials Table, as it was when the folder was copied, would overwrite the original's."""
+    from rnnlab.search_folder import SEARCH_FILE, SearchSpec
+    from rnnlab.tracking.search import search_run_id
+
+    folder = run_dir.parent.parent
+    if run_dir.parent.name != "wandb" or not (folder / SEARCH_FILE).is_file():
+        return None
+    with contextlib.suppress(ConfigError, OSError):  # a search.json rnnlab cannot read: its runs sync as before
+        own = search_run_id(SearchSpec.load(folder))
+        run_id = run_dir.name.split("-", 3)[-1]  # offline-run-<date>_<time>-<run id>[-<part>]
+        if run_id != own and not run_id.startswith(f"{own}-"):
+            return (
+                f"not uploaded: {run_id} is the search-level run of the search this folder was copied or moved "
+                "from, and uploading it from here would overwrite that search's trials Table with this copy of it; "
+                f"sync it from that search's folder. This search writes its own at `rnnlab tune {folder} --resume`"
+            )
+    return None
+
+
+def sync_offline_runs(path: str | Path, timeout: float = SYNC_TIMEOUT_S) -> dict[Path, tuple[str, str]]:
     """Sync every offline run under `path` not yet synced, one at a time so a resumed trial's parts stay in order;
-    a run still being written (no exit record, and a live process holds its folder), or that another `rnnlab sync`
-    is uploading (it holds the run's own folder), is left for a later sync."""
+    (status, message) per run, status "synced", "skipped" or "FAILED". A run still being written (no exit record,
+    and a live process holds its folder), or that another `rnnlab sync` is uploading (it holds the run's own
+    folder), is left for a later sync; the search-level run a copied search folder holds is not uploaded from it
+    (`copied_search_run`)."""
     from rnnlab.folder_lock import FolderBusy, FolderLock, describe, read_holder
 
     results = {}
     for run_dir in find_offline_runs(path):
+        if (why := copied_search_run(run_dir)) is not None:
+            results[run_dir] = ("skipped", why)
+            continue
         try:
             with FolderLock(run_dir, "path"):  # one upload at a time: a second sync uploaded the run again
-                results[run_dir] = sync_one(run_dir, timeout)
+                ok, message = sync_one(run_dir, timeout)
         except FolderBusy:
             holder = describe(read_holder(run_dir))
-            results[run_dir] = (False, f"not yet: {holder} is uploading it; sync it again once that has ended")
+            ok, message = False, f"not yet: {holder} is uploading it; sync it again once that has ended"
         except ConfigError as err:  # its folder is read-only: wandb could not mark it synced either
-            results[run_dir] = (False, str(err))
+            ok, message = False, str(err)
+        results[run_dir] = ("synced" if ok else "FAILED", message)
     return results
 
 
