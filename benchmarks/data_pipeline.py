@@ -15,7 +15,7 @@ import torch
 
 from benchmarks.timing import Goal, Section, table
 from rnnlab.config import Config, DataConfig, TrainConfig
-from rnnlab.data import sources
+from rnnlab.data import sources, splitting
 from rnnlab.models import build_model, model_config
 from rnnlab.tasks import TASKS, load_task_data
 from rnnlab.train import iterate_batches, make_optimizer, run_epoch
@@ -35,7 +35,7 @@ def write_csv(path: Path, rows: int) -> None:
 def prepare_row_by_row(cfg: DataConfig) -> None:
     """The first preparation as it was before columns were materialised: preparers on the `Dataset` splits."""
     raw = sources.load_local(cfg)
-    TASKS[cfg.task].prepare(sources.split_raw(raw, cfg, 0, TASKS[cfg.task]), cfg, 0)
+    TASKS[cfg.task].prepare(splitting.split_raw(raw, cfg, 0, TASKS[cfg.task]), cfg, 0)
 
 
 def run(quick: bool) -> Section:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from rnnlab import console
-from rnnlab.cli_args import check_arguments, check_out_folder, experiment_from, overrides_from
+from rnnlab.cli_args import build_parser, check_arguments, check_out_folder, experiment_from, overrides_from
 from rnnlab.config import ConfigError
 
 EXIT_BAD_INPUT = 2
@@ -29,25 +29,6 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as after Ctrl-C
 EXIT_BROKEN_PIPE = 128 + 13  # 141, as if SIGPIPE had ended it (`yes | head`): output cut short, not a failure (1)
 
 logger = logging.getLogger("rnnlab.cli")
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "experiment",
-        nargs="?",
-        help="experiment file: a path, or a name looked up in ./experiments, then in the experiments "
-        "folder of rnnlab's checkout",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by its dotted path, e.g. model.hidden_size=64 (rnnlab fields lists them)",
-    )
-    parser.add_argument("--device", help="force a device (cpu, cuda, cuda:N); default: CUDA when present")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -190,106 +171,24 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as package_version
-
-    try:
-        return package_version("rnnlab")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
-
-
-def verbosity_flags() -> argparse.ArgumentParser:
-    """-v/-q, accepted before the subcommand and after it (SUPPRESS: a subcommand's absent flag keeps the other)."""
-    flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument(
-        "-v",
-        "--verbose",
-        action="store_const",
-        const=console.VERBOSE,
-        dest="verbosity",
-        default=argparse.SUPPRESS,
-        help="also the output of Ray Tune, Ray, Optuna, wandb",
-    )
-    flags.add_argument(
-        "-q",
-        "--quiet",
-        action="store_const",
-        const=console.QUIET,
-        dest="verbosity",
-        default=argparse.SUPPRESS,
-        help="only warnings, errors and the results",
-    )
-    return flags
-
-
-def build_parser() -> argparse.ArgumentParser:
-    flags = verbosity_flags()
-    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__.splitlines()[0], parents=[flags])
-    parser.add_argument("--version", action="version", version=f"rnnlab {version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = lambda name, **kw: sub.add_parser(name, parents=[flags], **kw)  # noqa: E731
-    run = add("run", help="run one trial in-process (no Ray)")
-    add_common(run)
-    run.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
-    run.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    run.set_defaults(func=cmd_run)
-    sync = add("sync", help="upload offline W&B runs (needs WANDB_API_KEY and a network)")
-    sync.add_argument("path", help="a run or search folder, any folder holding them, or a search's URI")
-    sync.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each run's upload")
-    sync.set_defaults(func=cmd_sync)
-    tune = add("tune", help="search the experiment's search_space with Ray Tune + Optuna")
-    add_common(tune)
-    tune.add_argument("--samples", type=int, help="trials in total (shorthand for --set search.samples=N)")
-    tune.add_argument("--concurrency", type=int, help="trials at once (shorthand for --set search.concurrency=K)")
-    tune.add_argument("--address", help="join a running Ray cluster: auto, ray://host:10001 or host:6379")
-    tune.add_argument(
-        "--storage",
-        default="searches",
-        help="folder, shared folder or URI (s3://bucket/path?endpoint_override=host:port, gs://...) of "
-        "searches; a URI holds the whole search (every node uploads what it writes; credentials from "
-        "the environment), worked on in ./searches/NAME",
-    )
-    tune.add_argument("--name", help="search name, its folder under --storage (default: NAME-TIMESTAMP)")
-    tune.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a search whose driver died (EXPERIMENT may be its folder); more --samples extend a finished one",
-    )
-    tune.set_defaults(func=cmd_tune)
-    replay = add("replay", help="re-run one trial of a search in-process (no Ray) and compare metrics")
-    replay.add_argument("search_dir", help="the search folder (holds search.json) or its URI, <storage>/<name>")
-    replay.add_argument("trial_id", help="the trial's id (its folder under trials/)")
-    replay.add_argument("--out", help="folder of the replay (default: SEARCH_DIR/replays/TRIAL_ID-TIMESTAMP)")
-    replay.set_defaults(func=cmd_replay)
-    preflight = add("preflight", help="check trials fit the cluster and reach storage, data and W&B")
-    add_common(preflight)
-    preflight.add_argument("--address", help="Ray cluster to check: auto or host:6379 (default: this machine)")
-    preflight.add_argument("--storage", default="searches", help="the --storage of the search (folder or URI)")
-    preflight.add_argument("--cluster-config", help="a `ray up` YAML: trials must also fit one of its node types")
-    preflight.set_defaults(func=cmd_preflight)
-    report = add("report", help="a search's HTML report and markdown summary (best trials, families)")
-    report.add_argument("search_dir", help="the search folder (holds search.json) or its URI, <storage>/<name>")
-    report.add_argument("--out", help="folder of the report (default: SEARCH_DIR/report)")
-    report.set_defaults(func=cmd_report)
-    dashboard = add("dashboard", help="serve a search's Optuna study in optuna-dashboard")
-    dashboard.add_argument("search_dir", help="the search folder (holds search.json and optuna.journal) or its URI")
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable remotely)")
-    dashboard.add_argument("--port", type=int, default=8080)
-    dashboard.set_defaults(func=cmd_dashboard)
-    fields = add("fields", help="list the config fields (the --set paths) with type, default and meaning")
-    fields.add_argument("prefix", nargs="?", help="only the fields under this dotted path, e.g. optim or model.esn")
-    fields.set_defaults(func=cmd_fields)
-    return parser
+COMMANDS = {  # the subcommand (cli_args.build_parser) -> what runs it
+    "run": cmd_run,
+    "sync": cmd_sync,
+    "tune": cmd_tune,
+    "replay": cmd_replay,
+    "preflight": cmd_preflight,
+    "report": cmd_report,
+    "dashboard": cmd_dashboard,
+    "fields": cmd_fields,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
     with console.output(getattr(args, "verbosity", console.DEFAULT)):
         try:
             check_arguments(args)
-            return args.func(args)
+            return COMMANDS[args.command](args)
         except ConfigError as err:
             logger.error(str(err))
             return EXIT_BAD_INPUT

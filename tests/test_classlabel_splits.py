@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tagger_data import tagger_config, tags_parquet
 
 from rnnlab.cli import main
 from rnnlab.config import DataConfig
@@ -89,23 +90,12 @@ def test_files_of_one_split_that_name_their_classes_differently_are_refused(tmp_
 
 def test_tagger_tags_are_matched_by_name(tmp_path):
     """A tagger's List(ClassLabel) the same way: test's id 0 is I-PER here, O in train."""
-    from datasets import ClassLabel, Dataset, Features, List, Value
-
     rows = {"train": [["O", "B-PER", "I-PER"]] * 20, "test": [["B-PER", "I-PER", "O"], ["O", "O", "B-PER"]] * 3}
     order = {"train": ["O", "B-PER", "I-PER"], "test": ["I-PER", "O", "B-PER"]}
     for split, tags in rows.items():
-        features = Features({"words": List(Value("string")), "ner": List(ClassLabel(names=order[split]))})
-        data = {"words": [["a", "b", "c"]] * len(tags), "ner": [[order[split].index(t) for t in row] for row in tags]}
-        Dataset.from_dict(data, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
-    cfg = DataConfig(
-        source="local",
-        name=f"train={tmp_path / 'train.parquet'},test={tmp_path / 'test.parquet'}",
-        task="tagging",
-        tokens_column="words",
-        label_column="ner",
-        test_split="test",
-        val_fraction=0.0,
-    )
+        ids = [[order[split].index(t) for t in row] for row in tags]
+        tags_parquet(tmp_path / f"{split}.parquet", order[split], ids, [["a", "b", "c"]] * len(tags))
+    cfg = tagger_config(f"train={tmp_path / 'train.parquet'},test={tmp_path / 'test.parquet'}", test_split="test")
     data = load_task_data(cfg, 0)
     assert data.meta["labels"] == order["train"]
     got = [[data.meta["labels"][t] for t in row if t >= 0] for row in data.test.targets.tolist()]

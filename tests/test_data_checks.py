@@ -249,9 +249,9 @@ def test_labels_mixing_numbers_and_a_word_are_said(tmp_path, caplog):
     """0/1 labels with one stray word read as text: three classes, which a user should hear of."""
     import logging
 
-    from rnnlab.data.encoders import fit_label_map
+    from rnnlab.data.classlabels import fit_label_map
 
-    with caplog.at_level(logging.WARNING, logger="rnnlab.data.encoders"):
+    with caplog.at_level(logging.WARNING, logger="rnnlab.data.classlabels"):
         assert len(fit_label_map(["0", "1", "neg", "1"], "label_column")) == 3
         fit_label_map(["good", "bad"], "label_column")
         fit_label_map([0, 1], "label_column")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tagger_data import tagger_config, tags_parquet
 
 from rnnlab.cli import main
 from rnnlab.config import DataConfig
@@ -142,12 +143,12 @@ def test_a_blank_label_is_missing_not_a_class(tmp_path):
 
 def test_a_missing_value_word_among_numeric_labels_of_a_val_split_is_refused_as_missing(tmp_path):
     """Before: 'nan' among 0/1, cut into the val split, was refused as 'never seen in train: nan'."""
-    from rnnlab.data import sources
+    from rnnlab.data import sources, splitting
     from rnnlab.tasks import TASKS
 
     path = labelled_csv(tmp_path / "labels.csv", [str(i % 2) for i in range(60)])
     cfg = DataConfig(source="local", name=path, task="classification", tokenizer="word")
-    row = int(sources.split_rows(sources.load_local(cfg), cfg, 0, TASKS["classification"])["val"][1][0])
+    row = int(splitting.split_rows(sources.load_local(cfg), cfg, 0, TASKS["classification"])["val"][1][0])
     labelled_csv(tmp_path / "labels.csv", ["nan" if i == row else str(i % 2) for i in range(60)])
     with pytest.raises(DataError, match="data.label_column: 1 of 6 val rows have the label 'nan' among numeric"):
         classify(path)
@@ -241,23 +242,10 @@ def test_a_classlabel_id_of_no_class_is_refused(tmp_path):
 
 
 def test_a_tagger_records_the_names_of_its_classlabel_tags(tmp_path):
-    from datasets import ClassLabel, Dataset, Features, List, Value
-
     names = ["O", "B-PER", "I-PER"]
     tags = [[0, 1, 2][: 1 + i % 3] for i in range(30)]
-    features = Features({"words": List(Value("string")), "ner": List(ClassLabel(names=names))})
-    rows = {"words": [["the", "cat", "sat"][: len(t)] for t in tags], "ner": tags}
-    Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "tags.parquet"))
-    cfg = DataConfig(
-        source="local",
-        name=str(tmp_path / "tags.parquet"),
-        task="tagging",
-        tokens_column="words",
-        label_column="ner",
-        val_fraction=0.0,
-        test_fraction=0.0,
-    )
-    data = load_task_data(cfg, 0)
+    path = tags_parquet(tmp_path / "tags.parquet", names, tags, [["the", "cat", "sat"][: len(t)] for t in tags])
+    data = load_task_data(tagger_config(path, test_fraction=0.0), 0)
     assert data.meta["labels"] == names
     got = [[data.meta["labels"][t] for t in row if t >= 0] for row in data.train.targets.tolist()]
     assert got == [[names[t] for t in row] for row in tags]
@@ -280,20 +268,10 @@ def test_a_classlabel_never_seen_in_train_is_named(tmp_path):
     assert err.value.field == "data.label_column"
     assert "split 'test' has labels never seen in train: neu (1); train labels: neg (0), pos (2)" in str(err.value)
     tags = ["O", "B-PER", "I-PER"]  # a tagger's List(ClassLabel) the same way
-    from datasets import ClassLabel, Dataset, Features, List, Value
-
-    features = Features({"words": List(Value("string")), "ner": List(ClassLabel(names=tags))})
     for split, rows in {"train": [[0, 1]] * 20, "test": [[0, 2]] * 5}.items():
-        data = {"words": [["the", "cat"]] * len(rows), "ner": rows}
-        Dataset.from_dict(data, features=features).to_parquet(str(tmp_path / f"{split}_tags.parquet"))
-    cfg = DataConfig(
-        source="local",
-        name=f"train={tmp_path / 'train_tags.parquet'},test={tmp_path / 'test_tags.parquet'}",
-        task="tagging",
-        tokens_column="words",
-        label_column="ner",
-        test_split="test",
-        val_fraction=0.0,
+        tags_parquet(tmp_path / f"{split}_tags.parquet", tags, rows, [["the", "cat"]] * len(rows))
+    cfg = tagger_config(
+        f"train={tmp_path / 'train_tags.parquet'},test={tmp_path / 'test_tags.parquet'}", test_split="test"
     )
     with pytest.raises(DataError, match=r"never seen in train: I-PER \(2\); train labels: O \(0\), B-PER \(1\)"):
         load_task_data(cfg, 0)

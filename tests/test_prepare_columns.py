@@ -1,7 +1,7 @@
 """Preparation at column speed gives the data the row-by-row way gave, value by value.
 
 The way before: preparers read each `Dataset` column lazily, row by row, and `pad_ids` copied one tensor per row.
-Now `load_prepared` hands them `sources.Columns` (each column of the dataset read once, then its rows picked) and
+Now `load_prepared` hands them `splitting.Columns` (each column of the dataset read once, then its rows picked) and
 `pad_ids` copies once.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rnnlab.config import DataConfig
-from rnnlab.data import encoders, sources
+from rnnlab.data import encoders, sources, splitting
 from rnnlab.data.taskdata import SPLITS
 from rnnlab.tasks import TASKS
 
@@ -86,8 +86,8 @@ def test_columns_prepare_what_lazy_columns_prepared(tmp_path):
     for cfg in cases(tmp_path):
         task = TASKS[cfg.task]
         raw = sources.load_local(cfg)
-        row_by_row = task.prepare(sources.split_raw(raw, cfg, 0, task), cfg, 0)
-        columns = task.prepare(sources.split_columns(raw, cfg, 0, task), cfg, 0)
+        row_by_row = task.prepare(splitting.split_raw(raw, cfg, 0, task), cfg, 0)
+        columns = task.prepare(splitting.split_columns(raw, cfg, 0, task), cfg, 0)
         assert len(row_by_row.train) > 0
         assert_same(columns, row_by_row)
 
@@ -95,24 +95,24 @@ def test_columns_prepare_what_lazy_columns_prepared(tmp_path):
 def test_columns_read_each_column_once_and_list_its_names(tmp_path):
     cfg = cases(tmp_path)[0]
     split = sources.load_local(cfg)["train"].select([3, 1, 2])
-    view = sources.Columns(split)
+    view = splitting.Columns(split)
     assert len(view) == 3 and view.column_names == split.column_names
     assert view["label"] == [split[i]["label"] for i in range(3)]
     assert view["label"] is view["label"]  # materialised once
-    assert sources.Columns(split.select([]))["label"] == []
+    assert splitting.Columns(split.select([]))["label"] == []
 
 
 def test_columns_give_rows_as_the_dataset_does(tmp_path):
     dataset = sources.load_local(cases(tmp_path)[0])["train"]
     split = dataset.select([5, 0])
-    view, cut = sources.Columns(split), sources.Columns(dataset, np.array([5, 0]))
+    view, cut = splitting.Columns(split), splitting.Columns(dataset, np.array([5, 0]))
     assert view[0] == split[0] == cut[0] and view[1]["label"] == split[1]["label"] == cut[1]["label"]
     assert len(cut) == 2 and cut["text"] == split["text"][:]
 
 
 def test_splits_cut_from_one_dataset_read_each_column_once(tmp_path):
     cfg = cases(tmp_path)[0]
-    splits = sources.split_columns(sources.load_local(cfg), cfg, 0, TASKS[cfg.task])
+    splits = splitting.split_columns(sources.load_local(cfg), cfg, 0, TASKS[cfg.task])
     for split in splits.values():
         split["label"]
     assert splits["train"].whole is splits["test"].whole and len(splits["train"].whole) == 1

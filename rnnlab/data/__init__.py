@@ -15,7 +15,8 @@ generate or split raw data, and only for annotations elsewhere: a trial whose da
 """
 
 from rnnlab.data.builtin import BUILTIN_SETTINGS, BUILTIN_TASKS, DATASETS
-from rnnlab.data.encoders import load_vocab, save_labels, save_vocab
+from rnnlab.data.classlabels import save_labels
+from rnnlab.data.encoders import load_vocab, save_vocab
 from rnnlab.data.load import load_prepared
 from rnnlab.data.taskdata import IGNORE_INDEX, DataError, Split, TaskData
 

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from rnnlab.config import DataConfig
-from rnnlab.data import cache, hub, sources
+from rnnlab.data import cache, hub, sources, splitting
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
 from rnnlab.data.taskdata import DataError, TaskData
 
@@ -87,12 +87,12 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
         for name, message in data.meta.get("warnings", []):
             logging.getLogger(name).warning(message)
         if raw is not None and not task.cues_from_train:
-            sources.warn_unused_splits(raw, cfg)
+            splitting.warn_unused_splits(raw, cfg)
         data.meta["cache"] = "hit"
         return data
     if raw is None:
         raw = generate(cfg, seed)
-    splits = sources.split_columns(raw, cfg, seed, task)
+    splits = splitting.split_columns(raw, cfg, seed, task)
     with recorded_warnings() as said:
         data = task.prepare(splits, cfg, seed)
     if said:

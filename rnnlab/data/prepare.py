@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rnnlab.config import DataConfig
-from rnnlab.data import classlabels, encoders, sequences, sources
+from rnnlab.data import classlabels, encoders, sequences, splitting
 from rnnlab.data.encoders import FEATURES_COLUMN
 from rnnlab.data.taskdata import IGNORE_INDEX, SPLITS, DataError, Split, TaskData
 
@@ -114,7 +114,7 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
     if cfg.text_column not in train.column_names:
         raise DataError(
             "data.text_column",
-            f"{sources.no_column(cfg.text_column, train.column_names, 'data.text_column')}. Inputs are "
+            f"{splitting.no_column(cfg.text_column, train.column_names, 'data.text_column')}. Inputs are "
             "token text (data.text_column) or numeric sequences (data.sequence_columns)",
         )
     ids, vocab = encode_token_splits(
@@ -127,22 +127,22 @@ def encode_inputs(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict, in
 
 def encode_labels(splits: dict[str, Dataset], cfg: DataConfig) -> tuple[dict[str, list[int]], list]:
     """Each split's class ids, and what each id means (a label, or a ClassLabel id's name)."""
-    sources.require_column(splits["train"], cfg.label_column, "data.label_column")
-    label_map = encoders.fit_label_map(splits["train"][cfg.label_column], "label_column")
-    names = encoders.class_names(splits["train"].features[cfg.label_column])
+    splitting.require_column(splits["train"], cfg.label_column, "data.label_column")
+    label_map = classlabels.fit_label_map(splits["train"][cfg.label_column], "label_column")
+    names = classlabels.class_names(splits["train"].features[cfg.label_column])
     for name in ("val", "test"):  # "NA" among a named split's 0/1: a missing label there too
-        encoders.check_missing_words(splits[name][cfg.label_column], "data.label_column", name)
+        classlabels.check_missing_words(splits[name][cfg.label_column], "data.label_column", name)
     ids = {}
     for name, s in splits.items():  # each split's labels in train's terms: its ClassLabel ids matched by name
         terms = split_terms(s, cfg.label_column, names, label_map)
         labels = [terms.get(x, x) for x in s[cfg.label_column]] if terms else s[cfg.label_column]
-        ids[name] = encoders.apply_label_map(labels, label_map, "label_column", name, names)
-    return ids, encoders.named_labels(label_map, names, "label_column")
+        ids[name] = classlabels.apply_label_map(labels, label_map, "label_column", name, names)
+    return ids, classlabels.named_labels(label_map, names, "label_column")
 
 
 def split_terms(split: Dataset, column: str, train_names: list[str] | None, label_map: dict) -> dict:
     """`classlabels.train_terms` for `split`'s own ClassLabel names (a split read from other files may have others)."""
-    return classlabels.train_terms(encoders.class_names(split.features.get(column)), train_names, label_map)
+    return classlabels.train_terms(classlabels.class_names(split.features.get(column)), train_names, label_map)
 
 
 def float_targets(split: Dataset, column: str) -> np.ndarray:
@@ -159,7 +159,7 @@ def float_targets(split: Dataset, column: str) -> np.ndarray:
 def check_columns(splits: dict[str, Dataset], column: str, field_path: str) -> None:
     for split in splits.values():
         if len(split):
-            sources.require_column(split, column, field_path)
+            splitting.require_column(split, column, field_path)
 
 
 # --- one preparer per task -------------------------------------------------------------------------------------
@@ -248,13 +248,15 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
     for n in SPLITS:
         if any(len(a) != len(b) for a, b in zip(ids[n], tags[n])):
             raise DataError("data.label_column", f"split {n!r}: a row has a different number of tags and tokens")
-    label_map = encoders.fit_label_map([t for row in tags["train"] for t in row if t != IGNORE_INDEX], "label_column")
-    names = encoders.class_names(splits["train"].features[cfg.label_column])
+    label_map = classlabels.fit_label_map(
+        [t for row in tags["train"] for t in row if t != IGNORE_INDEX], "label_column"
+    )
+    names = classlabels.class_names(splits["train"].features[cfg.label_column])
     parts = {}
     for n in SPLITS:
         terms = split_terms(splits[n], cfg.label_column, names, label_map)  # its ClassLabel tags matched by name
         rows = [[terms.get(t, t) for t in row] for row in tags[n]] if terms else tags[n]
-        mapped = [encoders.apply_label_map(row, label_map, "label_column", n, names) for row in rows]
+        mapped = [classlabels.apply_label_map(row, label_map, "label_column", n, names) for row in rows]
         inputs, lengths = encoders.pad_ids(ids[n])
         parts[n] = Split(inputs, lengths, encoders.pad_ids(mapped, fill=IGNORE_INDEX)[0])
     return TaskData(
@@ -264,7 +266,7 @@ def prepare_tagging(splits: dict[str, Dataset], cfg: DataConfig, seed: int) -> T
         vocab_size=len(vocab),
         output_size=len(label_map),
         vocab=vocab,
-        meta={"labels": encoders.named_labels(label_map, names, "label_column")},
+        meta={"labels": classlabels.named_labels(label_map, names, "label_column")},
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rnnlab.data import sources
+from rnnlab.data import splitting
 from rnnlab.data.taskdata import DataError
 
 FIELD = "data.sequence_columns"
@@ -87,10 +87,10 @@ def read_column(values: Sequence, column: str, names: Sequence[str] | None = Non
 def read_sequences(split, columns: Sequence[str]) -> list[np.ndarray]:
     """The split's rows as float64 (T, D_total) arrays: the named columns stacked feature-wise per row.
 
-    `split` is a `datasets.Dataset` or `sources.Columns` (anything with `column_names`, `len` and `[column]`)."""
+    `split` is a `datasets.Dataset` or `splitting.Columns` (anything with `column_names`, `len` and `[column]`)."""
     missing = [c for c in columns if c not in split.column_names]
     if missing:
-        raise DataError(FIELD, sources.no_column(missing[0], split.column_names, FIELD))
+        raise DataError(FIELD, splitting.no_column(missing[0], split.column_names, FIELD))
     names = data_rows(split)
     per_column = [read_column(split[c], c, names) for c in columns]
     rows = []
