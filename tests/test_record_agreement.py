@@ -140,7 +140,11 @@ def test_folder_study_wandb_and_ray_agree_for_every_end(tmp_path, capsys, epochs
         # W&B: every epoch of metrics.jsonl, the end of result.json in the summary and the exit code
         history = {h["epoch"]: h for part in parts for h in part["history"] if "epoch" in h}
         assert {e: h["val/acc"] for e, h in history.items()} == {r["epoch"]: r["val/acc"] for r in rows}
+        logged = [{k: v for k, v in h.items() if not k.startswith("_")} for part in parts for h in part["history"]]
+        assert logged == rows, trial_id  # every key of every row, value for value
         summary = parts[-1]["summary"]
+        # the summary is result.json's (it held the last epoch's train/* and {min, last} of val/* instead)
+        assert {k: summary.get(k) for k in result} == result, trial_id
         assert summary.get("status") == status, (trial_id, summary)
         assert summary.get("reason") == result.get("reason"), (trial_id, summary)
         assert (parts[-1]["exit"] != 0) == (status in FAILED_ENDS), (trial_id, status, parts[-1]["exit"])

@@ -101,11 +101,10 @@ def test_every_epoch_metric_config_group_and_summary_are_in_the_run(resumed_run)
 
     summary = runs[-1]["summary"]
     result = json.loads((out / "result.json").read_text())
-    assert summary["test/acc"] == pytest.approx(result["test/acc"])
-    assert summary["test/loss"] == pytest.approx(result["test/loss"])
-    # an offline part summarises only its own epochs (here the resumed epoch 3); best/<metric> spans the trial
-    assert summary["val/acc"]["max"] == pytest.approx(local[-1]["val/acc"])
-    assert summary["best/val/acc"] == pytest.approx(max(r["val/acc"] for r in local))
+    # the summary is result.json, value for value: val/* of the best model (it held {max, last} of the resumed part
+    # alone: a "max" that was epoch 3's, not the trial's best), test/*, the best epoch, how the run ended
+    assert {k: summary.get(k) for k in result} == result
+    assert summary["val/acc"] == max(r["val/acc"] for r in local) == summary["best/val/acc"]
     step_metrics = {m.glob_name or m.name: m.step_metric for m in runs[0]["metrics"]}
     assert step_metrics["*"] == "epoch"
     assert {a.type for a in runs[-1]["artifacts"]} == {"model", "dataset"}
@@ -350,8 +349,7 @@ def test_a_run_its_dead_worker_left_open_is_ended_with_the_trial_result(tmp_path
     assert end_torn_run(cfg, out, run_id, "g", "t1", result)
     first, second = (read_run(p.parent) for p in run_logs(out, run_id))
     assert [[row["epoch"] for row in part["history"]] for part in (first, second)] == [[1], [2]]
-    assert second["summary"]["status"] == "failed" and second["summary"]["reason"] == result["reason"]
-    assert "val/acc" not in second["summary"] or second["summary"]["val/acc"] != 0.5, "val/* keep their own summary"
+    assert {k: second["summary"].get(k) for k in result} == result, "the summary is the result the driver wrote"
     exits = [r.exit.exit_code for r in read_records(run_logs(out, run_id)[-1]) if r.WhichOneof("record_type") == "exit"]
     assert exits == [1]
     assert second["run"].run_id == first["run"].run_id and second["run"].run_group == "g"

@@ -32,7 +32,6 @@ from rnnlab.tracking.wandb_run import finish_run, start_run, wandb_name
 MODES = ("offline", "online", "disabled")
 WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}  # older spellings wandb still accepts
 STATE_FILE = "tracking.json"  # run id and last step handed to wandb (offline, a kill can keep it off disk)
-LOWER_IS_BETTER = ("loss", "mse", "rmse", "nrmse", "ppl", "bpc")
 FAILED_ENDS = ("diverged", "failed", "out_of_memory")  # a run that ends so is failed in W&B too (a non-zero exit)
 
 
@@ -79,18 +78,6 @@ def derive_run_id(out_dir: Path, run_id: str | None = None) -> str:
     return read_state(out_dir).get("run_id") or hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def summary_ops(key: str) -> str | None:
-    """The summary of a val metric: its best (and last) value; None leaves W&B's default, the last value."""
-    split, _, name = key.partition("/")
-    if split != "val":
-        return None
-    if name in LOWER_IS_BETTER:
-        return "min,last"
-    if "acc" in name or name == "exact":
-        return "max,last"
-    return None
-
-
 logger = logging.getLogger(__name__)
 
 
@@ -109,7 +96,6 @@ class Tracker:
         self.rows: list[dict[str, Any]] = [] if rows is None else rows  # the run's RunRecord rows, in memory
         self.last_step = last_step  # steps at or below it are already in the run (a resumed trial replays none)
         self.checkpoints: dict[int, str] = {}
-        self.defined: set[str] = set()
         self.exit_code = 0
         self.starting: Future | None = None  # the run's wandb.init, under way in its own thread
         self.mode = "disabled"
@@ -156,12 +142,8 @@ class Tracker:
         atomic_write_bytes(self.out / STATE_FILE, json.dumps(state).encode(), durable=False)
 
     def log_row(self, row: dict[str, Any]) -> None:
-        for key in row.keys() - self.defined:
-            ops = summary_ops(key)
-            if ops:
-                self.run.define_metric(key, step_metric="epoch", summary=ops)
-            self.defined.add(key)
-        self.run.log(row, step=int(row["epoch"]))
+        # committed at once: a step wandb holds open is flushed at finish, and its values then overwrite the summary
+        self.run.log(row, step=int(row["epoch"]), commit=True)
         self.last_step = int(row["epoch"])
 
     def finish(self, result: dict[str, Any]) -> None:
@@ -181,8 +163,8 @@ class Tracker:
                 self.save_state()
             data = {f"provenance.{k}": v for k, v in self.provenance.items() if k.startswith("data.")}
             self.run.config.update(data, allow_val_change=True)
-            # val/* keep their per-epoch best/last summaries; the result's are the best model's, already logged
-            self.run.summary.update({k: v for k, v in result.items() if not k.startswith("val/")})
+            # the summary is result.json: val/* of the best model (not the last epoch), test/*, how it ended
+            self.run.summary.update(result)
             if "reason" not in result:  # an earlier attempt's failure (a retried trial) is not this end's reason
                 del self.run.summary["reason"]
             if self.cfg.tracking.log_checkpoints:
@@ -276,7 +258,7 @@ def end_torn_run(cfg: Config, out: Path, run_id: str, group: str, name: str, res
         for row in tracker.missing_rows(math.inf):
             tracker.log_row(row)
         tracker.save_state()
-        tracker.run.summary.update({k: v for k, v in result.items() if not k.startswith("val/")})
+        tracker.run.summary.update(result)
     except Exception as err:
         tracker.fail(f"ending the torn W&B run {run_id}", err)
         return False
