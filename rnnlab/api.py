@@ -235,8 +235,9 @@ def search(
         exp, spec = plan_search(experiment, overrides, name, storage)
         with own_ray():
             code = run_search(exp, spec, address=address, free_name=name is None)  # spec.folder: the one taken
-        if code == 130:
-            raise KeyboardInterrupt(f"search interrupted; continue it with: rnnlab tune {spec.folder} --resume")
+        if code in (130, 143):  # SIGINT, or SIGTERM (a scheduler): its state is saved
+            how = "interrupted" if code == 130 else "stopped by SIGTERM"
+            raise KeyboardInterrupt(f"search {how}; continue it with: rnnlab tune {spec.folder} --resume")
         return summarize(spec.folder)
 
 

@@ -192,10 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as err:
             logger.error(str(err))
             return EXIT_BAD_INPUT
-        except KeyboardInterrupt:  # Ctrl-C where no command handles it: a search's launch handles it once it has
+        except KeyboardInterrupt as err:  # Ctrl-C (a search's SIGTERM: Terminated) where no command handles it: a
+            from rnnlab.tune.stop_signals import Terminated  # search's launch does once it has a search.json
+
             started = " before the search started: nothing was recorded" if args.command == "tune" else ""
-            logger.warning(f"rnnlab {args.command} interrupted{started}")  # a search.json; `run` handles its own
-            return EXIT_INTERRUPTED
+            terminated = isinstance(err, Terminated)  # `run` handles its own
+            logger.warning(f"rnnlab {args.command} {err if terminated else 'interrupted'}{started}")
+            return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         except OSError as err:  # the environment, not rnnlab: a full disk, a read-only or vanished folder
             from rnnlab.records import environment_fault
 

@@ -2,7 +2,8 @@
 
 `driver.py` is the driver (checks, scheduler, Tuner, resume), `ray_runtime.py` the Ray it runs on, `searcher.py`
 the Optuna searcher, `trainable.py` what runs in a Ray worker (one trial around run_trial), `controller.py` Ray's
-trial controller with two faults made right, and `progress.py` the search's status line in the terminal.
+trial controller with two faults made right, `stop_signals.py` SIGTERM as a stop, and `progress.py` the search's
+status line in the terminal.
 """
 
 __all__ = ["connect", "make_searcher", "run_search"]

@@ -51,6 +51,7 @@ from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.schedulers import make_scheduler
 from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
+from rnnlab.tune.stop_signals import TERMINATED, sigterm_stops_search
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
 __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySearch: for searches pickled before it moved
@@ -182,7 +183,8 @@ def run_search(
     """Launch (or resume, or extend) the search; print the report; exit code 0 unless no trial completed.
 
     Bad input (the config, the data, the space) fails before the search folder is created or Ray starts. SIGINT
-    stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130.
+    stops the search cleanly: Tune saves its state, the trials record where they stopped, the exit code is 130;
+    SIGTERM (a scheduler, `kill`) does the same with exit code 143 (stop_signals.py).
     Below -v, Ray Tune, Ray and Optuna stay quiet (`console.quiet_libraries`). `free_name` (a default name,
     NAME-TIMESTAMP): a folder another search of the same second holds or has taken moves this one to
     NAME-TIMESTAMP-2, -3, ... (`spec.name` and `spec.folder` say which), as `rnnlab run` does for run folders.
@@ -208,11 +210,12 @@ def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, add
     from rnnlab.folder_lock import hold_folder
 
     check = functools.partial(check_search_folder, spec, resume)
-    with console.quiet_libraries(), hold_folder(spec.folder, "--resume" if resume else "--name", check):
+    flag = "--resume" if resume else "--name"
+    with console.quiet_libraries(), sigterm_stops_search(), hold_folder(spec.folder, flag, check):
         held.append(True)
         try:
             return search(experiment, spec, resume, address)
-        except KeyboardInterrupt:  # a SIGINT outside Tune's run: before it, between launches, during the report
+        except KeyboardInterrupt:  # SIGINT (or SIGTERM) outside Tune's run: before it, between launches, the report
             if not Path(spec.folder, SEARCH_FILE).is_file():
                 raise
             return interrupted(spec)
@@ -314,11 +317,11 @@ def interrupted(spec: SearchSpec) -> int:
         push_search(spec)
     if ENVIRONMENT_FAULTS:  # a trial met a full disk: the search stopped as on SIGINT (tune/controller.py)
         return out_of_disk(spec, ", ".join(f"trial {t}: {why}" for t, why in ENVIRONMENT_FAULTS.items()))
+    how = f"stopped by {TERMINATED[0]}" if TERMINATED else "interrupted"
     logger.warning(
-        f"search interrupted; its state is saved. Continue it (or write its report) with: "
-        f"rnnlab tune {spec.folder} --resume"
+        f"search {how}; its state is saved. Continue it (or write its report) with: rnnlab tune {spec.folder} --resume"
     )
-    return 130
+    return 143 if TERMINATED else 130
 
 
 def out_of_disk(spec: SearchSpec, what: str) -> int:

@@ -17,25 +17,29 @@ def connect(address: str | None) -> bool:
     whose workers can import rnnlab from this checkout. True when it started that local Ray."""
     import ray
 
+    from rnnlab.tune.stop_signals import keep_sigterm_handler
+
     if ray.is_initialized():
         return False
     # log_to_driver: a worker's warnings and errors reach this terminal; below -v a worker prints nothing else
     level = console.ray_logging_level()
     if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address, log_to_driver=True, logging_level=level)
+        with keep_sigterm_handler():  # SIGTERM stops the search as SIGINT does (stop_signals.py)
+            ray.init(address=address, log_to_driver=True, logging_level=level)
         return False
     root = str(Path(__file__).resolve().parents[2])  # the checkout holding the rnnlab package
     saved = os.environ.get("PYTHONPATH")
     paths = [root, *filter(None, (saved or "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))  # the raylet it starts passes it to workers
     try:  # "local": not the cluster a `ray start` on this machine last recorded, which ray.init() would join
-        ray.init(
-            address="local",
-            include_dashboard=False,
-            dashboard_host="127.0.0.1",
-            log_to_driver=True,
-            logging_level=level,
-        )
+        with keep_sigterm_handler():
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                dashboard_host="127.0.0.1",
+                log_to_driver=True,
+                logging_level=level,
+            )
     finally:
         if saved is None:
             del os.environ["PYTHONPATH"]

@@ -1,0 +1,87 @@
+"""SIGTERM to the driver of `rnnlab tune` (a batch scheduler's time limit or preemption, `kill`) stops the search as
+Ctrl-C does: Tune saves its state, the running trials record where they stopped, exit 143, and `--resume` finishes
+them. Before, Ray's own SIGTERM handler raised SystemExit inside Tune's loop: no state saved, every running trial
+ended FAIL in the study ("the driver failed (SystemExit: 15)"), counted in the budget and never resumed, exit 15."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gates import Gates, live_trial  # noqa: E402
+from test_faults import cli, env, wait_for  # noqa: E402
+
+from rnnlab.records import read_metrics  # noqa: E402
+from rnnlab.search_folder import load_study  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
+
+
+def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
+    """SIGTERM while the driver checks its space (its folder held). Before: killed at once (-15), the search folder
+    left behind holding only its lock. Now: one line, exit 143, no folder."""
+    marker = tmp_path / "sampling"
+    experiment = tmp_path / "slow_space.py"
+    experiment.write_text(
+        f"from rnnlab.experiment import extend\n\nconfig = extend({DIGITS!r})\n\n\n"
+        "def search_space(trial):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    import time\n\n    time.sleep(120)\n"
+        "    return {'model.hidden_size': trial.suggest_int('model.hidden_size', 4, 8)}\n"
+    )
+    argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "s")
+    child = subprocess.Popen(argv, env=env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.1)
+    child.send_signal(signal.SIGTERM)
+    err = child.communicate(timeout=60)[1]
+    assert child.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "terminated by SIGTERM before the search started" in err, err[-2000:]
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path):
+    gates = Gates(tmp_path)
+    gates.hold(2)  # the driver waits before it draws trial 2: trials 0 and 1 train meanwhile
+    folder = tmp_path / "s"
+    args = ["--samples", "4", "--concurrency", "2", "--set", "train.epochs=3", "train.max_batches=30"]
+    argv = cli("tune", str(gates.experiment), "--storage", str(tmp_path), "--name", "s", *args, "search.scheduler=none")
+    driver = subprocess.Popen(
+        argv, env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(gates.held(2).exists, 600, "the driver holding before trial 2", driver)
+        victim = live_trial(folder, 30)
+        assert victim is not None, "no trial was training at the gate"
+        driver.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
+        gates.release(2)
+        _, err = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM; its state is saved" in err and f"rnnlab tune {folder} --resume" in err, err[-3000:]
+    reasons = {t.number: t.user_attrs.get("reason") for t in load_study(folder).trials if t.state.name == "FAIL"}
+    assert not reasons, f"trials failed for the driver's stop: {reasons}"
+    stopped = json.loads((victim / "result.json").read_text())
+    assert stopped["status"] == "stopped", stopped  # it recorded where it stopped, as on Ctrl-C
+
+    resume = cli("tune", str(folder), "--resume")
+    resumed = subprocess.run(resume, env=env(), capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = load_study(folder).trials
+    ids = [t.user_attrs["ray_trial_id"] for t in trials]
+    assert len(trials) == 4 and len(set(ids)) == 4, ids
+    assert all(t.state.name == "COMPLETE" for t in trials), [(t.number, t.state.name, t.user_attrs) for t in trials]
+    assert victim.name in ids  # resumed, not replaced
+    result = json.loads((victim / "result.json").read_text())
+    assert result["status"] == "completed" and [r["epoch"] for r in read_metrics(victim / "metrics.jsonl")] == [1, 2, 3]
