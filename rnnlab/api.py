@@ -160,7 +160,7 @@ def run_in_folder(cfg: Config, out: Path, resume: bool) -> dict[str, Any]:
     if resume:
         from rnnlab.resume import check_resume_data
 
-        check_resume_data(out, data.fingerprint)
+        check_resume_data(out, data.fingerprint, data.content)
     # SIGTERM (a scheduler, `kill`): training stops at its next batch, dropping the epoch in progress; one already
     # past training ends after its row is logged everywhere. Either way W&B holds every completed epoch.
     stop: list[str] = []

@@ -95,7 +95,9 @@ def combine_results(results: list[dict[str, Any]], cfg: Config) -> dict[str, Any
         seeds=len(results),
         seed=cfg.seed,
         parameters=results[0].get("parameters"),
-        **same_in_all(results, ("device", "data/fingerprint", "data/commit")),  # the data provenance records
+        **same_in_all(
+            results, ("device", "data/fingerprint", "data/content", "data/commit")
+        ),  # the data provenance records
         **{
             "time/total_s": sum(r["time/total_s"] for r in results),
             f"seeds/{cfg.metric}": [r.get(cfg.metric, math.nan) for r in results],

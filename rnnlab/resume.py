@@ -150,9 +150,13 @@ def check_resume(out: Path, cfg: Config) -> None:
         )
 
 
-def check_resume_data(out: Path, fingerprint: str) -> None:
-    """The data a resumed run loads now is the data it was trained on (provenance.json's fingerprint)."""
-    stored = read_stored(out, "provenance.json").get("data.fingerprint")
+def check_resume_data(out: Path, fingerprint: str, content: str = "") -> None:
+    """The data a resumed run loads now is the data it was trained on (provenance.json's fingerprint, or its
+    prepared data's digest when other code prepares them now)."""
+    provenance = read_stored(out, "provenance.json")
+    stored = provenance.get("data.fingerprint")
+    if content and provenance.get("data.content") == content:
+        return
     if stored and fingerprint and stored != fingerprint:
         raise ConfigError(
             "--resume",
@@ -167,7 +171,8 @@ def check_resume_data(out: Path, fingerprint: str) -> None:
 def data_record(cfg: Config, data) -> dict[str, Any]:
     """What search.json records of the data its driver prepared (`data`, for the base config): the fingerprint and,
     to say what changed, a hub dataset's resolved commit or a local source's files (split, path, size, mtime and
-    content digest), with the versions of the code that prepared them."""
+    content digest), with the versions of the code that prepared them; and the prepared data's own digest
+    (`content`), which says whether other code (a newer rnnlab) prepares the same data."""
     import datasets
 
     from rnnlab.data.cache import code_hash
@@ -175,6 +180,8 @@ def data_record(cfg: Config, data) -> dict[str, Any]:
     from rnnlab.tasks import task_of
 
     record: dict[str, Any] = {"fingerprint": data.fingerprint}
+    if data.content:
+        record["content"] = data.content
     if cfg.data.source == "local":
         record["files"] = [[*entry, file_digest(entry[1])] for entry in local_identity(cfg.data)]
         record.update(code=code_hash(task_of(cfg.data.task)), datasets=datasets.__version__)
@@ -198,6 +205,12 @@ def same_content(was: dict[str, Any], now: dict[str, Any]) -> bool:
     if not files or any(len(f) < 5 for f in files) or any(was.get(k) != now.get(k) for k in ("code", "datasets")):
         return False
     return sorted((f[0], f[4]) for f in files) == sorted((f[0], f[4]) for f in now.get("files", []))
+
+
+def same_prepared(was: dict[str, Any], now: dict[str, Any]) -> bool:
+    """The data prepared now are those prepared at launch, value for value, though the code preparing them changed
+    (an upgraded rnnlab: the fingerprint keys its data modules' source)."""
+    return bool(was.get("content")) and was.get("content") == now.get("content")
 
 
 def trials_fingerprints(folder: Path, cfg: Config) -> Counter:
@@ -231,7 +244,7 @@ def check_search_data(spec, cfg: Config, now: dict[str, Any]) -> None:
         source = f"held by {held} of its trials' result.json"
         if len(found) > 1:
             source += f"; it already mixes {len(found)} data: {', '.join(f'{f} ({n})' for f, n in found.items())}"
-    if was == now["fingerprint"] or same_content(spec.data, now):
+    if was == now["fingerprint"] or same_content(spec.data, now) or same_prepared(spec.data, now):
         return
     changed, remedy = what_changed_in_data(spec.data, now)
     raise ConfigError(
@@ -273,10 +286,13 @@ def what_changed_in_data(was: dict[str, Any], now: dict[str, Any]) -> tuple[str,
             if was.get(k, now.get(k)) != now.get(k)
         ]
         which = f" ({'; '.join(moved)})" if moved else ""
+        if was.get("content"):
+            prepared = f", and it prepares other data now (content {was['content']} -> {now.get('content', '-')})"
+        else:  # recorded before search.json held the prepared data's digest
+            prepared = "; this search recorded no digest of its prepared data to tell whether they are the same"
         return (
             "their source is as recorded (the same files' content, commit or built-in task), so rnnlab's data "
-            "preparation (rnnlab/data, rnnlab/tasks) or the "
-            f"datasets library changed since{which}",
+            f"preparation (rnnlab/data, rnnlab/tasks) or the datasets library changed since{which}{prepared}",
             f"resume with the versions that launched the search, or {NEW_SEARCH}",
         )
     return (

@@ -200,6 +200,7 @@ def run_seed(
         "parameters": count_parameters(model),
         "device": str(device),
         "data/fingerprint": data.fingerprint,
+        **({"data/content": data.content} if data.content else {}),  # the same data, whatever code prepared them
         **({"data/commit": data.meta["commit"]} if data.meta.get("commit") else {}),  # a hub dataset's resolved sha
         **({"data/unscored_sequences": unscored} if (unscored := task_of(data.task).unscored(cfg, data)) else {}),
     }

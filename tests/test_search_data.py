@@ -161,6 +161,7 @@ def test_an_old_search_is_checked_against_its_trials_fingerprints(experiment, tm
     [
         ({"fingerprint": "a", "commit": "c1"}, {"fingerprint": "b", "commit": "c2"}, "from commit c1 to c2"),
         ({"fingerprint": "a"}, {"fingerprint": "b"}, "rnnlab's data preparation"),
+        ({"fingerprint": "a", "content": "x"}, {"fingerprint": "b", "content": "y"}, "other data now (content x -> y)"),
         (
             {"fingerprint": "a", "files": [["train", "x.csv", 1, 0, "d"]], "code": "c1", "datasets": "3"},
             {"fingerprint": "b", "files": [["train", "x.csv", 1, 5, "d"]], "code": "c2", "datasets": "3"},
@@ -214,3 +215,39 @@ def test_a_real_search_refuses_a_resume_on_edited_data_and_extends_on_restored_d
     assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
     results = [json.loads(p.read_text()) for p in folder.glob("trials/*/result.json")]
     assert [r["data/fingerprint"] for r in results] == [spec.data["fingerprint"]] * 3
+
+
+def test_other_code_preparing_the_same_data_passes_and_other_data_do_not(experiment, tmp_path, capsys, monkeypatch):
+    """Before: a search launched by one rnnlab could not be resumed by any rnnlab whose data modules differ at all
+    (an upgrade, a refactor that moved a function): the fingerprint keys their source, so the resume was refused as
+    'rnnlab's data preparation changed'. Now search.json records the prepared data's digest: other code preparing
+    the same data, value for value, passes; other code preparing other data is refused, naming both digests."""
+    from rnnlab.data import cache
+
+    path, csv = experiment
+    spec = planned_search(path, tmp_path / "searches")
+    assert len(spec.data["content"]) == 32
+    no_ray(monkeypatch)
+    code_hash = cache.code_hash
+    monkeypatch.setattr(cache, "code_hash", lambda task=None: "another rnnlab " + code_hash(task))
+    assert main(["tune", spec.folder, "--resume"]) == 2
+    assert "Ray would start here" in capsys.readouterr().err, "the same data, prepared by other code"
+    csv.write_text(csv.read_text().replace("positive", "negative", 1))
+    before = records(spec.folder)
+    assert main(["tune", spec.folder, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "Ray would start here" not in err and f"train file {csv} changed" in err, err
+    assert records(spec.folder) == before
+
+
+def test_a_run_resumed_by_other_code_on_the_same_data_passes(tmp_path):
+    """`rnnlab run --resume`'s data check (provenance.json): the prepared data's digest decides when the
+    fingerprint differs, as for a search."""
+    from rnnlab.resume import check_resume_data
+
+    (tmp_path / "provenance.json").write_text(json.dumps({"data.fingerprint": "f1", "data.content": "c1"}))
+    check_resume_data(tmp_path, "f2", "c1")  # other code, the same data
+    check_resume_data(tmp_path, "f1", "")  # the same fingerprint
+    for content in ("c2", ""):
+        with pytest.raises(ConfigError, match="fingerprint f1 -> f2"):
+            check_resume_data(tmp_path, "f2", content)

@@ -115,6 +115,7 @@ def test_a_copied_or_moved_search_resumes_in_its_own_folder(how, tmp_path, monke
 def offline_run(folder: Path, run_id: str) -> Path:
     """A real offline W&B run under `folder/wandb/`, as a search's end writes its trials Table there."""
     import wandb
+
     from rnnlab.tracking.wandb_run import finish_run, wandb_settings
 
     run = wandb.init(project="p", dir=str(folder), id=run_id, settings=wandb_settings("offline"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from rnnlab.config import DataConfig
 from rnnlab.data import cache, hub, sources, splitting
 from rnnlab.data.builtin import BUILTIN_TASKS, DATASETS
-from rnnlab.data.taskdata import DataError, TaskData
+from rnnlab.data.taskdata import DataError, TaskData, content_digest
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -97,7 +97,7 @@ def load_prepared(cfg: DataConfig, seed: int, task: PreparedTask) -> TaskData:
         data = task.prepare(splits, cfg, seed)
     if said:
         data.meta["warnings"] = said
-    data.fingerprint = key
+    data.fingerprint, data.content = key, content_digest(data)
     data.meta.update(source=cfg.source, name=cfg.name, revision=cfg.revision, config_name=cfg.config_name)
     if cfg.source == "hub":
         data.meta["commit"] = commit  # the revision's resolved commit sha: a branch moves, this does not

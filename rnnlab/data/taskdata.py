@@ -5,6 +5,8 @@ Everything here converts to plain dicts of tensors and strings, so the cache can
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -47,6 +49,7 @@ class TaskData:
     vocab_size: int  # token ids incl. padding/unk for token inputs; 0 otherwise
     output_size: int  # classes / tags / vocab (lm) / target dim
     fingerprint: str = ""  # hash of raw data + preprocessing config + preprocessing code
+    content: str = ""  # hash of the prepared data themselves (`content_digest`), whatever code prepared them
     vocab: list[str] | None = None  # id -> token
     meta: dict = field(default_factory=dict)
 
@@ -69,6 +72,21 @@ def from_plain(plain: dict) -> TaskData:
     for name in SPLITS:
         kwargs[name] = Split(**plain[name])
     return TaskData(**kwargs)
+
+
+def content_digest(data: TaskData) -> str:
+    """Hex digest of what a model trains and is scored on: every split's tensors (dtype, shape, bytes), the sizes,
+    the vocabulary and the class names. Two preparations by different code (a new rnnlab whose data modules moved,
+    or were edited) have different fingerprints; they gave the same data when their digests are equal."""
+    digest = hashlib.sha256()
+    head = [data.task, data.input_size, data.vocab_size, data.output_size, data.vocab, data.meta.get("labels")]
+    digest.update(json.dumps(head, default=str).encode())
+    for name in SPLITS:
+        for part, tensor in vars(getattr(data, name)).items():
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}.{part}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
 
 
 def with_dtype(data: TaskData, dtype: torch.dtype) -> TaskData:
