@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Upload the offline W&B runs under PATH; exit 1 when any of them could not be synced."""
+    from rnnlab.search_folder import refuse_newer_searches
     from rnnlab.storage import localize
     from rnnlab.tracking import find_offline_runs, sync_offline_runs
 
@@ -68,6 +69,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError("path", f"{args.path} does not exist")
     runs = find_offline_runs(args.path)
+    refuse_newer_searches([args.path, *runs])  # a newer rnnlab's search is this one's to leave as it is
     if not runs:
         print(f"no offline W&B runs under {args.path}")
         return 0

@@ -1,5 +1,5 @@
-"""A search folder's layout and its records, read without Ray: the spec (`search.json`), the Optuna study
-(an append-only journal), each trial's folder and rows, and the grid a define-by-run space spans.
+"""A search folder's layout and its records, read without Ray: the spec (`search.json`, refused when a newer rnnlab
+wrote it), the Optuna study (an append-only journal), each trial's folder and rows.
 
 The bottom of the search path: the tune driver, the trainable, tracking, the report and replay build on it.
 """
@@ -22,6 +22,24 @@ JOURNAL_FILE = "optuna.journal"
 RAY_DIR = "ray"
 TRIALS_DIR = "trials"
 STUDY_NAME = "search"
+# search.json's format, saved with the version of the rnnlab that wrote it (files saved before either: format 0):
+# raise it when a field is added or a field's meaning changes, so that an older rnnlab refuses the file by name
+SEARCH_FORMAT = 1
+WRITER_FIELDS = ("format", "rnnlab_version")  # what search.json says of the rnnlab that wrote it, not of the search
+
+
+class NewerSearch(ConfigError):
+    """A search.json that an rnnlab newer than this one wrote: this one cannot tell what it asks of a reader."""
+
+
+def running_version() -> str:
+    """This rnnlab's version ("unknown" for a checkout never installed), as search.json records it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rnnlab")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def refuse_the_file(path: str | Path, field: str) -> None:
@@ -53,12 +71,12 @@ class SearchSpec:
     uri: str = ""  # a bucket search's URI as it was last given (a copy's own, not <storage>/<name>); "" until then
 
     def save(self) -> None:
-        """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json)."""
+        """Written whole or not at all (a kill or a full disk mid-write keeps the previous search.json), with the
+        format and the version of the rnnlab writing it first."""
         from rnnlab.checkpoint import atomic_write_bytes
 
-        atomic_write_bytes(
-            Path(self.folder, SEARCH_FILE), (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode()
-        )
+        record = {"format": SEARCH_FORMAT, "rnnlab_version": running_version(), **dataclasses.asdict(self)}
+        atomic_write_bytes(Path(self.folder, SEARCH_FILE), (json.dumps(record, indent=2) + "\n").encode())
 
     @classmethod
     def load(cls, folder: str | Path) -> SearchSpec:
@@ -67,7 +85,13 @@ class SearchSpec:
         if not path.is_file():
             raise ConfigError("search", f"{folder} holds no {SEARCH_FILE}: not a search folder")
         try:
-            spec = cls(**json.loads(path.read_text()))
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise TypeError(f"it holds a JSON {type(record).__name__}, not an object")
+            refuse_a_newer_search(record, path)
+            spec = cls(**{key: value for key, value in record.items() if key not in WRITER_FIELDS})
+        except NewerSearch:
+            raise
         except (ValueError, TypeError) as err:  # a torn or hand-edited file: say so, touch nothing
             raise ConfigError(
                 "search",
@@ -84,6 +108,31 @@ class SearchSpec:
         if "://" in self.storage:
             return dataclasses.replace(self, folder=str(folder))
         return dataclasses.replace(self, folder=str(folder), storage=str(folder.parent), search_id=new_search_id())
+
+
+def refuse_a_newer_search(record: dict[str, Any], where: str | Path) -> None:
+    """A search.json of a format past this rnnlab's, or with fields it does not know, is refused naming the rnnlab
+    that wrote it. Never read without them: a field may change what a resume must check, and a save would drop it."""
+    written = record.get("format", 0)
+    unknown = sorted(set(record) - {f.name for f in dataclasses.fields(SearchSpec)} - set(WRITER_FIELDS))
+    if not unknown and isinstance(written, int) and written <= SEARCH_FORMAT:
+        return
+    version = record.get("rnnlab_version")
+    by = f"rnnlab {version}" if version else "an rnnlab that did not record its version"
+    fields = f" and does not know its field(s) {', '.join(unknown)}" if unknown else ""
+    raise NewerSearch(
+        "search",
+        f"{where} was written by {by} ({SEARCH_FILE} format {written!r}); this is rnnlab {running_version()}, which "
+        f"reads format {SEARCH_FORMAT} and older{fields}: upgrade rnnlab to {version or 'the one that wrote it'} or "
+        "later to resume, replay, report, serve or sync this search (it is left as it is)",
+    )
+
+
+def refuse_newer_searches(paths: list[str | Path]) -> None:
+    """`refuse_a_newer_search` for every search folder that is or holds one of `paths` (what `rnnlab sync` uploads)."""
+    folders = {p for path in paths for p in (Path(path).resolve(), *Path(path).resolve().parents)}
+    for folder in sorted(f for f in folders if (f / SEARCH_FILE).is_file()):
+        refuse_a_newer_search(read_json(folder / SEARCH_FILE), folder / SEARCH_FILE)
 
 
 def new_search_id() -> str:
@@ -160,60 +209,6 @@ def read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
-
-
-# --- search space helpers --------------------------------------------------------------------------------------
-
-
-class GridProbe:
-    """A stand-in Optuna trial that records the choices of a define-by-run space and picks the ones it is given."""
-
-    def __init__(self, fixed: dict[str, Any]):
-        self.fixed, self.choices = fixed, {}
-
-    def suggest_categorical(self, name: str, choices):
-        self.choices.setdefault(name, list(choices))
-        return self.fixed.get(name, choices[0])
-
-    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False):
-        return self.suggest_categorical(name, list(range(low, high + 1, step)))
-
-    def suggest_float(self, name: str, *args, **kwargs):
-        raise ConfigError(
-            "search.sampler",
-            f"grid needs finite choices, but {name} is continuous: use "
-            "trial.suggest_categorical for it, or another sampler",
-        )
-
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None  # set_user_attr and the like
-
-
-def grid_from_space(space) -> dict[str, list]:
-    """Every parameter's choices, branching once on each choice so that conditional parameters are found too.
-
-    Optuna's GridSampler walks the product of all choices; a conditional parameter a trial does not ask for is
-    ignored, so a conditional space repeats some configurations (samples = the product covers them all).
-    """
-    grid: dict[str, list] = {}
-    tried: set[tuple] = set()
-    pending = [{}]
-    while pending:
-        fixed = pending.pop()
-        probe = GridProbe(fixed)
-        space(probe)
-        for name, choices in probe.choices.items():
-            grid.setdefault(name, choices)
-            for choice in choices:
-                key = tuple(sorted({**fixed, name: choice}.items(), key=str))
-                if key not in tried and len(key) <= 3:  # branch points nest rarely deeper than a family choice
-                    tried.add(key)
-                    pending.append({**fixed, name: choice})
-    return grid
-
-
-def grid_size(grid: dict[str, list]) -> int:
-    return math.prod(len(v) for v in grid.values()) if grid else 0
 
 
 ORPHANED = "orphaned"  # how the reason of a trial that ended FAIL without running to its end begins

@@ -22,6 +22,7 @@ Who uploads what, and with which mechanism:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -29,7 +30,16 @@ from urllib.parse import urlsplit, urlunsplit
 from rnnlab.config import ConfigError
 from rnnlab.folder_lock import LOCK_FILE  # this machine's flock: it means nothing in a bucket
 from rnnlab.journal import JournalFile
-from rnnlab.search_folder import JOURNAL_FILE, RAY_DIR, SEARCH_FILE, TRIALS_DIR, SearchSpec, new_search_id
+from rnnlab.search_folder import (
+    JOURNAL_FILE,
+    RAY_DIR,
+    SEARCH_FILE,
+    TRIALS_DIR,
+    NewerSearch,
+    SearchSpec,
+    new_search_id,
+    refuse_a_newer_search,
+)
 
 CACHE = "searches"  # where a URI search is downloaded to, under the current folder: ./searches/<name>/
 
@@ -89,6 +99,17 @@ def holds_search(uri: str | None) -> bool:
 
     fs, path = resolve(uri)
     return fs.get_file_info(f"{path}/{SEARCH_FILE}").type == pyarrow.fs.FileType.File
+
+
+def remote_record(uri: str) -> dict:
+    """The search.json at `uri` as an object; {} for none, a torn one or no object (the download then says so)."""
+    fs, path = resolve(uri)
+    try:
+        with fs.open_input_stream(f"{path}/{SEARCH_FILE}") as f:
+            record = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def push(local: str | Path, uri: str) -> None:
@@ -175,6 +196,7 @@ def localize(target: str | Path) -> Path:
     last = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
     folder = (Path(CACHE) / last).resolve()
     check_cache_is_free(folder, uri)
+    refuse_a_newer_search(remote_record(uri), f"the {SEARCH_FILE} of {redact(uri)}")  # before any download
     if not pull(uri, folder, skip=tuple(ray_runs(uri))) or not (folder / SEARCH_FILE).is_file():
         raise ConfigError("search", f"{redact(uri)} holds no {SEARCH_FILE}: not a search (give <storage>/<name>)")
     spec = SearchSpec.load(folder)
@@ -194,6 +216,8 @@ def check_cache_is_free(folder: Path, uri: str) -> None:
         return
     try:
         held = search_uri(SearchSpec.load(folder))
+    except NewerSearch:
+        raise  # whose it is, this rnnlab cannot tell: it is not overwritten
     except ConfigError:
         return  # a torn search.json: the download overwrites it
     if held is None or not same_place(held, uri):

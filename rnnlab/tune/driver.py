@@ -50,7 +50,7 @@ from rnnlab.tune.prelaunch import (
 from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_in_background
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.schedulers import make_scheduler
-from rnnlab.tune.searcher import StudySearch, make_sampler, make_searcher, objective_list
+from rnnlab.tune.searcher import StudySearch, grid_from_space, grid_size, make_sampler, make_searcher, objective_list
 from rnnlab.tune.stop_signals import TERMINATED, sigterm_stops_search
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
@@ -109,8 +109,6 @@ def build_tuner(
         return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True, restart_errored=False)
     grid = None
     if s.sampler == "grid":
-        from rnnlab.search_folder import grid_from_space, grid_size
-
         grid = grid_from_space(experiment.search_space)
         if grid_size(grid) != samples:
             logger.info(f"note: the grid has {grid_size(grid)} points and the search runs {samples} samples")
@@ -242,8 +240,6 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
     if cfg.search.sampler != "grid":
         make_sampler(cfg)
     else:  # a space the grid cannot enumerate (a continuous parameter) fails now, not once Ray is up
-        from rnnlab.search_folder import grid_from_space
-
         grid_from_space(experiment.search_space)
     resolve_mode(cfg)  # a bad WANDB_MODE fails here, not in every trial
     data = data_record(cfg, prepare_data(cfg))  # prepared once, before the fan-out: trials read the warm cache

@@ -1,6 +1,6 @@
 """The search's Optuna searcher: Ray Tune's OptunaSearch on the search folder's journal, telling Optuna how each
 trial really ended (a scheduler stop or divergence as PRUNED with its reason, a failure as FAIL with the worker's
-own error), and the samplers.
+own error), the samplers, and the grid a define-by-run space spans.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import contextlib
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
@@ -242,3 +243,57 @@ def make_sampler(cfg: Config, grid: dict[str, list] | None = None, seed_offset: 
             raise ConfigError("search.sampler", "cmaes needs the `cmaes` package: pip install cmaes") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+# --- the grid a define-by-run space spans (the grid sampler's) -------------------------------------------------
+
+
+class GridProbe:
+    """A stand-in Optuna trial that records the choices of a define-by-run space and picks the ones it is given."""
+
+    def __init__(self, fixed: dict[str, Any]):
+        self.fixed, self.choices = fixed, {}
+
+    def suggest_categorical(self, name: str, choices):
+        self.choices.setdefault(name, list(choices))
+        return self.fixed.get(name, choices[0])
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False):
+        return self.suggest_categorical(name, list(range(low, high + 1, step)))
+
+    def suggest_float(self, name: str, *args, **kwargs):
+        raise ConfigError(
+            "search.sampler",
+            f"grid needs finite choices, but {name} is continuous: use "
+            "trial.suggest_categorical for it, or another sampler",
+        )
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None  # set_user_attr and the like
+
+
+def grid_from_space(space) -> dict[str, list]:
+    """Every parameter's choices, branching once on each choice so that conditional parameters are found too.
+
+    Optuna's GridSampler walks the product of all choices; a conditional parameter a trial does not ask for is
+    ignored, so a conditional space repeats some configurations (samples = the product covers them all).
+    """
+    grid: dict[str, list] = {}
+    tried: set[tuple] = set()
+    pending = [{}]
+    while pending:
+        fixed = pending.pop()
+        probe = GridProbe(fixed)
+        space(probe)
+        for name, choices in probe.choices.items():
+            grid.setdefault(name, choices)
+            for choice in choices:
+                key = tuple(sorted({**fixed, name: choice}.items(), key=str))
+                if key not in tried and len(key) <= 3:  # branch points nest rarely deeper than a family choice
+                    tried.add(key)
+                    pending.append({**fixed, name: choice})
+    return grid
+
+
+def grid_size(grid: dict[str, list]) -> int:
+    return math.prod(len(v) for v in grid.values()) if grid else 0
