@@ -144,21 +144,30 @@ def new_search_id() -> str:
 
 def set_aside_torn_tail(folder: str | Path) -> Path | None:
     """Cut a last journal line without its newline (a kill mid-append) into `optuna.journal.torn-<time>`; the path,
-    or None when the journal ends whole. Only the driver holding the folder may call it: a reader would race a
-    writer's append. Optuna's reader skips such a fragment, but a record appended after it is lost with it."""
+    or None when the journal ends whole. Only the driver holding the folder may call it, and it holds the journal's
+    lock meanwhile, the one every Optuna writer appends under (another process's study, optuna-dashboard): a record
+    half written by a live writer is not torn; one whose writer died holds the lock until Optuna's grace period
+    (30 s) lets it go. Optuna's reader skips such a fragment, but a record appended after it is lost with it."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
     path = Path(folder) / JOURNAL_FILE
     if not path.is_file():
         return None
-    with open(path, "rb+") as f:
-        data = f.read()
-        if not data or data.endswith(b"\n"):
-            return None
-        cut = data.rfind(b"\n") + 1
-        aside = path.with_name(f"{JOURNAL_FILE}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-        aside.write_bytes(data[cut:])
-        f.truncate(cut)
-        f.flush()
-        os.fsync(f.fileno())
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return None
+            cut = data.rfind(b"\n") + 1
+            aside = path.with_name(f"{JOURNAL_FILE}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside.write_bytes(data[cut:])
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
     return aside
 
 

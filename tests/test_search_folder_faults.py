@@ -60,3 +60,40 @@ def test_torn_journal_copy_and_extension(tmp_path):
     lines = journal.read_bytes().split(b"\n")
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])  # every record whole
     assert len(load_study(copy).trials) == 5
+
+
+def test_a_torn_tail_is_set_aside_only_under_the_journals_lock(tmp_path):
+    """Another Optuna process (a notebook's study.enqueue_trial, optuna-dashboard) appending to the journal while a
+    resume starts: its record half written, the journal's lock held. Before: the resume cut the half off as a torn
+    tail without waiting for the lock, the writer then wrote the rest, and the journal held a line that was no
+    record (its trial lost, the next append 'corrupted inside'). Now the resume waits for the lock; the record is
+    whole and nothing is set aside."""
+    import threading
+    import time
+
+    import optuna
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from rnnlab.search_folder import STUDY_NAME, open_study_storage, set_aside_torn_tail
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(tmp_path))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    journal = tmp_path / JOURNAL_FILE
+    record = json.dumps({"op_code": 2, "worker_id": "other", "study_id": 0, "user_attr": {"note": "x" * 200}})
+    lock = JournalFileSymlinkLock(str(journal))  # the other writer, mid-append
+    lock.acquire()
+    with open(journal, "ab") as f:
+        f.write(record[:100].encode())
+    setting_aside = threading.Thread(target=set_aside_torn_tail, args=(tmp_path,))
+    setting_aside.start()
+    time.sleep(1.0)
+    with open(journal, "ab") as f:
+        f.write((record[100:] + "\n").encode())
+    lock.release()
+    setting_aside.join(timeout=60)
+    assert not setting_aside.is_alive()
+    lines = journal.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and json.loads(lines[-2]) == json.loads(record), lines[-2][:120]
+    assert not list(tmp_path.glob(f"{JOURNAL_FILE}.torn-*"))
+    assert load_study(tmp_path).user_attrs["note"] == "x" * 200  # a study attr, as a notebook may set
