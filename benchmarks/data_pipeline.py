@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.timing import Goal, Section, table
+from rnnlab.batches import iterate_batches
 from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.data import sources, splitting
 from rnnlab.models import build_model, model_config
 from rnnlab.tasks import TASKS, load_task_data
-from rnnlab.train import iterate_batches, make_optimizer, run_epoch
+from rnnlab.train import make_optimizer, run_epoch
 
 WORDS = ["the", "a", "reservoir", "gate", "state", "hidden", "memory", "signal", "noise", "echo", "loss"]
 

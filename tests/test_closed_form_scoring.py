@@ -4,10 +4,11 @@
 import pytest
 import torch
 
+from rnnlab.batches import iterate_batches
 from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.models import build_model, model_config
 from rnnlab.models.esn import ESNConfig
-from rnnlab.train import iterate_batches, run_epoch, score_outputs
+from rnnlab.train import run_epoch, score_outputs
 from rnnlab.trial import prepare_data
 
 CASES = {  # every task an ESN's ridge readout fits, on a built-in dataset: (name, task, metric, model layout, data)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from rnnlab.batches import lm_chunks, parallel_streams
 from rnnlab.cli import main
 from rnnlab.config import Config, DataConfig, TrainConfig
 from rnnlab.models import build_model, model_config
 from rnnlab.models.esn import ESNConfig
 from rnnlab.tasks import load_task_data
-from rnnlab.train import lm_chunks, make_optimizer, parallel_streams, run_epoch
+from rnnlab.train import make_optimizer, run_epoch
 from rnnlab.trial import run_trial
 
 

@@ -10,7 +10,7 @@ the one form both readings fit: equal-length lists of numbers in input and targe
 With `data.window = 0` every series is kept whole, so a reservoir's ridge readout is fit over all its steps past
 the washout (`model.esn.washout`), and a gradient model trains on a split of one long series by truncated BPTT
 (`train.batch_size` parallel streams, chunks of `train.bptt` steps, the state carried from chunk to chunk;
-`rnnlab.train.series_chunks`); `data.window = W` cuts half-overlapping windows of W steps instead. Targets are
+`rnnlab.batches.series_chunks`); `data.window = W` cuts half-overlapping windows of W steps instead. Targets are
 standardised with train statistics when `data.normalize`; inputs are not (a reservoir's `input_scaling` is relative
 to them). Metrics are regression's: loss (= mse), mse, rmse, nrmse = rmse / std of the targets, over every valid
 step past the model's warm-up.
