@@ -130,8 +130,8 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from rnnlab.replay import replay_trial
     from rnnlab.search_folder import SearchSpec
-    from rnnlab.search_report import replay_trial
     from rnnlab.storage import localize, push_search
 
     folder = localize(args.search_dir)

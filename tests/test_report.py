@@ -361,7 +361,7 @@ def test_replay_of_a_seeded_trial_replays_every_seed_and_compares_their_mean(see
 
 def test_replay_comparison_takes_nan_again_as_reproduced(capsys):
     """The mean over seeds of a trial with a diverged seed is nan: a replay that diverges again reproduces it."""
-    from rnnlab.search_report import compare_rows
+    from rnnlab.replay import compare_rows
 
     assert compare_rows([("mean val/loss", math.nan, math.nan)], [], 1e-3)
     assert not compare_rows([("mean val/loss", 0.5, math.nan)], [], 1e-3)
