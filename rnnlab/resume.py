@@ -169,24 +169,28 @@ def check_resume_data(out: Path, fingerprint: str, content: str = "") -> None:
 
 
 def data_record(cfg: Config, data) -> dict[str, Any]:
-    """What search.json records of the data its driver prepared (`data`, for the base config): the fingerprint and,
-    to say what changed, a hub dataset's resolved commit or a local source's files (split, path, size, mtime and
-    content digest), with the versions of the code that prepared them; and the prepared data's own digest
-    (`content`), which says whether other code (a newer rnnlab) prepares the same data."""
+    """What search.json records of the data its driver prepared (`data`, for the base config): `source_record`."""
+    return source_record(cfg, data.fingerprint, data.meta.get("commit"), data.content)
+
+
+def source_record(cfg: Config, fingerprint: str, commit: str | None = None, content: str = "") -> dict[str, Any]:
+    """The fingerprint of `cfg`'s data and, to say what changed, a hub dataset's resolved commit or a local source's
+    files (split, path, size, mtime and content digest), with the versions of the code that prepared them; and the
+    prepared data's own digest (`content`), which says whether other code (a newer rnnlab) prepares the same data."""
     import datasets
 
     from rnnlab.data.cache import code_hash
     from rnnlab.data.sources import local_identity
     from rnnlab.tasks import task_of
 
-    record: dict[str, Any] = {"fingerprint": data.fingerprint}
-    if data.content:
-        record["content"] = data.content
+    record: dict[str, Any] = {"fingerprint": fingerprint}
+    if content:
+        record["content"] = content
     if cfg.data.source == "local":
         record["files"] = [[*entry, file_digest(entry[1])] for entry in local_identity(cfg.data)]
         record.update(code=code_hash(task_of(cfg.data.task)), datasets=datasets.__version__)
-    if data.meta.get("commit"):
-        record["commit"] = data.meta["commit"]
+    if commit:
+        record["commit"] = commit
     return record
 
 
@@ -204,6 +208,18 @@ def same_content(was: dict[str, Any], now: dict[str, Any]) -> bool:
     files = was.get("files") or []
     if not files or any(len(f) < 5 for f in files) or any(was.get(k) != now.get(k) for k in ("code", "datasets")):
         return False
+    return same_source(was, now)
+
+
+def same_source(was: dict[str, Any], now: dict[str, Any]) -> bool | None:
+    """Whether two data records read the same source: each split's files with the same content digests, or the same
+    hub commit (a built-in dataset has neither: its config and seed are keyed). None when `was` lists files without
+    their digests (a search.json written before it recorded them): that cannot be told."""
+    files = was.get("files")
+    if files is None:
+        return was.get("commit") == now.get("commit")
+    if any(len(f) < 5 for f in files):
+        return None
     return sorted((f[0], f[4]) for f in files) == sorted((f[0], f[4]) for f in now.get("files", []))
 
 

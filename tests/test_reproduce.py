@@ -5,6 +5,7 @@ every one of every epoch, and the same result.json: not only the monitored metri
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -42,14 +43,23 @@ def untimed(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("time/")}
 
 
-def trial_folder_of_a_run(tmp_path: Path, experiment: str, overrides: list[str]) -> Path:
-    """A search folder whose trial t1 is a real `rnnlab run`'s record (a replay reads only files)."""
+def trial_folder_of_a_run(tmp_path: Path, experiment: str, overrides: list[str], record_data: bool = False) -> Path:
+    """A search folder whose trial t1 is a real `rnnlab run`'s record (a replay reads only files); `record_data`:
+    its search.json holds the run's config and its data record, as a search's driver writes them at launch."""
     run = tmp_path / "run"
     assert main(["run", experiment, "--out", str(run), "--set", *SHRINK, *overrides]) == 0
     folder = tmp_path / "s"
-    metric = json.loads((run / "config.json").read_text())["flat"]["metric"]
+    flat = json.loads((run / "config.json").read_text())["flat"]
     path = str(ROOT / "experiments" / f"{experiment}.py")
-    SearchSpec(experiment=path, name="s", storage=str(tmp_path), folder=str(folder), metric=metric).save()
+    spec = SearchSpec(experiment=path, name="s", storage=str(tmp_path), folder=str(folder), metric=flat["metric"])
+    if record_data:
+        from rnnlab.registries import from_flat_dict
+        from rnnlab.resume import data_record
+        from rnnlab.trial import prepare_data
+
+        cfg = from_flat_dict(flat)
+        spec.config, spec.data = flat, data_record(cfg, prepare_data(cfg))
+    spec.save()
     shutil.copytree(run, folder / "trials" / "t1")
     return folder
 
@@ -77,13 +87,19 @@ def test_a_replay_equals_the_trial_value_for_value(case, tmp_path, monkeypatch, 
     assert untimed(again) == untimed(result)
 
 
-def test_a_replay_on_changed_data_says_so(tmp_path, monkeypatch, capsys):
-    """The trial's CSV was edited after it ran, and the trial ran on a GPU. Before: the replay said only "DIFFERS".
-    Now it also says why: the data's fingerprints, and the device."""
+def reviews_trial(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A search folder holding a trial on a copy of the reviews CSV, its search.json with the data's record."""
     monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "reviews.csv"
     shutil.copy(ROOT / "experiments" / "data" / "reviews.csv", data)
-    folder = trial_folder_of_a_run(tmp_path, "text_reviews_csv", ["model.hidden_size=8", f"data.name={data}"])
+    overrides = ["model.hidden_size=8", f"data.name={data}"]
+    return trial_folder_of_a_run(tmp_path, "text_reviews_csv", overrides, record_data=True), data
+
+
+def test_a_replay_on_changed_data_says_so(tmp_path, monkeypatch, capsys):
+    """The trial's CSV was edited after it ran, and the trial ran on a GPU. Before: the replay said only "DIFFERS".
+    Now it also says why: the data's fingerprints and the file that changed, and the device."""
+    folder, data = reviews_trial(tmp_path, monkeypatch)
     lines = data.read_text().splitlines()
     data.write_text("\n".join([lines[0], "an edited review of a thing,positive", *lines[2:]]) + "\n")
     provenance = folder / "trials" / "t1" / "provenance.json"  # and the trial ran on a GPU
@@ -91,4 +107,47 @@ def test_a_replay_on_changed_data_says_so(tmp_path, monkeypatch, capsys):
     assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 1
     out = capsys.readouterr().out
     assert "DIFFERS" in out and "the replay's data differ from the trial's (fingerprint" in out, out
+    assert f"train file {data} changed (size" in out, out
     assert "the replay ran elsewhere than the trial (device cuda:0 -> cpu)" in out, out
+    assert out.rstrip().endswith("replay differs beyond rel_tol=0.001; its data differ too (above)"), out
+
+
+def drop_content_digest(folder: Path) -> None:
+    """The trial's result.json as rnnlab wrote it before it recorded the prepared data's digest (data/content)."""
+    path = folder / "trials" / "t1" / "result.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "data/content"}))
+
+
+@pytest.mark.parametrize("digest", ["data/content", "files"])
+def test_a_replay_on_data_only_touched_says_they_are_the_trials(tmp_path, monkeypatch, capsys, digest):
+    """The trial's CSV copied over with its content unchanged (a checkout, a copy, a touch): its fingerprint, which
+    keys its modification time, differs. The replay said "the replay's data differ from the trial's" right above
+    "replay reproduces the recorded metrics"; now it says the data are the trial's, by the prepared data's digest or,
+    for a trial that did not record it, by the files' content digests search.json recorded at launch."""
+    folder, data = reviews_trial(tmp_path, monkeypatch)
+    if digest == "files":
+        drop_content_digest(folder)
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 0
+    out = capsys.readouterr().out
+    assert "the replay's data fingerprint differs from the trial's (" in out and ", not its data: " in out, out
+    said = "the prepared data's digest" if digest == "data/content" else "every file's content (sha256)"
+    assert said in out, out
+    assert "data differ" not in out and out.rstrip().endswith("replay reproduces the recorded metrics"), out
+
+
+def test_a_replay_whose_data_were_not_recorded_says_it_cannot_tell(tmp_path, monkeypatch, capsys):
+    """A search.json without the data's record and a trial without its data's digest (older searches): a fingerprint
+    that differs may be a touch or an edit, and the verdict says that it does not know which."""
+    folder, data = reviews_trial(tmp_path, monkeypatch)
+    drop_content_digest(folder)
+    spec = SearchSpec.load(folder)
+    spec.data = {}
+    spec.save()
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 0
+    out = capsys.readouterr().out
+    assert "the search recorded no content digest of the trial's data" in out, out
+    assert out.rstrip().endswith("whether on the trial's data is not known (above)"), out
