@@ -26,6 +26,7 @@ def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None
     from rnnlab.folder_lock import LOCK_FILE
     from rnnlab.resume import check_resume
 
+    refuse_a_trials_folder(out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
     if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()) and not resume:
@@ -40,3 +41,21 @@ def check_output_dir(out: Path, resume: bool, cfg: Config | None = None) -> None
     probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise ConfigError("--out", f"{probe} is not a writable folder; choose another --out")
+
+
+def refuse_a_trials_folder(out: Path) -> None:
+    """A search's trial folder (`S/trials/ID`, or a folder below one) belongs to the study: a run continued there
+    ("more epochs for the best trial") rewrote the trial's config.json, metrics.jsonl and result.json while the study
+    kept its value, and a new run there was a folder of trials/ that is no trial of the study."""
+    from rnnlab.search_folder import SEARCH_FILE, TRIALS_DIR
+
+    path = out.resolve()
+    for trials in path.parents:
+        if trials.name == TRIALS_DIR and (trials.parent / SEARCH_FILE).is_file():
+            trial_id = path.relative_to(trials).parts[0]
+            raise ConfigError(
+                "--out",
+                f"{out} is in the search {trials.parent}, whose study holds its trials' records: replay a trial "
+                f"with rnnlab replay {trials.parent} {trial_id}, or run (and continue) it in a folder of its own "
+                "(another --out)",
+            )

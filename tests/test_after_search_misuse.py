@@ -150,3 +150,24 @@ def test_a_search_json_given_as_an_experiment_says_how_to_continue_the_search(ru
         err = capsys.readouterr().err
         assert "experiment: " in err and f"rnnlab tune {folder} --resume" in err and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new"])
+def test_rnnlab_run_into_a_trials_folder_is_refused(resume, tmp_path, capsys):
+    """`rnnlab run EXP --out S/trials/ID --resume --set train.epochs=3` ("continue the best trial") was taken: the
+    trial's config.json, metrics.jsonl and result.json became a 3-epoch run's while the study, the report's tables
+    and the search's agreement checks held the trial's own 2 epochs (its replay then ran 3). A new run there put a
+    folder in trials/ that is no trial of the study. Now exit 2 naming the search and the ways on, the folder as it
+    was."""
+    from test_user_faults import DIGITS, SHRINK
+
+    record = tmp_path / "record"
+    assert main(["run", DIGITS, "--out", str(record), "--set", *SHRINK, "train.epochs=2"]) == 0
+    mine = search_with_trial(tmp_path, "mine", record)
+    before = snapshot(mine)
+    out = mine / "trials" / ("t1" if resume else "t2")
+    argv = ["run", DIGITS, "--out", str(out), "--set", *SHRINK, "train.epochs=3", *(["--resume"] if resume else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"is in the search {mine}" in err and f"rnnlab replay {mine}" in err and "Traceback" not in err, err
+    assert snapshot(mine) == before and not (mine / "trials" / "t2").exists()
