@@ -77,6 +77,7 @@ def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path)
     assert not reasons, f"trials failed for the driver's stop: {reasons}"
     stopped = json.loads((victim / "result.json").read_text())
     assert stopped["status"] == "stopped", stopped  # it recorded where it stopped, as on Ctrl-C
+    assert stopped["reason"].startswith("stopped by Ray after epoch"), stopped  # was "by the scheduler", with none
 
     resume = cli("tune", str(folder), "--resume")
     resumed = subprocess.run(resume, env=env(), capture_output=True, text=True, timeout=900)

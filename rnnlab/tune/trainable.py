@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,6 +101,16 @@ def stopped_reason(metrics: dict[str, Any]) -> str:
     return f"stopped by the scheduler after epoch {metrics.get('epoch', 0)}"
 
 
+# Set when Ray stops this worker's trial itself (GracefulStop.cleanup: an interrupted search, SIGINT or SIGTERM),
+# not the scheduler (whose stop StopRecorder has the trial record first): its result.json said "stopped by the
+# scheduler" though no scheduler had stopped it (a search with search.scheduler=none too)
+RAY_STOPPING = threading.Event()
+
+
+def ray_stopped_reason(metrics: dict[str, Any]) -> str:
+    return f"stopped by Ray after epoch {metrics.get('epoch', 0)}: the search was stopped; its --resume continues it"
+
+
 def objective_names(cfg: Config) -> list[str]:
     return [cfg.metric, *(o.partition(":")[0] for o in cfg.search.objectives)]
 
@@ -162,7 +173,8 @@ def train_trial(params: dict[str, Any], setup: TrialSetup) -> None:
             try:
                 tune.report({**metrics, **number}, checkpoint=ray_checkpoint)
             except SystemExit:
-                raise TrialStopped(stopped_reason(metrics)) from None
+                why = ray_stopped_reason if RAY_STOPPING.is_set() else stopped_reason
+                raise TrialStopped(why(metrics)) from None
             finally:
                 limit.reporting = 0.0
             if (stop := limit.exceeded()) is not None:
@@ -276,11 +288,10 @@ class GracefulStop:
     """
 
     def reset_config(self, new_config):
-        import threading
-
         from ray.train._internal.session import get_session
 
         session = get_session()
+        RAY_STOPPING.clear()
         if session.training_thread.ident in ABANDONED:  # its trial has ended; it ends quietly if it ever wakes
             session.training_thread = threading.Thread(target=lambda: None)
             session.training_thread.start()
@@ -306,6 +317,7 @@ class GracefulStop:
         from ray.train._internal.session import get_session  # private: pyproject.toml bounds ray at the tested 2.60
 
         thread = getattr(get_session(), "training_thread", None)
+        RAY_STOPPING.set()  # a thread still in its trial is stopped by Ray, not by the scheduler
         super().cleanup()
         if thread is not None and thread.ident not in ABANDONED:
             thread.join(timeout=STOP_GRACE_S)
