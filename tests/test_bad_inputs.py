@@ -54,6 +54,10 @@ SPACES = {  # name: (body of search_space(trial), the field the error must name)
         'return {"model.hidden_size": trial.suggest_int("hidden", 4, 8)}',
         "'hidden'",
     ),
+    "returns_another_value": (  # the trial ran 16 while the study, the report and best_overrides.txt said 4
+        'return {"model.hidden_size": 2 ** trial.suggest_int("model.hidden_size", 2, 4)}',
+        "search_space",
+    ),
 }
 
 

@@ -88,6 +88,14 @@ def check_search_space(space, cfg: Config, pinned: Iterable[str] = (), draws: in
         configs.append(apply_overrides(cfg, params))
         suggested = suggested or bool(params or trial.params)
         searched |= params.keys() | trial.params.keys()
+        for name in params.keys() & trial.params.keys():  # Ray sends the returned value, Optuna keeps the suggested
+            if params[name] != trial.params[name]:
+                raise ConfigError(
+                    "search_space",
+                    f"returns {name}={params[name]!r} for the suggested {name}={trial.params[name]!r}: the trial "
+                    "would run the returned value while the study, the report and best_overrides.txt record the "
+                    f"suggested one; suggest the values themselves (trial.suggest_categorical({name!r}, [...]))",
+                )
         for name in trial.params.keys() - params.keys():  # Ray sends every Optuna parameter to the trial as a path
             try:
                 apply_overrides(cfg, {name: trial.params[name]})
