@@ -47,7 +47,11 @@ def config_from_params(spec: SearchSpec, trial_dir: Path):
 
 
 def check_replay_out(out: Path) -> None:
-    """A replay writes a new run folder: one that holds anything (a run, another replay) is never overwritten."""
+    """A replay writes a new run folder: one that holds anything (a run, another replay) is never overwritten, and
+    none goes among a search's trials (a folder there that is no trial of the study)."""
+    from rnnlab.run_folder import refuse_a_trials_folder
+
+    refuse_a_trials_folder(out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is a file, not a folder; choose another --out")
     if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):

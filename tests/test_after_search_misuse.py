@@ -171,3 +171,14 @@ def test_rnnlab_run_into_a_trials_folder_is_refused(resume, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"is in the search {mine}" in err and f"rnnlab replay {mine}" in err and "Traceback" not in err, err
     assert snapshot(mine) == before and not (mine / "trials" / "t2").exists()
+
+
+def test_a_replay_into_a_searchs_trials_folder_is_refused(run_record, tmp_path, capsys):
+    """`rnnlab replay S t1 --out S/trials/t1-again` wrote a run folder among the trials: a trial id to replay, to
+    sync and to the resume's data checks that the study never held. Now exit 2, nothing written."""
+    mine = search_with_trial(tmp_path, "mine", run_record)
+    before = snapshot(mine)
+    assert main(["replay", str(mine), "t1", "--out", str(mine / "trials" / "t1-again")]) == 2
+    err = capsys.readouterr().err
+    assert f"is in the search {mine}" in err and "another --out" in err and "Traceback" not in err, err
+    assert snapshot(mine) == before and sorted(p.name for p in (mine / "trials").iterdir()) == ["t1"]
