@@ -274,7 +274,7 @@ def plan_search(experiment: str | Path, overrides: dict[str, Any] | None, name: 
 
 
 def summarize(folder: Path) -> SearchSummary:
-    from rnnlab.search_folder import load_study
+    from rnnlab.search_folder import SearchSpec, load_study, trial_params
 
     study = load_study(folder)
     table = load_search(folder)
@@ -287,7 +287,7 @@ def summarize(folder: Path) -> SearchSummary:
         folder=Path(folder),
         best_trial=best.user_attrs.get("ray_trial_id") if best else None,
         best_value=best.value if best else None,
-        best_params=dict(best.params) if best else {},
+        best_params=trial_params(SearchSpec.load(folder), best) if best else {},
         counts=counts,
         trials=table,
     )
@@ -302,11 +302,11 @@ def load_search(folder: str | Path):
     """
     import pandas as pd
 
-    from rnnlab.search_folder import SearchSpec, load_study, read_json, trial_folder, trial_rows
+    from rnnlab.search_folder import SearchSpec, load_study, read_json, trial_folder, trial_params, trial_rows
 
     spec = SearchSpec.load(folder)
     study = load_study(spec.folder)
-    params = {t.number: t.params for t in study.get_trials(deepcopy=False)}
+    params = {t.number: trial_params(spec, t) for t in study.get_trials(deepcopy=False)}
     records = []
     for row in trial_rows(spec, study):
         result = read_json(trial_folder(spec, row["trial_id"]) / "result.json")

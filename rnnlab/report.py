@@ -195,7 +195,7 @@ def summary_lines(spec: sf.SearchSpec, study, rows: list[dict[str, Any]]) -> lis
     ]
     done = [r for r in rows if r["state"] == "COMPLETE"]
     if done:
-        line = best_overrides(spec, study.trials[done[0]["number"]].params)
+        line = best_overrides(spec, sf.trial_params(spec, study.trials[done[0]["number"]]))
         lines.append(
             f"Best trial `{done[0]['trial_id']}` ({spec.metric} = {fmt(done[0]['value'])}); run it with: "
             f"`rnnlab run {spec.experiment} {line}`"

@@ -279,6 +279,15 @@ def trial_family(folder: Path, base: str) -> str:
     return config.get("flat", {}).get("model.family") or read_json(folder / "params.json").get("model.family") or base
 
 
+def trial_params(spec: SearchSpec, t) -> dict[str, Any]:
+    """What Optuna trial `t` ran with beyond the base config: the study's parameters, then what its search_space
+    returned beside them (a constant, a value derived from another: no Optuna parameter, yet the trial ran it), as
+    the searcher sent them (params.json); the study's alone for a trial that never wrote it."""
+    sent = read_json(trial_folder(spec, t.user_attrs.get("ray_trial_id", "-")) / "params.json")
+    sent.pop("optuna_trial_number", None)  # the searcher's own key (tune.trainable.NUMBER_KEY), not a config path
+    return {**t.params, **{k: v for k, v in sent.items() if k not in t.params}}
+
+
 def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
     """One row per Optuna trial, best first: finished trials by value, then pruned, then failed."""
     rows, base_family = [], spec.config.get("model.family", "-")
@@ -298,7 +307,7 @@ def trial_rows(spec: SearchSpec, study) -> list[dict[str, Any]]:
                 "status": result.get("status", t.user_attrs.get("reason", t.state.name.lower())),
                 "family": t.params.get("model.family") or trial_family(folder, base_family),
                 "values": values,
-                "params": {k: v for k, v in t.params.items() if k != "model.family"},
+                "params": {k: v for k, v in trial_params(spec, t).items() if k != "model.family"},
                 "time": result.get("time/total_s", 0.0),
                 "reason": "; ".join(dict.fromkeys(r for r in reasons if r)),
             }

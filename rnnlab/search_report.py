@@ -10,7 +10,7 @@ from typing import Any
 
 from rnnlab.checkpoint import atomic_write_bytes
 from rnnlab.report_figures import plot_optuna
-from rnnlab.search_folder import SearchSpec, load_study, trial_rows
+from rnnlab.search_folder import SearchSpec, load_study, trial_params, trial_rows
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +87,12 @@ def report_search(spec: SearchSpec, wall_time: float | None = None) -> int:
         best = front[0]
     else:
         best = study.best_trial
-    line = best_overrides(spec, best.params)
+    best_params = trial_params(spec, best)
+    line = best_overrides(spec, best_params)
     # whole or not at all: a line cut by a full disk (`model.hidden_size=12` of 128) would run another config
     atomic_write_bytes(Path(spec.folder, "best_overrides.txt"), (line + "\n").encode())
     best_id = best.user_attrs.get("ray_trial_id", str(best.number))
-    params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+    params = " ".join(f"{k}={format_value(v)}" for k, v in best_params.items())
     print(f"best trial {best_id} ({spec.metric}={format_value(best.values[0])}): {params}")
     plots = save_plots(study, Path(spec.folder), spec.metric)
     if plots:

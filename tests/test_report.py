@@ -366,3 +366,34 @@ def test_replay_comparison_takes_nan_again_as_reproduced(capsys):
     assert compare_rows([("mean val/loss", math.nan, math.nan)], [], 1e-3)
     assert not compare_rows([("mean val/loss", 0.5, math.nan)], [], 1e-3)
     assert "DIFFERS" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_best_overrides_and_the_report_hold_what_the_space_returned_beside_its_parameters(tmp_path, capsys):
+    """A space that returns a value it did not suggest ({"model.hidden_size": 4 if family == "gru" else 6}): the
+    trial ran it, but best_overrides.txt, the printed best trial and the report said `--set model.family=gru` alone,
+    which reruns the base width (8). Now they hold the trial's params.json beside the study's parameters."""
+    import optuna
+
+    from rnnlab.report import make_report
+    from rnnlab.search_report import report_search
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    spec = SearchSpec(experiment=SEARCH_DIGITS, name="s", storage=str(tmp_path), folder=str(folder), metric="val/acc")
+    spec.mode = "max"
+    spec.save()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=open_study_storage(folder), direction="maximize")
+    for number, (family, width, value) in enumerate([("gru", 4, 0.9), ("lstm", 6, 0.7)]):
+        study.enqueue_trial({"model.family": family})
+        trial = study.ask()
+        trial.suggest_categorical("model.family", ["gru", "lstm"])
+        trial.set_user_attr("ray_trial_id", f"t{number}")
+        write_trial(folder, f"t{number}", [value], {"status": "completed", "val/acc": value})
+        sent = {"model.family": family, "model.hidden_size": width, "optuna_trial_number": number}
+        (folder / "trials" / f"t{number}" / "params.json").write_text(json.dumps(sent))
+        study.tell(trial, value)
+    assert report_search(spec) == 0
+    out = capsys.readouterr().out
+    assert (folder / "best_overrides.txt").read_text() == "--set model.family=gru model.hidden_size=4\n"
+    assert "best trial t0 (val/acc=0.9): model.family=gru model.hidden_size=4" in out, out
+    assert "--set model.family=gru model.hidden_size=4`" in (make_report(folder).parent / "report.md").read_text()
