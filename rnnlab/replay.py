@@ -150,14 +150,47 @@ def compare_rows(pairs: list, ends: list, rel_tol: float) -> bool:
     ok = True
     print(f"{'':28}  {'recorded':>10}  {'replayed':>10}")
     for label, a, b in pairs:
-        # nan and nan agree: the mean over seeds of one that diverged again, as it did in the trial
-        same = math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-6) or (math.isnan(a) and math.isnan(b))
+        same = agree(a, b, rel_tol)
         ok &= same
         print(f"{label:28}  {a:10.5g}  {b:10.5g}  {'' if same else 'DIFFERS'}")
     for label, a, b in ends:
         ok &= a == b
         print(f"{label:28}  {a:>10}  {b:>10}  {'' if a == b else 'DIFFERS'}")
     return ok
+
+
+def agree(a: float, b: float, rel_tol: float) -> bool:
+    # nan and nan agree: the mean over seeds of one that diverged again, as it did in the trial
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-6) or (math.isnan(a) and math.isnan(b))
+
+
+def is_value(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def compare_every_value(recorded: list[dict], replayed: dict, final: dict, result: dict, rel_tol: float) -> bool:
+    """Every number of the record but times (each metric of each epoch both ran, and of result.json) against the
+    replay's: one line with how many are equal bit for bit and within rel_tol, one per value beyond it. True when
+    none is (the verdict spoke of "the recorded metrics" after comparing the monitored one alone)."""
+    pairs = [
+        (f"epoch {r['epoch']} {k}", v, replayed[r["epoch"]].get(k))
+        for r in recorded
+        if r["epoch"] in replayed
+        for k, v in r.items()
+        if is_value(v) and not k.startswith("time/")
+    ]
+    pairs += [(f"result {k}", v, result.get(k)) for k, v in final.items() if is_value(v) and not k.startswith("time/")]
+    if not pairs:
+        return True
+    differ = [(label, a, b) for label, a, b in pairs if not (is_value(b) and agree(a, b, rel_tol))]
+    bitwise = sum(a == b or (is_value(b) and math.isnan(a) and math.isnan(b)) for _, a, b in pairs)
+    print(
+        f"every value but times ({len(pairs)}: each metric of each epoch and of the result): {bitwise} equal bit for "
+        f"bit, {len(pairs) - bitwise - len(differ)} within rel_tol={rel_tol}, {len(differ)} beyond"
+    )
+    for label, a, b in differ:
+        print(f"{label:28}  {a:10.5g}  {b if b is None else format(b, '10.5g'):>10}  DIFFERS")
+    return not differ
 
 
 def result_keys(cfg) -> tuple[str, str]:
@@ -169,11 +202,11 @@ def compare_seed(spec: SearchSpec, cfg, trial_dir: Path, out: Path, result: dict
     on the trial's data: `data_state`)."""
     from rnnlab.trial import read_metrics
 
-    final = read_json(trial_dir / "result.json")
+    final, recorded = read_json(trial_dir / "result.json"), read_metrics(trial_dir / "metrics.jsonl")
     replayed = {row["epoch"]: row for row in read_metrics(out / "metrics.jsonl")}
     pairs = [
         (f"epoch {r['epoch']} {cfg.metric}", r[cfg.metric], replayed[r["epoch"]][cfg.metric])
-        for r in read_metrics(trial_dir / "metrics.jsonl")
+        for r in recorded
         if r["epoch"] in replayed
     ]
     if not final and (trial_dir / "result.json").exists():
@@ -185,6 +218,7 @@ def compare_seed(spec: SearchSpec, cfg, trial_dir: Path, out: Path, result: dict
     ]
     ends = replayed_end(final, result)
     ok = compare_rows(pairs, ends, rel_tol)
+    ok = compare_every_value(recorded, replayed, final, result, rel_tol) and ok
     data, why = data_state(spec, cfg, final, result)
     for line in [why] if why else []:
         print(line)  # the values decide; these say why they may differ (it compared silently before)

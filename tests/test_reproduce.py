@@ -151,3 +151,23 @@ def test_a_replay_whose_data_were_not_recorded_says_it_cannot_tell(tmp_path, mon
     out = capsys.readouterr().out
     assert "the search recorded no content digest of the trial's data" in out, out
     assert out.rstrip().endswith("whether on the trial's data is not known (above)"), out
+
+
+def test_a_replay_compares_every_value_not_only_the_monitored_metric(tmp_path, monkeypatch, capsys):
+    """A recorded train/loss and test/loss that the replay does not give again: the replay compared the monitored
+    metric (and its test/ twin) alone and said "replay reproduces the recorded metrics", exit 0; now every number of
+    every epoch and of result.json but times is compared, and the two values that differ are named."""
+    monkeypatch.setenv("RNNLAB_CACHE", str(tmp_path / "cache"))
+    folder = trial_folder_of_a_run(tmp_path, "digits_lstm", ["model.hidden_size=8", "data.num_samples=200"])
+    trial = folder / "trials" / "t1"
+    rows = read_metrics(trial / "metrics.jsonl")
+    rows[0]["train/loss"] += 0.5
+    (trial / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = json.loads((trial / "result.json").read_text())
+    (trial / "result.json").write_text(json.dumps({**result, "test/loss": result["test/loss"] * 2}))
+    assert main(["replay", str(folder), "t1", "--out", str(tmp_path / "replay")]) == 1
+    out = capsys.readouterr().out
+    lines = [line.split()[:3] for line in out.splitlines() if line.endswith("DIFFERS")]
+    assert lines == [["epoch", "1", "train/loss"], ["result", "test/loss", f"{result['test/loss'] * 2:.5g}"]], out
+    assert " equal bit for bit, 0 within rel_tol=0.001, 2 beyond" in out, out
+    assert out.rstrip().endswith("replay differs beyond rel_tol=0.001"), out
