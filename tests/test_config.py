@@ -168,6 +168,9 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
         (["optim.momentum=0.5"], "optim.momentum", "optim.optimizer=sgd"),
         (["optim.gamma=0.5"], "optim.gamma", "optim.schedule=step"),
         (["optim.grad_clip=0", "optim.clip_mode=value"], "optim.clip_mode", "optim.grad_clip > 0"),
+        # a Hopfield pooling over the inputs themselves: a 3-layer one with dropout was the 1-layer one, recorded as 3
+        (["model.family=hopfield_pool", "model.num_layers=3"], "model.num_layers", "hopfield.encoder=lstm or gru"),
+        (["model.family=hopfield_pool", "model.dropout=0.5"], "model.dropout", "hopfield.encoder=lstm or gru"),
     ],
 )
 def test_a_setting_nothing_reads_is_refused_before_work(sets, field, reader, tmp_path, capsys):

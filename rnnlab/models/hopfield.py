@@ -62,6 +62,15 @@ class HopfieldPoolModelConfig(RecurrentConfig):
         super().validate()
         check(self.hopfield.beta > 0, "model.hopfield.beta", f"must be > 0, got {self.hopfield.beta}")
         check(self.hopfield.num_queries >= 1, "model.hopfield.num_queries", "must be >= 1")
+        if self.hopfield.encoder == "none":  # the pooling reads the inputs themselves: no layers to stack
+            for name, default in (("num_layers", 1), ("dropout", 0.0)):
+                value = getattr(self, name)
+                check(
+                    value == default,
+                    f"model.{name}",
+                    f"is read by the encoder under the pooling only (model.hopfield.encoder=lstm or gru), not "
+                    f"encoder=none, so {value!r} would be ignored: leave it at its default ({default!r})",
+                )
 
 
 def hebbian_counts(patterns_PN: torch.Tensor) -> tuple[torch.Tensor, float]:
