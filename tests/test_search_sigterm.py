@@ -15,26 +15,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_faults import SEARCH_DIGITS, cli, env, wait_for  # noqa: E402
+from test_user_faults import slow_space_experiment  # noqa: E402
 
 from rnnlab.records import read_metrics  # noqa: E402
 from rnnlab.search_folder import load_study  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-DIGITS = str(ROOT / "experiments" / "digits_lstm.py")
 
 
 def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
     """SIGTERM while the driver checks its space (its folder held). Before: killed at once (-15), the search folder
     left behind holding only its lock. Now: one line, exit 143, no folder."""
-    marker = tmp_path / "sampling"
-    experiment = tmp_path / "slow_space.py"
-    experiment.write_text(
-        f"from rnnlab.experiment import extend\n\nconfig = extend({DIGITS!r})\n\n\n"
-        "def search_space(trial):\n"
-        f"    open({str(marker)!r}, 'w').close()\n"
-        "    import time\n\n    time.sleep(120)\n"
-        "    return {'model.hidden_size': trial.suggest_int('model.hidden_size', 4, 8)}\n"
-    )
+    experiment, marker = slow_space_experiment(tmp_path)
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "s")
     child = subprocess.Popen(argv, env=env(), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

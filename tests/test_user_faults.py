@@ -332,13 +332,9 @@ def test_resume_of_a_run_whose_config_was_removed_names_the_way_out(tmp_path, ca
     assert (out / "metrics.jsonl").read_text() == rows
 
 
-def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):
-    """SIGINT while `rnnlab tune` checks its space (or prepares data) before launch. Before: a KeyboardInterrupt
-    traceback and exit 1. Now: one line, exit 130, no search folder left behind."""
-    import signal
-    import sys
-    import time
-
+def slow_space_experiment(tmp_path: Path) -> tuple[Path, Path]:
+    """A search experiment whose space, once sampled, touches a marker file and sleeps 120 s: a signal sent once the
+    marker exists lands in the driver's checks before launch. (experiment file, marker)."""
     marker = tmp_path / "sampling"
     experiment = tmp_path / "slow_space.py"
     experiment.write_text(
@@ -348,6 +344,17 @@ def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):
         "    import time\n\n    time.sleep(120)\n"
         "    return {'model.hidden_size': trial.suggest_int('model.hidden_size', 4, 8)}\n"
     )
+    return experiment, marker
+
+
+def test_ctrl_c_in_tune_before_the_search_starts(tmp_path):
+    """SIGINT while `rnnlab tune` checks its space (or prepares data) before launch. Before: a KeyboardInterrupt
+    traceback and exit 1. Now: one line, exit 130, no search folder left behind."""
+    import signal
+    import sys
+    import time
+
+    experiment, marker = slow_space_experiment(tmp_path)
     argv = [sys.executable, "-m", "rnnlab", "tune", str(experiment), "--storage", str(tmp_path), "--name", "s"]
     child = subprocess.Popen(
         argv, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
