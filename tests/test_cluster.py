@@ -141,9 +141,10 @@ class Head:
     temp_dir: str = ""  # its --temp-dir: ray-start.log and the session's logs
 
     def logs(self, tail: int = 40) -> str:
-        """The end of `ray start`'s output and of the dashboard's logs: why a head stopped answering."""
+        """The end of `ray start`'s output and of the GCS, raylet and dashboard logs: why a head stopped answering."""
         root = Path(self.temp_dir)
-        paths = [root / "ray-start.log", *sorted(root.glob("session_latest/logs/dashboard*"))]
+        logs = root / "session_latest" / "logs"
+        paths = [root / "ray-start.log", logs / "gcs_server.out", logs / "raylet.out", *sorted(logs.glob("dashboard*"))]
         parts = []
         for path in paths:
             if path.is_file():
@@ -203,10 +204,28 @@ def ray_head():
                 if proc.poll() is not None or time.time() > deadline:
                     pytest.fail(f"ray start --head failed:\n{(Path(temp_dir) / 'ray-start.log').read_text()}")
                 time.sleep(1)
-        yield Head(f"127.0.0.1:{gcs}", None if no_dashboard else url, env, temp_dir)
+        head = Head(f"127.0.0.1:{gcs}", None if no_dashboard else url, env, temp_dir)
+        wait_for_a_live_node(head, proc, deadline)
+        yield head
     finally:
         kill_session(proc.pid, marker=temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+NODE_UP = "import ray; ray.init(address={address!r}); assert any(n['Alive'] for n in ray.nodes())"
+
+
+def wait_for_a_live_node(head: Head, proc: subprocess.Popen, deadline: float) -> None:
+    """A head's dashboard answers before its raylet has registered: a client then fails with "No node info found".
+    Wait until a driver connects and sees the node alive."""
+    while True:
+        probe = [sys.executable, "-c", NODE_UP.format(address=head.address)]
+        done = subprocess.run(probe, env=head.env, capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            return
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"the Ray head never had a live node:\n{done.stderr[-2000:]}\n{head.logs()}")
+        time.sleep(1)
 
 
 def rnnlab(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -229,7 +248,7 @@ def test_preflight_catches_a_trial_larger_than_any_node(ray_head, tmp_path):
         ],
         ray_head.env,
     )
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr + ray_head.logs()
     assert "search.cpus_per_trial" in done.stderr
     assert "64 CPUs but the largest node has 2" in done.stderr
 
@@ -239,7 +258,7 @@ def test_preflight_passes_and_probes_every_node(ray_head, tmp_path):
     done = rnnlab(
         ["preflight", "search_digits", "--address", ray_head.address, "--storage", str(tmp_path)], ray_head.env
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr + ray_head.logs()
     assert "preflight: ok" in done.stdout
     assert list(tmp_path.iterdir()) == []  # the probe file is gone again
 
@@ -267,7 +286,7 @@ def test_jobs_api_rejects_a_wrong_token(ray_head):
         timeout=60,
     )
     assert done.returncode != 0
-    assert "auth" in (done.stdout + done.stderr).lower()
+    assert "auth" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr + ray_head.logs()
 
 
 def test_waiting_on_a_job_survives_a_dashboard_blip_and_names_the_job_when_it_is_gone():

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_faults import SEARCH_DIGITS, cli, env, wait_for  # noqa: E402
+from gates import Gates  # noqa: E402
+from test_faults import cli, env, wait_for  # noqa: E402
 from test_user_faults import slow_space_experiment  # noqa: E402
 
 from rnnlab.records import read_metrics  # noqa: E402
@@ -37,10 +38,27 @@ def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+# The first trial runs 2 epochs, the second 6; while the driver holds before drawing the third (tests/gates.py),
+# the second waits in `tune.report` after an epoch (Ray holds a trial until the driver asks for its next result),
+# so the signal finds it mid-training however fast the trials run. Before, the test polled for a trial with 1-3
+# epochs of 6 and a fast machine finished them all between two polls.
+TWO_LENGTHS = """
+from rnnlab.experiment import extend, load_experiment
+
+config = extend({gated!r})
+_space = load_experiment({gated!r}).search_space
+
+
+def search_space(trial):
+    space = _space(trial)
+    return {{**space, "train.epochs": 2 if trial.number == 0 else 6}}
+"""
+
+
 def trial_mid_training(folder: Path) -> Path | None:
     """A trial with an epoch recorded, more to go, and no end yet."""
     for log in folder.glob("trials/*/metrics.jsonl"):
-        if 1 <= len(read_metrics(log)) <= 3 and not (log.parent / "result.json").exists():
+        if 1 <= len(read_metrics(log)) < 6 and not (log.parent / "result.json").exists():
             return log.parent
     return None
 
@@ -48,15 +66,21 @@ def trial_mid_training(folder: Path) -> Path | None:
 @pytest.mark.slow
 def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path):
     folder = tmp_path / "s"
-    args = ["--samples", "3", "--concurrency", "2", "--set", "train.epochs=6", "train.max_batches=20"]
-    argv = cli("tune", SEARCH_DIGITS, "--storage", str(tmp_path), "--name", "s", *args, "search.scheduler=none")
+    gates = Gates(tmp_path)
+    experiment = tmp_path / "two_lengths.py"
+    experiment.write_text(TWO_LENGTHS.format(gated=str(gates.experiment)))
+    gates.hold(2)
+    args = ["--samples", "3", "--concurrency", "2", "--set", "train.max_batches=20"]
+    argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "s", *args, "search.scheduler=none")
     driver = subprocess.Popen(
         argv, env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_for(lambda: trial_mid_training(folder) is not None, 600, "a trial mid-training", driver)
+        wait_for(gates.held(2).exists, 600, "the driver holding before trial 2", driver)
+        wait_for(lambda: trial_mid_training(folder) is not None, 120, "the second trial mid-training", driver)
         victim = trial_mid_training(folder)
         driver.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
+        gates.release(2)
         _, err = driver.communicate(timeout=300)
     finally:
         if driver.poll() is None:
