@@ -38,10 +38,12 @@ def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-# The first trial runs 2 epochs, the second 6; while the driver holds before drawing the third (tests/gates.py),
-# the second waits in `tune.report` after an epoch (Ray holds a trial until the driver asks for its next result),
-# so the signal finds it mid-training however fast the trials run. Before, the test polled for a trial with 1-3
-# epochs of 6 and a fast machine finished them all between two polls.
+# The first trial runs 12 epochs, the second 2; when the second ends the driver holds before it draws the third
+# (tests/gates.py), and the first waits in `tune.report` after an epoch (Ray holds a trial until the driver asks for
+# its next result), so the signal finds it mid-training however fast the machine. Before, the test polled for a
+# trial with 1-3 of 6 epochs, and on a fast machine every trial ended between two polls. (The long trial is the
+# first: the second's end comes after the first has begun; a driver held before the first began would never start it.)
+LONG = 12
 TWO_LENGTHS = """
 from rnnlab.experiment import extend, load_experiment
 
@@ -50,15 +52,14 @@ _space = load_experiment({gated!r}).search_space
 
 
 def search_space(trial):
-    space = _space(trial)
-    return {{**space, "train.epochs": 2 if trial.number == 0 else 6}}
+    return {{**_space(trial), "train.epochs": {long} if trial.number == 0 else 2}}
 """
 
 
 def trial_mid_training(folder: Path) -> Path | None:
     """A trial with an epoch recorded, more to go, and no end yet."""
     for log in folder.glob("trials/*/metrics.jsonl"):
-        if 1 <= len(read_metrics(log)) < 6 and not (log.parent / "result.json").exists():
+        if 1 <= len(read_metrics(log)) < LONG and not (log.parent / "result.json").exists():
             return log.parent
     return None
 
@@ -68,7 +69,7 @@ def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path)
     folder = tmp_path / "s"
     gates = Gates(tmp_path)
     experiment = tmp_path / "two_lengths.py"
-    experiment.write_text(TWO_LENGTHS.format(gated=str(gates.experiment)))
+    experiment.write_text(TWO_LENGTHS.format(gated=str(gates.experiment), long=LONG))
     gates.hold(2)
     args = ["--samples", "3", "--concurrency", "2", "--set", "train.max_batches=20"]
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "s", *args, "search.scheduler=none")
@@ -77,7 +78,7 @@ def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path)
     )
     try:
         wait_for(gates.held(2).exists, 600, "the driver holding before trial 2", driver)
-        wait_for(lambda: trial_mid_training(folder) is not None, 120, "the second trial mid-training", driver)
+        wait_for(lambda: trial_mid_training(folder) is not None, 120, "the first trial mid-training", driver)
         victim = trial_mid_training(folder)
         driver.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
         gates.release(2)
@@ -103,4 +104,4 @@ def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path)
     assert victim.name in ids  # resumed, not replaced
     result = json.loads((victim / "result.json").read_text())
     epochs = [r["epoch"] for r in read_metrics(victim / "metrics.jsonl")]
-    assert result["status"] == "completed" and epochs == [1, 2, 3, 4, 5, 6], (result, epochs)
+    assert result["status"] == "completed" and epochs == list(range(1, LONG + 1)), (result, epochs)
