@@ -249,6 +249,7 @@ def render_markdown(title: str, outline) -> str:
                 parts.append(markdown_table(content))
             elif content.path is not None:
                 parts.append(f"![{content.title}]({content.path.name})")
+                parts += [f"_Left out of it: {line}._" for line in content.left_out]
             else:
                 parts.append(f"_{content.title}: not drawn ({content.note})._")
     return "\n\n".join(parts) + "\n"
@@ -280,6 +281,7 @@ def render_html(title: str, outline) -> str:
                     f"<figure><img alt='{html.escape(content.title)}' src='data:image/png;base64,{data}'>"
                     f"<figcaption>{html.escape(content.title)}</figcaption></figure>"
                 )
+                parts += [f"<p class='note'>Left out of it: {html.escape(line)}</p>" for line in content.left_out]
             else:
                 note = f"{content.title}: not drawn ({content.note})"
                 parts.append(f"<p class='note'>{html.escape(note)}</p>")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnnlab import search_folder as sf
 from rnnlab.checkpoint import atomic_write_bytes
+from rnnlab.config import ConfigError
 from rnnlab.records import environment_fault
 from rnnlab.trial import read_metrics
 
@@ -28,6 +29,7 @@ class Figure:
     title: str
     path: Path | None = None
     note: str | None = None  # why it could not be drawn
+    left_out: list[str] = field(default_factory=list)  # what the figure lacks, and why (a damaged trial record)
 
 
 def save_figure(fig, path: Path) -> None:
@@ -47,7 +49,11 @@ def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: P
     drawn = 0
     for row in [r for r in rows if r["state"] in ("COMPLETE", "PRUNED")][:TOP_CURVES]:
         folder = sf.trial_folder(spec, row["trial_id"])
-        metrics = [m for m in read_metrics(folder / "metrics.jsonl") if spec.metric in m]
+        try:  # one damaged record is left out, said, and the others drawn: the report is not refused for it
+            metrics = [m for m in read_metrics(folder / "metrics.jsonl") if spec.metric in m]
+        except ConfigError as err:
+            figure.left_out.append(f"trial {row['trial_id']}: {err.message}")
+            continue
         if not metrics:
             continue
         epochs = [m["epoch"] for m in metrics]
@@ -65,7 +71,7 @@ def plot_learning_curves(spec: sf.SearchSpec, rows: list[dict[str, Any]], out: P
         drawn += 1
     if not drawn:
         plt.close(fig)
-        figure.note = "no trial has recorded epochs yet"
+        figure.note = "; ".join(figure.left_out) or "no trial has recorded epochs yet"
         return figure
     ax.set(xlabel="epoch", ylabel=spec.metric)
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -125,6 +125,21 @@ def test_a_plot_optuna_cannot_draw_is_a_line_not_a_crash(tmp_path, monkeypatch):
     assert "Only one family has a completed trial" in markdown
 
 
+def test_a_damaged_metrics_line_leaves_that_trial_out_of_the_curves_not_the_report(tmp_path):
+    """Before: one trial's metrics.jsonl with a damaged line before its last made `rnnlab report` refuse the whole
+    search. Now the curves are drawn without that trial, and the report says which trial, which file and line."""
+    spec = make_search(tmp_path / "s", {"lstm": [0.80, 0.82], "gru": [0.60]})
+    log = Path(spec.folder) / "trials" / "t1" / "metrics.jsonl"
+    log.write_text('{"epoch": 1, "val/acc"' + "\n" + log.read_text().splitlines()[1] + "\n")
+    assert main(["report", spec.folder]) == 0
+    out = Path(spec.folder) / "report"
+    markdown, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    said = f"Left out of it: trial t1: {log} line 1 is not a JSON row; restore the file or remove that line"
+    assert said in markdown and said in html, markdown
+    assert "![Learning curves" in markdown and (out / "learning_curves.png").is_file()
+    assert "| 1 | t1 | lstm | 0.82 |" in markdown  # its row, from the study and its result.json, stays
+
+
 def test_multi_objective_report_draws_the_pareto_front(tmp_path):
     spec = make_search(tmp_path / "mo", {"lstm": [0.8, 0.7], "gru": [0.6, 0.65]}, objectives=2)
     assert main(["report", spec.folder]) == 0
