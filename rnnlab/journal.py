@@ -10,15 +10,47 @@ as it loses Ray's experiment state since its last save. Ray pickles the searcher
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 SYNC_AFTER_S = 0.5
+STALE_S = 30.0  # Optuna's own grace period for a lock nobody releases
+LOCK_SUFFIX = ".lock"  # JournalFileSymlinkLock's lock on a journal is the symlink `<journal>.lock`
 UNPICKLED = ("file_lock", "guard", "timer", "at_exit")  # made again when a pickled journal is loaded
+
+
+def clear_stale_lock(path: str, say: Callable[[str], None]) -> None:
+    """Before a driver writes: a lock on the journal older than STALE_S is a writer's that died holding it (a driver
+    killed mid-append; a live writer holds it for milliseconds) and is removed; a younger one is waited for, and
+    said, until it is released or that old. Optuna's writer waits 30 s for a dead lock, saying so only in its log,
+    which rnnlab quiets: a resume stalled without a word."""
+    lock, name, waiting = path + LOCK_SUFFIX, os.path.basename(path), False
+    while True:
+        try:
+            held = os.lstat(lock)
+        except FileNotFoundError:
+            return
+        age = time.time() - held.st_mtime
+        if age >= STALE_S:
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(lock).st_ino == held.st_ino:  # still that lock, not a new writer's
+                    os.unlink(lock)
+                    say(f"removed the lock on {name} that a writer which died left {age:.0f} s ago")
+            continue
+        if not waiting:
+            waiting = True
+            say(
+                f"{name} is locked (another process writing it, or a driver killed while writing); waiting for "
+                f"it, at most {STALE_S - age:.0f} s"
+            )
+        time.sleep(min(1.0, STALE_S - age))
 
 
 class JournalFile(JournalFileBackend):

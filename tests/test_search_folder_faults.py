@@ -97,3 +97,39 @@ def test_a_torn_tail_is_set_aside_only_under_the_journals_lock(tmp_path):
     assert lines[-1] == b"" and json.loads(lines[-2]) == json.loads(record), lines[-2][:120]
     assert not list(tmp_path.glob(f"{JOURNAL_FILE}.torn-*"))
     assert load_study(tmp_path).user_attrs["note"] == "x" * 200  # a study attr, as a notebook may set
+
+
+def test_a_dead_writers_journal_lock_is_removed_and_a_live_ones_waited_for(tmp_path):
+    """A driver killed while it appended to the journal leaves Optuna's lock on it: the resume's writer then waited
+    30 s for it without a word (Optuna's log is quieted). Now a lock older than Optuna's grace period is removed at
+    once, and said; a younger one, maybe a live writer's (a notebook, optuna-dashboard), is waited for, and said."""
+    import threading
+    import time
+
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    from rnnlab.journal import STALE_S, clear_stale_lock
+
+    journal = str(tmp_path / JOURNAL_FILE)
+    said: list[str] = []
+    dead = JournalFileSymlinkLock(journal)  # taken, never released: its writer was killed
+    dead.acquire()
+    lock = tmp_path / f"{JOURNAL_FILE}.lock"
+    assert lock.is_symlink(), "Optuna's lock is where clear_stale_lock looks"
+    then = time.time() - STALE_S - 5
+    os.utime(lock, (then, then), follow_symlinks=False)
+    clear_stale_lock(journal, said.append)
+    assert not os.path.lexists(lock)
+    assert said == [f"removed the lock on {JOURNAL_FILE} that a writer which died left {STALE_S + 5:.0f} s ago"]
+
+    said.clear()
+    live = JournalFileSymlinkLock(journal)
+    live.acquire()
+    releasing = threading.Timer(1.5, live.release)  # a live writer, done a moment later
+    releasing.start()
+    clear_stale_lock(journal, said.append)
+    releasing.join()
+    assert not releasing.is_alive() and not os.path.lexists(lock)
+    assert len(said) == 1 and said[0].startswith(f"{JOURNAL_FILE} is locked (another process writing it"), said
+    clear_stale_lock(journal, said.append)  # no lock: nothing to say
+    assert len(said) == 1

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,24 @@ def test_a_trial_whose_end_was_in_a_torn_journal_tail_is_told_from_its_result(fi
         assert t.value == pytest.approx(whole[n].value)
         if t.state.name == "COMPLETE":
             assert math.isclose(t.value, result["val/acc"])
+
+
+@pytest.mark.slow
+def test_resume_after_a_driver_killed_mid_append_takes_its_journal_lock_over(finished_search, tmp_path, capsys):
+    """The lock Optuna's writer leaves on the journal when its driver is killed mid-append, a minute old: the resume
+    removes it, says so, and extends the search (before: 30 s waiting in Optuna's quieted log)."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    folder = copy_search(finished_search, tmp_path)
+    JournalFileSymlinkLock(str(folder / JOURNAL_FILE)).acquire()
+    lock = folder / f"{JOURNAL_FILE}.lock"
+    then = time.time() - 60
+    os.utime(lock, (then, then), follow_symlinks=False)
+    assert main(["tune", str(folder), "--resume", "--samples", "3"]) == 0
+    assert f"removed the lock on {JOURNAL_FILE} that a writer which died left 60 s ago" in capsys.readouterr().err
+    assert not os.path.lexists(lock)
+    study = load_study(folder)
+    assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from rnnlab import console
 from rnnlab.config import ConfigError
 from rnnlab.config.overrides import to_flat_dict
 from rnnlab.experiment import Experiment
+from rnnlab.journal import clear_stale_lock
 from rnnlab.records import environment_fault
 from rnnlab.resume import check_search_data, data_record
 from rnnlab.search_folder import (
@@ -211,6 +212,7 @@ def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, add
     flag = "--resume" if resume else "--name"
     with console.quiet_libraries(), sigterm_stops_search(), hold_folder(spec.folder, flag, check):
         held.append(True)
+        clear_stale_lock(str(Path(spec.folder, JOURNAL_FILE)), logger.warning)
         try:
             return search(experiment, spec, resume, address)
         except KeyboardInterrupt:  # SIGINT (or SIGTERM) outside Tune's run: before it, between launches, the report
