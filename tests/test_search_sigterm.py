@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gates import Gates  # noqa: E402
-from test_faults import cli, env, wait_for  # noqa: E402
+from test_faults import SEARCH_DIGITS, cli, env, wait_for  # noqa: E402
 from test_user_faults import slow_space_experiment  # noqa: E402
 
 from rnnlab.records import read_metrics  # noqa: E402
-from rnnlab.search_folder import load_study  # noqa: E402
+from rnnlab.search_folder import load_study, read_json  # noqa: E402
 
 
 def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
@@ -38,17 +37,16 @@ def test_sigterm_before_the_search_starts_leaves_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-# The first trial runs 12 epochs, the second 2; when the second ends the driver holds before it draws the third
-# (tests/gates.py), and the first waits in `tune.report` after an epoch (Ray holds a trial until the driver asks for
-# its next result), so the signal finds it mid-training however fast the machine. Before, the test polled for a
-# trial with 1-3 of 6 epochs, and on a fast machine every trial ended between two polls. (The long trial is the
-# first: the second's end comes after the first has begun; a driver held before the first began would never start it.)
-LONG = 12
+# The first trial runs LONG epochs (tens of ms each: seconds in all, on any machine), the others 2, so the signal
+# finds the first mid-training. Before, the test polled for a trial with 1-3 of 6 epochs, and on a fast machine every
+# trial ended between two polls; holding the driver before the third draw did not help, as the long trial could
+# start late, after the short one, and end in the moment the driver took to reach its hold.
+LONG = 300
 TWO_LENGTHS = """
 from rnnlab.experiment import extend, load_experiment
 
-config = extend({gated!r})
-_space = load_experiment({gated!r}).search_space
+config = extend({base!r})
+_space = load_experiment({base!r}).search_space
 
 
 def search_space(trial):
@@ -56,10 +54,11 @@ def search_space(trial):
 """
 
 
-def trial_mid_training(folder: Path) -> Path | None:
-    """A trial with an epoch recorded, more to go, and no end yet."""
+def long_trial_mid_training(folder: Path) -> Path | None:
+    """The long trial, once it has an epoch recorded and no end yet."""
     for log in folder.glob("trials/*/metrics.jsonl"):
-        if 1 <= len(read_metrics(log)) < LONG and not (log.parent / "result.json").exists():
+        long = read_json(log.parent / "params.json").get("train.epochs") == LONG
+        if long and read_metrics(log) and not (log.parent / "result.json").exists():
             return log.parent
     return None
 
@@ -67,21 +66,17 @@ def trial_mid_training(folder: Path) -> Path | None:
 @pytest.mark.slow
 def test_sigterm_to_the_driver_stops_the_search_and_resume_finishes_it(tmp_path):
     folder = tmp_path / "s"
-    gates = Gates(tmp_path)
     experiment = tmp_path / "two_lengths.py"
-    experiment.write_text(TWO_LENGTHS.format(gated=str(gates.experiment), long=LONG))
-    gates.hold(2)
+    experiment.write_text(TWO_LENGTHS.format(base=SEARCH_DIGITS, long=LONG))
     args = ["--samples", "3", "--concurrency", "2", "--set", "train.max_batches=20"]
     argv = cli("tune", str(experiment), "--storage", str(tmp_path), "--name", "s", *args, "search.scheduler=none")
     driver = subprocess.Popen(
         argv, env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_for(gates.held(2).exists, 600, "the driver holding before trial 2", driver)
-        wait_for(lambda: trial_mid_training(folder) is not None, 120, "the first trial mid-training", driver)
-        victim = trial_mid_training(folder)
+        wait_for(lambda: long_trial_mid_training(folder) is not None, 600, "the long trial mid-training", driver)
+        victim = long_trial_mid_training(folder)
         driver.send_signal(signal.SIGTERM)  # the driver alone, as `kill PID` does
-        gates.release(2)
         _, err = driver.communicate(timeout=300)
     finally:
         if driver.poll() is None:
