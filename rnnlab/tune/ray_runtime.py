@@ -10,14 +10,13 @@ import threading
 from pathlib import Path
 
 from rnnlab import console
+from rnnlab.tune.stop_signals import STANDING_DOWN, keep_sigterm_handler
 
 
 def connect(address: str | None) -> bool:
     """Join the cluster at `address` (or RAY_ADDRESS's, as in a Ray Job), or start a local Ray of this search's own
     whose workers can import rnnlab from this checkout. True when it started that local Ray."""
     import ray
-
-    from rnnlab.tune.stop_signals import keep_sigterm_handler
 
     if ray.is_initialized():
         return False
@@ -76,6 +75,7 @@ def shut_down_in_background(started: bool) -> threading.Thread | None:
         return None
     import ray
 
+    STANDING_DOWN.set()  # its raylet going away is no sign that a SIGTERM took Ray down (stop_signals.py)
     stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
     stopping.start()
     return stopping

@@ -13,11 +13,20 @@ checks before launch, between a resume's two launches, the report) raises `Termi
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 TERMINATED: list[str] = []  # the signal's name once one came during the search: its exit code is 143, not 130
+RESUME: list[str] = []  # the command that continues the search being run
+RAY_GONE_POLL_S, RAY_GONE_WAIT_S = 0.5, 120.0
+WORKERS_WAIT_S = 20.0  # for the trials to record their stop (SLURM's KillWait, the grace before SIGKILL, is 30 s)
+STANDING_DOWN = threading.Event()  # rnnlab shuts its Ray down itself, or the search is over: a raylet gone says nothing
 
 
 class Terminated(KeyboardInterrupt):
@@ -26,6 +35,10 @@ class Terminated(KeyboardInterrupt):
 
 def on_sigterm(signum: int, frame) -> None:
     TERMINATED.append(signal.Signals(signum).name)
+    if len(TERMINATED) == 1 and RESUME and (raylets := children_named(os.getpid(), "raylet")):
+        workers = [pid for raylet in raylets for pid in children_named(raylet)]  # the trials' processes, and idle ones
+        watch = threading.Thread(target=exit_once_ray_is_gone, args=(raylets, workers, RESUME[0]), daemon=True)
+        watch.start()
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler) and handler is not signal.default_int_handler:
         handler(signal.SIGINT, frame)  # Tune's: stop the run, save its state
@@ -33,18 +46,73 @@ def on_sigterm(signum: int, frame) -> None:
     raise Terminated(f"terminated by {signal.Signals(signum).name}")
 
 
+def children_named(parent: int, name: str | None = None) -> list[int]:
+    """The processes whose parent is `parent` (named `name`), from Linux's /proc; none elsewhere. The raylets of the
+    driver are those of a local Ray it started (`ray.init()` without an address), none with a cluster's."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        fields = read_stat(stat)
+        if fields is not None and int(fields[2]) == parent and name in (None, fields[0]):
+            found.append(int(stat.split("/")[2]))
+    return found
+
+
+def gone(pid: int) -> bool:
+    fields = read_stat(f"/proc/{pid}/stat")
+    return fields is None or fields[1] in "ZX"
+
+
+def read_stat(path: str) -> list[str] | None:
+    """/proc/PID/stat as [name, state, parent pid, ...]; None for a process that is gone."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    return [text[text.index("(") + 1 : text.rindex(")")], *text[text.rindex(")") + 2 :].split()]
+
+
+def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str) -> None:
+    """A SIGTERM to the driver's whole process group (`kill -TERM -PGID`, SLURM at a time limit) ends its local
+    Ray's own processes too; Tune, stopping its trials, then waited on the dead raylet until Ray ended the driver
+    60 s later with exit code 1, saying nothing useful. Once the raylet is gone (Tune's clean stop cannot finish)
+    and the trials' workers, which got the signal too, have recorded where they stopped (trainable.py) and ended,
+    the driver exits 143. Tune's state is as of its last save; the resume sets the study right from the folders."""
+    deadline = time.monotonic() + RAY_GONE_WAIT_S
+    while time.monotonic() < deadline and not all(gone(pid) for pid in raylets):
+        if STANDING_DOWN.is_set():  # Tune's stop finished: the clean path goes on
+            return
+        time.sleep(RAY_GONE_POLL_S)
+    if STANDING_DOWN.is_set() or not all(gone(pid) for pid in raylets):
+        return
+    deadline = time.monotonic() + WORKERS_WAIT_S
+    while time.monotonic() < deadline and not all(gone(pid) for pid in workers):
+        time.sleep(RAY_GONE_POLL_S)
+    logging.getLogger("rnnlab.tune.driver").warning(
+        "search stopped by SIGTERM, which reached its local Ray too (a signal to the whole process group), and its "
+        f"running trials. Continue it (or write its report) with: {resume}"
+    )
+    sys.stderr.flush()
+    os._exit(143)
+
+
 @contextlib.contextmanager
-def sigterm_stops_search() -> Iterator[None]:
-    """SIGTERM stops the search within this block as SIGINT does; the previous handler comes back after it."""
+def sigterm_stops_search(resume: str | None = None) -> Iterator[None]:
+    """SIGTERM stops the search within this block as SIGINT does; the previous handler comes back after it.
+    `resume`: the command that continues the search, said if the signal took its local Ray down too."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     TERMINATED.clear()
+    RESUME[:] = [resume] if resume else []
+    STANDING_DOWN.clear()
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        RESUME.clear()
+        STANDING_DOWN.set()
 
 
 @contextlib.contextmanager
