@@ -274,6 +274,7 @@ def search(experiment: Experiment, spec: SearchSpec, resume: bool, address: str 
         restored = restorable and build_tuner(experiment, spec, 0, spec.ray_runs[-1], restore=True, ended=ended)
         if restored and not fit_tuner(restored, local_disk=local):
             return interrupted(spec)
+        restored = None  # its Ray objects go while Ray is up (ray_runtime.shut_down_in_background)
         done = count_samples(spec)
         if resume and done > cfg.search.samples:
             logger.info(

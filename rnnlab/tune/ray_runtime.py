@@ -5,6 +5,7 @@ imported and shut down while its report is written.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 from pathlib import Path
@@ -76,6 +77,10 @@ def shut_down_in_background(started: bool) -> threading.Thread | None:
     import ray
 
     STANDING_DOWN.set()  # its raylet going away is no sign that a SIGTERM took Ray down (stop_signals.py)
+    # Ray's objects left in garbage cycles (a restored Tuner's) go now, while Ray is up, not at some later
+    # collection in the main thread: a driver touching its core worker after the shutdown is ended by Ray with exit
+    # code 1 ("The core worker has already been shutdown"), as a resumed and extended search once was, finished
+    gc.collect()
     stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
     stopping.start()
     return stopping
