@@ -210,8 +210,8 @@ def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, add
 
     check = functools.partial(check_search_folder, spec, resume)
     flag = "--resume" if resume else "--name"
-    resume_command = f"rnnlab tune {spec.folder} --resume"
-    with console.quiet_libraries(), sigterm_stops_search(resume_command), hold_folder(spec.folder, flag, check):
+    stop = sigterm_stops_search(f"rnnlab tune {spec.folder} --resume", functools.partial(push_search, spec))
+    with console.quiet_libraries(), stop, hold_folder(spec.folder, flag, check):
         held.append(True)
         clear_stale_lock(str(Path(spec.folder, JOURNAL_FILE)), logger.warning)
         try:

@@ -20,10 +20,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 TERMINATED: list[str] = []  # the signal's name once one came during the search: its exit code is 143, not 130
 RESUME: list[str] = []  # the command that continues the search being run
+SAVE: list[Callable[[], None]] = []  # what puts its record where the resume reads it (a bucket's copy)
 RAY_GONE_POLL_S, RAY_GONE_WAIT_S = 0.5, 120.0
 WORKERS_WAIT_S = 20.0  # for the trials to record their stop (SLURM's KillWait, the grace before SIGKILL, is 30 s)
 STANDING_DOWN = threading.Event()  # rnnlab shuts its Ray down itself, or the search is over: a raylet gone says nothing
@@ -37,7 +38,8 @@ def on_sigterm(signum: int, frame) -> None:
     TERMINATED.append(signal.Signals(signum).name)
     if len(TERMINATED) == 1 and RESUME and (raylets := children_named(os.getpid(), "raylet")):
         workers = [pid for raylet in raylets for pid in children_named(raylet)]  # the trials' processes, and idle ones
-        watch = threading.Thread(target=exit_once_ray_is_gone, args=(raylets, workers, RESUME[0]), daemon=True)
+        args = (raylets, workers, RESUME[0], SAVE[0] if SAVE else None)
+        watch = threading.Thread(target=exit_once_ray_is_gone, args=args, daemon=True)
         watch.start()
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler) and handler is not signal.default_int_handler:
@@ -72,12 +74,13 @@ def read_stat(path: str) -> list[str] | None:
     return [text[text.index("(") + 1 : text.rindex(")")], *text[text.rindex(")") + 2 :].split()]
 
 
-def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str) -> None:
+def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str, save: Callable | None) -> None:
     """A SIGTERM to the driver's whole process group (`kill -TERM -PGID`, SLURM at a time limit) ends its local
     Ray's own processes too; Tune, stopping its trials, then waited on the dead raylet until Ray ended the driver
     60 s later with exit code 1, saying nothing useful. Once the raylet is gone (Tune's clean stop cannot finish)
     and the trials' workers, which got the signal too, have recorded where they stopped (trainable.py) and ended,
-    the driver exits 143. Tune's state is as of its last save; the resume sets the study right from the folders."""
+    the driver saves what it must (`save`: a bucket's copy of the journal) and exits 143. Tune's state is as of its
+    last save; the resume sets the study right from the trial folders."""
     deadline = time.monotonic() + RAY_GONE_WAIT_S
     while time.monotonic() < deadline and not all(gone(pid) for pid in raylets):
         if STANDING_DOWN.is_set():  # Tune's stop finished: the clean path goes on
@@ -88,6 +91,9 @@ def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str) -
     deadline = time.monotonic() + WORKERS_WAIT_S
     while time.monotonic() < deadline and not all(gone(pid) for pid in workers):
         time.sleep(RAY_GONE_POLL_S)
+    if save is not None:
+        with contextlib.suppress(Exception):  # a bucket out of reach: the local folder has the record
+            save()
     logging.getLogger("rnnlab.tune.driver").warning(
         "search stopped by SIGTERM, which reached its local Ray too (a signal to the whole process group), and its "
         f"running trials. Continue it (or write its report) with: {resume}"
@@ -97,14 +103,14 @@ def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str) -
 
 
 @contextlib.contextmanager
-def sigterm_stops_search(resume: str | None = None) -> Iterator[None]:
+def sigterm_stops_search(resume: str | None = None, save: Callable[[], None] | None = None) -> Iterator[None]:
     """SIGTERM stops the search within this block as SIGINT does; the previous handler comes back after it.
-    `resume`: the command that continues the search, said if the signal took its local Ray down too."""
+    `resume`: the command that continues the search, said if the signal took its local Ray down too, after `save`."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     TERMINATED.clear()
-    RESUME[:] = [resume] if resume else []
+    RESUME[:], SAVE[:] = [resume] if resume else [], [save] if save else []
     STANDING_DOWN.clear()
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
@@ -112,6 +118,7 @@ def sigterm_stops_search(resume: str | None = None) -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
         RESUME.clear()
+        SAVE.clear()
         STANDING_DOWN.set()
 
 
