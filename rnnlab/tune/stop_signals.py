@@ -8,6 +8,8 @@ trial FAIL ("the driver failed (SystemExit: 15)"), counted in the budget and nev
 handler SIGINT has at that moment: Tune's own during `Tuner.fit` (it sets Tune's stop event and puts the previous
 SIGINT handler back, so a second signal interrupts Tune's cleanup as a second Ctrl-C does), and elsewhere (the
 checks before launch, between a resume's two launches, the report) raises `Terminated`, a KeyboardInterrupt.
+A SIGTERM to the driver's whole process group ends its local Ray too: then the driver exits once the trials have
+recorded their stop (`exit_once_ray_is_gone`), as Tune's clean stop cannot finish without Ray.
 """
 
 from __future__ import annotations
