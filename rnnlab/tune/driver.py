@@ -30,6 +30,7 @@ from rnnlab.search_folder import (
     JOURNAL_FILE,
     RAY_DIR,
     SEARCH_FILE,
+    TRIALS_DIR,
     SearchSpec,
     set_aside_torn_tail,
 )
@@ -210,7 +211,8 @@ def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, add
 
     check = functools.partial(check_search_folder, spec, resume)
     flag = "--resume" if resume else "--name"
-    stop = sigterm_stops_search(f"rnnlab tune {spec.folder} --resume", functools.partial(push_search, spec))
+    resume_command, trials = f"rnnlab tune {spec.folder} --resume", Path(spec.folder, TRIALS_DIR)
+    stop = sigterm_stops_search(resume_command, functools.partial(push_search, spec), trials)
     with console.quiet_libraries(), stop, hold_folder(spec.folder, flag, check):
         held.append(True)
         clear_stale_lock(str(Path(spec.folder, JOURNAL_FILE)), logger.warning)

@@ -23,12 +23,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rnnlab.records import RESULT_FILE
 
 TERMINATED: list[str] = []  # the signal's name once one came during the search: its exit code is 143, not 130
 RESUME: list[str] = []  # the command that continues the search being run
 SAVE: list[Callable[[], None]] = []  # what puts its record where the resume reads it (a bucket's copy)
+TRIALS: list[Path] = []  # its trials' folders, each naming the worker that runs it (`pid`)
 RAY_GONE_POLL_S, RAY_GONE_WAIT_S = 0.5, 120.0
-WORKERS_WAIT_S = 20.0  # for the trials to record their stop (SLURM's KillWait, the grace before SIGKILL, is 30 s)
+RECORD_WAIT_S = 20.0  # for the trials to record their stop (SLURM's KillWait, the grace before SIGKILL, is 30 s)
 STANDING_DOWN = threading.Event()  # rnnlab shuts its Ray down itself, or the search is over: a raylet gone says nothing
 
 
@@ -39,8 +43,8 @@ class Terminated(KeyboardInterrupt):
 def on_sigterm(signum: int, frame) -> None:
     TERMINATED.append(signal.Signals(signum).name)
     if len(TERMINATED) == 1 and RESUME and (raylets := children_named(os.getpid(), "raylet")):
-        workers = [pid for raylet in raylets for pid in children_named(raylet)]  # the trials' processes, and idle ones
-        args = (raylets, workers, RESUME[0], SAVE[0] if SAVE else None)
+        workers = [pid for raylet in raylets for pid in children_named(raylet)]  # trials', idle ones, Ray's agents
+        args = (raylets, unrecorded(TRIALS[0], workers) if TRIALS else [], RESUME[0], SAVE[0] if SAVE else None)
         watch = threading.Thread(target=exit_once_ray_is_gone, args=args, daemon=True)
         watch.start()
     handler = signal.getsignal(signal.SIGINT)
@@ -76,13 +80,24 @@ def read_stat(path: str) -> list[str] | None:
     return [text[text.index("(") + 1 : text.rindex(")")], *text[text.rindex(")") + 2 :].split()]
 
 
-def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str, save: Callable | None) -> None:
+def unrecorded(trials: Path, workers: list[int]) -> list[Path]:
+    """The folders of the trials these workers run that have no end recorded yet."""
+    running = []
+    for pid_file in trials.glob("*/pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            if pid in workers and not gone(pid) and not (pid_file.parent / RESULT_FILE).exists():
+                running.append(pid_file.parent)
+    return running
+
+
+def exit_once_ray_is_gone(raylets: list[int], running: list[Path], resume: str, save: Callable | None) -> None:
     """A SIGTERM to the driver's whole process group (`kill -TERM -PGID`, SLURM at a time limit) ends its local
     Ray's own processes too; Tune, stopping its trials, then waited on the dead raylet until Ray ended the driver
     60 s later with exit code 1, saying nothing useful. Once the raylet is gone (Tune's clean stop cannot finish)
-    and the trials' workers, which got the signal too, have recorded where they stopped (trainable.py) and ended,
-    the driver saves what it must (`save`: a bucket's copy of the journal) and exits 143. Tune's state is as of its
-    last save; the resume sets the study right from the trial folders."""
+    and the running trials, whose workers got the signal too, have recorded where they stopped (trainable.py; a
+    worker lingers after that), the driver saves what it must (`save`: a bucket's copy of the journal) and exits
+    143. Tune's state is as of its last save; the resume sets the study right from the trial folders."""
     deadline = time.monotonic() + RAY_GONE_WAIT_S
     while time.monotonic() < deadline and not all(gone(pid) for pid in raylets):
         if STANDING_DOWN.is_set():  # Tune's stop finished: the clean path goes on
@@ -90,8 +105,8 @@ def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str, s
         time.sleep(RAY_GONE_POLL_S)
     if STANDING_DOWN.is_set() or not all(gone(pid) for pid in raylets):
         return
-    deadline = time.monotonic() + WORKERS_WAIT_S
-    while time.monotonic() < deadline and not all(gone(pid) for pid in workers):
+    deadline = time.monotonic() + RECORD_WAIT_S
+    while time.monotonic() < deadline and not all((out / RESULT_FILE).exists() for out in running):
         time.sleep(RAY_GONE_POLL_S)
     if save is not None:
         with contextlib.suppress(Exception):  # a bucket out of reach: the local folder has the record
@@ -105,14 +120,17 @@ def exit_once_ray_is_gone(raylets: list[int], workers: list[int], resume: str, s
 
 
 @contextlib.contextmanager
-def sigterm_stops_search(resume: str | None = None, save: Callable[[], None] | None = None) -> Iterator[None]:
+def sigterm_stops_search(
+    resume: str | None = None, save: Callable[[], None] | None = None, trials: Path | None = None
+) -> Iterator[None]:
     """SIGTERM stops the search within this block as SIGINT does; the previous handler comes back after it.
-    `resume`: the command that continues the search, said if the signal took its local Ray down too, after `save`."""
+    Should the signal take the local Ray down too: `resume`, the command that continues the search, is said once
+    the running trials in `trials` have recorded their stop and `save` has run."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     TERMINATED.clear()
-    RESUME[:], SAVE[:] = [resume] if resume else [], [save] if save else []
+    RESUME[:], SAVE[:], TRIALS[:] = [resume] if resume else [], [save] if save else [], [trials] if trials else []
     STANDING_DOWN.clear()
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
@@ -121,6 +139,7 @@ def sigterm_stops_search(resume: str | None = None, save: Callable[[], None] | N
         signal.signal(signal.SIGTERM, previous)
         RESUME.clear()
         SAVE.clear()
+        TRIALS.clear()
         STANDING_DOWN.set()
 
 
