@@ -53,7 +53,7 @@ from rnnlab.tune.ray_runtime import connect, import_while_ray_starts, shut_down_
 from rnnlab.tune.reconcile import count_samples, reconcile, record_orphans, saved_state
 from rnnlab.tune.schedulers import make_scheduler
 from rnnlab.tune.searcher import StudySearch, grid_from_space, grid_size, make_sampler, make_searcher, objective_list
-from rnnlab.tune.stop_signals import TERMINATED, sigterm_stops_search
+from rnnlab.tune.stop_signals import TERMINATED, Search, sigterm_stops_search
 from rnnlab.tune.trainable import TrialSetup, make_trainable, stop_recorder
 
 __all__ = ["StudySearch", "connect", "make_searcher", "run_search"]  # StudySearch: for searches pickled before it moved
@@ -211,9 +211,10 @@ def search_in_folder(experiment: Experiment, spec: SearchSpec, resume: bool, add
 
     check = functools.partial(check_search_folder, spec, resume)
     flag = "--resume" if resume else "--name"
-    resume_command, trials = f"rnnlab tune {spec.folder} --resume", Path(spec.folder, TRIALS_DIR)
-    stop = sigterm_stops_search(resume_command, functools.partial(push_search, spec), trials)
-    with console.quiet_libraries(), stop, hold_folder(spec.folder, flag, check):
+    stopping = Search(
+        f"rnnlab tune {spec.folder} --resume", functools.partial(push_search, spec), Path(spec.folder, TRIALS_DIR)
+    )
+    with console.quiet_libraries(), sigterm_stops_search(stopping), hold_folder(spec.folder, flag, check):
         held.append(True)
         clear_stale_lock(str(Path(spec.folder, JOURNAL_FILE)), logger.warning)
         try:

@@ -23,17 +23,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.records import RESULT_FILE
 
 TERMINATED: list[str] = []  # the signal's name once one came during the search: its exit code is 143, not 130
-RESUME: list[str] = []  # the command that continues the search being run
-SAVE: list[Callable[[], None]] = []  # what puts its record where the resume reads it (a bucket's copy)
-TRIALS: list[Path] = []  # its trials' folders, each naming the worker that runs it (`pid`)
+SEARCH: list[Search] = []  # the search being run, while it is
 RAY_GONE_POLL_S, RAY_GONE_WAIT_S = 0.5, 120.0
 RECORD_WAIT_S = 20.0  # for the trials to record their stop (SLURM's KillWait, the grace before SIGKILL, is 30 s)
 STANDING_DOWN = threading.Event()  # rnnlab shuts its Ray down itself, or the search is over: a raylet gone says nothing
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the driver needs of its search should a SIGTERM take its local Ray down too."""
+
+    resume: str  # the command that continues it
+    save: Callable[[], None]  # puts its record where the resume reads it (a bucket's copy)
+    trials: Path  # its trials' folders, each naming the worker that runs it (`pid`)
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,9 +50,9 @@ class Terminated(KeyboardInterrupt):
 
 def on_sigterm(signum: int, frame) -> None:
     TERMINATED.append(signal.Signals(signum).name)
-    if len(TERMINATED) == 1 and RESUME and (raylets := children_named(os.getpid(), "raylet")):
-        workers = [pid for raylet in raylets for pid in children_named(raylet)]  # trials', idle ones, Ray's agents
-        args = (raylets, unrecorded(TRIALS[0], workers) if TRIALS else [], RESUME[0], SAVE[0] if SAVE else None)
+    if len(TERMINATED) == 1 and SEARCH and (raylets := children_named(os.getpid(), "raylet")):
+        # not the raylet's children: dying with it, they may be the init process's already
+        args = (raylets, unrecorded(SEARCH[0].trials), SEARCH[0])
         watch = threading.Thread(target=exit_once_ray_is_gone, args=args, daemon=True)
         watch.start()
     handler = signal.getsignal(signal.SIGINT)
@@ -54,13 +62,13 @@ def on_sigterm(signum: int, frame) -> None:
     raise Terminated(f"terminated by {signal.Signals(signum).name}")
 
 
-def children_named(parent: int, name: str | None = None) -> list[int]:
-    """The processes whose parent is `parent` (named `name`), from Linux's /proc; none elsewhere. The raylets of the
+def children_named(parent: int, name: str) -> list[int]:
+    """The processes whose parent is `parent` named `name`, from Linux's /proc; none elsewhere. The raylets of the
     driver are those of a local Ray it started (`ray.init()` without an address), none with a cluster's."""
     found = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
         fields = read_stat(stat)
-        if fields is not None and int(fields[2]) == parent and name in (None, fields[0]):
+        if fields is not None and int(fields[2]) == parent and fields[0] == name:
             found.append(int(stat.split("/")[2]))
     return found
 
@@ -80,23 +88,23 @@ def read_stat(path: str) -> list[str] | None:
     return [text[text.index("(") + 1 : text.rindex(")")], *text[text.rindex(")") + 2 :].split()]
 
 
-def unrecorded(trials: Path, workers: list[int]) -> list[Path]:
-    """The folders of the trials these workers run that have no end recorded yet."""
+def unrecorded(trials: Path) -> list[Path]:
+    """The folders of the trials whose worker (`pid`) runs and that have no end recorded yet."""
     running = []
     for pid_file in trials.glob("*/pid"):
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text())
-            if pid in workers and not gone(pid) and not (pid_file.parent / RESULT_FILE).exists():
+            if not gone(pid) and not (pid_file.parent / RESULT_FILE).exists():
                 running.append(pid_file.parent)
     return running
 
 
-def exit_once_ray_is_gone(raylets: list[int], running: list[Path], resume: str, save: Callable | None) -> None:
+def exit_once_ray_is_gone(raylets: list[int], running: list[Path], search: Search) -> None:
     """A SIGTERM to the driver's whole process group (`kill -TERM -PGID`, SLURM at a time limit) ends its local
     Ray's own processes too; Tune, stopping its trials, then waited on the dead raylet until Ray ended the driver
     60 s later with exit code 1, saying nothing useful. Once the raylet is gone (Tune's clean stop cannot finish)
     and the running trials, whose workers got the signal too, have recorded where they stopped (trainable.py; a
-    worker lingers after that), the driver saves what it must (`save`: a bucket's copy of the journal) and exits
+    worker lingers after that), the driver saves what it must (a bucket's copy of the journal) and exits
     143. Tune's state is as of its last save; the resume sets the study right from the trial folders."""
     deadline = time.monotonic() + RAY_GONE_WAIT_S
     while time.monotonic() < deadline and not all(gone(pid) for pid in raylets):
@@ -108,38 +116,33 @@ def exit_once_ray_is_gone(raylets: list[int], running: list[Path], resume: str, 
     deadline = time.monotonic() + RECORD_WAIT_S
     while time.monotonic() < deadline and not all((out / RESULT_FILE).exists() for out in running):
         time.sleep(RAY_GONE_POLL_S)
-    if save is not None:
-        with contextlib.suppress(Exception):  # a bucket out of reach: the local folder has the record
-            save()
+    with contextlib.suppress(Exception):  # a bucket out of reach: the local folder has the record
+        search.save()
     logging.getLogger("rnnlab.tune.driver").warning(
         "search stopped by SIGTERM, which reached its local Ray too (a signal to the whole process group), and its "
-        f"running trials. Continue it (or write its report) with: {resume}"
+        f"running trials. Continue it (or write its report) with: {search.resume}"
     )
     sys.stderr.flush()
     os._exit(143)
 
 
 @contextlib.contextmanager
-def sigterm_stops_search(
-    resume: str | None = None, save: Callable[[], None] | None = None, trials: Path | None = None
-) -> Iterator[None]:
+def sigterm_stops_search(search: Search | None = None) -> Iterator[None]:
     """SIGTERM stops the search within this block as SIGINT does; the previous handler comes back after it.
-    Should the signal take the local Ray down too: `resume`, the command that continues the search, is said once
-    the running trials in `trials` have recorded their stop and `save` has run."""
+    Should the signal take the local Ray down too, the driver exits once `search`'s running trials have recorded
+    their stop, saying how to resume it."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     TERMINATED.clear()
-    RESUME[:], SAVE[:], TRIALS[:] = [resume] if resume else [], [save] if save else [], [trials] if trials else []
+    SEARCH[:] = [search] if search else []
     STANDING_DOWN.clear()
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        RESUME.clear()
-        SAVE.clear()
-        TRIALS.clear()
+        SEARCH.clear()
         STANDING_DOWN.set()
 
 
